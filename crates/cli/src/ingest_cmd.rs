@@ -1,0 +1,126 @@
+//! `sluice ingest` and `sluice spec check`.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use sluice_core::ingest::output_stem;
+use sluice_core::spec::OutputFormat;
+use sluice_core::{IngestOptions, IngestReport, Source, TableSpec};
+
+pub fn run(
+    input: &Path,
+    spec_path: &Path,
+    out: &Path,
+    format: Option<OutputFormat>,
+    json: bool,
+) -> Result<()> {
+    let started = Instant::now();
+    let spec = TableSpec::load(spec_path)?;
+    let file = File::open(input).with_context(|| format!("{}: cannot open", input.display()))?;
+    let key = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let source = Source {
+        object: input.display().to_string(),
+        key,
+        version: None,
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let staging = out.join(format!(".staging-{}", output_stem(&source)));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    let opts = IngestOptions {
+        format,
+        ..IngestOptions::default()
+    };
+    let report = match sluice_core::ingest(&spec, &source, BufReader::new(file), &staging, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e.into());
+        }
+    };
+    publish(&staging, out, &report)?;
+    let total = started.elapsed().as_secs_f64();
+    eprintln!("PHASES {{\"total_in_process_s\": {total:.4}}}");
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_summary(&report, out);
+    }
+    Ok(())
+}
+
+/// Moves every staged file into place, then removes the staging folder.
+fn publish(staging: &Path, out: &Path, report: &IngestReport) -> Result<()> {
+    let files = report
+        .outputs
+        .iter()
+        .chain(report.quarantine.iter())
+        .map(|o| PathBuf::from(&o.path));
+    for rel in files {
+        let to = out.join(&rel);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::rename(staging.join(&rel), &to)
+            .with_context(|| format!("publishing {}", to.display()))?;
+    }
+    std::fs::remove_dir_all(staging)?;
+    Ok(())
+}
+
+fn print_summary(r: &IngestReport, out: &Path) {
+    println!("{} → dataset {}", r.source_object, r.dataset);
+    if let Some(sheet) = &r.sheet {
+        println!("  sheet        {sheet}");
+    }
+    println!("  rows read    {}", r.rows_read);
+    println!("  written      {}", r.rows_written);
+    println!("  quarantined  {}", r.rows_quarantined);
+    for rc in &r.rejects {
+        let col = if rc.column.is_empty() {
+            "(row)"
+        } else {
+            &rc.column
+        };
+        println!("    {col:<24} {:<18} {}", rc.reason.as_str(), rc.rows);
+    }
+    for o in &r.outputs {
+        println!("  wrote {} ({} rows)", out.join(&o.path).display(), o.rows);
+    }
+    if let Some(q) = &r.quarantine {
+        println!(
+            "  rejects in {} ({} rows)",
+            out.join(&q.path).display(),
+            q.rows
+        );
+    }
+}
+
+pub fn check_specs(paths: &[PathBuf]) -> Result<()> {
+    let mut failed = 0;
+    for p in paths {
+        match TableSpec::load(p) {
+            Ok(s) => println!(
+                "ok  {} (dataset {}, {} columns)",
+                p.display(),
+                s.dataset,
+                s.columns.len()
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("ERR {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} spec(s) invalid", paths.len());
+    }
+    Ok(())
+}

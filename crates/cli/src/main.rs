@@ -1,0 +1,93 @@
+//! `sluice`: the data engineer's command line.
+
+mod ingest_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice_core::spec::OutputFormat;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Move business files into the data lake"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest one local file: typed rows under OUT/data/, rejected rows under OUT/quarantine/.
+    Ingest {
+        /// The source file (.csv, .xlsx, …).
+        input: PathBuf,
+        /// The table spec (config/tables/<dataset>.json).
+        #[arg(long)]
+        spec: PathBuf,
+        /// Output root; written only when the whole file was processed.
+        #[arg(long)]
+        out: PathBuf,
+        /// Output format (default: the spec's).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Print one JSON object instead of the human summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Table spec tools.
+    Spec {
+        #[command(subcommand)]
+        command: SpecCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpecCommand {
+    /// Validate spec files; prints each problem with its file and field.
+    Check {
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Parquet,
+    Csv,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ingest {
+            input,
+            spec,
+            out,
+            format,
+            json,
+        } => ingest_cmd::run(
+            &input,
+            &spec,
+            &out,
+            format.map(|f| match f {
+                Format::Parquet => OutputFormat::Parquet,
+                Format::Csv => OutputFormat::Csv,
+            }),
+            json,
+        ),
+        Command::Spec {
+            command: SpecCommand::Check { specs },
+        } => ingest_cmd::check_specs(&specs),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

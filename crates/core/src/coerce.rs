@@ -1,0 +1,663 @@
+//! Coercion: one raw cell to one typed lake value, by one documented rule per type.
+//!
+//! The rules never guess. A value either converts exactly or the row is rejected with a
+//! [`Reject`] that names the reason; nothing is rounded, truncated or defaulted.
+//!
+//! | type | accepts | rejects |
+//! | --- | --- | --- |
+//! | string | text as is (trimmed only when `trim`); numeric cells in integer form when whole (`1114`, not `1114.0`); digits-only values padded to `pad_width` | longer than `max_length`; error cells |
+//! | int / bigint | `[+-]digits` text; whole numeric cells | fractions (`12.5`), out of range, anything else |
+//! | double | decimal / scientific text; numeric cells | `NaN`, `inf`, `4,5`, anything else |
+//! | decimal(p,s) | exact decimal text with at most `s` significant fraction digits; numeric cells by their shortest exact decimal form | more fraction digits (`3.555` for scale 2), more than `p - s` integer digits |
+//! | boolean | boolean cells; text (or numbers as text) in the spec's `true_values` / `false_values` (default `true` / `false`), case-insensitive | anything else |
+//! | date | date cells with no time of day; text matching a format exactly (default `%Y-%m-%d`) | impossible dates (`2023-02-30`), bare numbers |
+//! | timestamp | date/time cells; text matching a format (default ISO `%Y-%m-%d %H:%M:%S%.f` or with `T`) | anything else |
+//!
+//! Before any rule: surrounding whitespace is ignored for non-string types, and a value equal
+//! (after trimming) to one of the column's null tokens is NULL. A NULL in a NOT NULL column is
+//! a reject.
+
+use std::borrow::Cow;
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+
+use crate::spec::{ColumnSpec, ColumnType};
+
+/// One source cell as a reader saw it, borrowed from the reader's row buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RawCell<'a> {
+    /// Absent from the file (an omitted xlsx cell, a missing column).
+    Empty,
+    Text(&'a str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A date/time cell (xlsx number with a date format).
+    DateTime(NaiveDateTime),
+    /// An xlsx error cell such as `#N/A`.
+    Error(&'a str),
+}
+
+impl RawCell<'_> {
+    /// The cell as a person would read it (what goes into quarantine records).
+    pub fn display(&self) -> Cow<'_, str> {
+        match self {
+            RawCell::Empty => Cow::Borrowed(""),
+            RawCell::Text(t) | RawCell::Error(t) => Cow::Borrowed(t),
+            RawCell::Int(i) => Cow::Owned(i.to_string()),
+            RawCell::Float(f) => Cow::Owned(float_text(*f)),
+            RawCell::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            RawCell::DateTime(dt) => Cow::Owned(datetime_text(dt)),
+        }
+    }
+}
+
+/// A typed lake value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Int(i32),
+    BigInt(i64),
+    Double(f64),
+    /// Unscaled, at the column's scale.
+    Decimal(i128),
+    Bool(bool),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since 1970-01-01 00:00:00 (no time zone).
+    Timestamp(i64),
+    Str(Cow<'a, str>),
+}
+
+/// Why a value was refused. The names are stable: they appear in quarantine records and in
+/// run summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    NullNotAllowed,
+    NotAnInteger,
+    OutOfRange,
+    NotANumber,
+    NotADecimal,
+    TooManyDecimals,
+    NotABoolean,
+    NotADate,
+    NotATimestamp,
+    TooLong,
+    ErrorCell,
+    RaggedRow,
+}
+
+impl RejectReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectReason::NullNotAllowed => "null_not_allowed",
+            RejectReason::NotAnInteger => "not_an_integer",
+            RejectReason::OutOfRange => "out_of_range",
+            RejectReason::NotANumber => "not_a_number",
+            RejectReason::NotADecimal => "not_a_decimal",
+            RejectReason::TooManyDecimals => "too_many_decimals",
+            RejectReason::NotABoolean => "not_a_boolean",
+            RejectReason::NotADate => "not_a_date",
+            RejectReason::NotATimestamp => "not_a_timestamp",
+            RejectReason::TooLong => "too_long",
+            RejectReason::ErrorCell => "error_cell",
+            RejectReason::RaggedRow => "ragged_row",
+        }
+    }
+}
+
+/// A refused value: the reason and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub reason: RejectReason,
+    pub message: String,
+}
+
+/// A column spec compiled for fast per-cell work.
+#[derive(Debug, Clone)]
+pub struct ColumnRule {
+    pub name: String,
+    pub ty: ColumnType,
+    nullable: bool,
+    null_tokens: Vec<String>,
+    formats: Vec<String>,
+    iso_date_only: bool,
+    true_values: Vec<String>,
+    false_values: Vec<String>,
+    max_length: Option<usize>,
+    pad_width: Option<usize>,
+    trim: bool,
+}
+
+const DEFAULT_TIMESTAMP_FORMATS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
+
+impl ColumnRule {
+    pub fn new(col: &ColumnSpec, default_null_tokens: &[String]) -> ColumnRule {
+        let formats: Vec<String> = if !col.formats.is_empty() {
+            col.formats.clone()
+        } else if col.ty == ColumnType::Timestamp {
+            DEFAULT_TIMESTAMP_FORMATS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            vec!["%Y-%m-%d".into()]
+        };
+        let lower = |v: &Option<Vec<String>>, d: &str| -> Vec<String> {
+            v.clone()
+                .unwrap_or_else(|| vec![d.to_string()])
+                .into_iter()
+                .map(|s| s.trim().to_lowercase())
+                .collect()
+        };
+        ColumnRule {
+            name: col.name.clone(),
+            ty: col.ty,
+            nullable: col.nullable,
+            null_tokens: col
+                .null_tokens
+                .clone()
+                .unwrap_or_else(|| default_null_tokens.to_vec()),
+            iso_date_only: formats.len() == 1 && formats[0] == "%Y-%m-%d",
+            formats,
+            true_values: lower(&col.true_values, "true"),
+            false_values: lower(&col.false_values, "false"),
+            max_length: col.max_length,
+            pad_width: col.pad_width,
+            trim: col.trim,
+        }
+    }
+
+    fn is_null_token(&self, t: &str) -> bool {
+        let t = t.trim();
+        self.null_tokens.iter().any(|n| n == t)
+    }
+
+    fn reject(&self, reason: RejectReason, raw: &RawCell<'_>) -> Reject {
+        let message = match reason {
+            RejectReason::NullNotAllowed => format!("{}: NULL in a NOT NULL column", self.name),
+            RejectReason::TooLong => format!(
+                "{}: '{}' is longer than {} characters",
+                self.name,
+                raw.display(),
+                self.max_length.unwrap_or(0)
+            ),
+            RejectReason::ErrorCell => {
+                format!("{}: error cell '{}'", self.name, raw.display())
+            }
+            _ => format!(
+                "{}: cannot coerce '{}' to {}",
+                self.name,
+                raw.display(),
+                self.ty
+            ),
+        };
+        Reject { reason, message }
+    }
+
+    /// Applies this column's rule to one cell.
+    pub fn coerce<'a>(&self, raw: RawCell<'a>) -> Result<Value<'a>, Reject> {
+        let is_null = match raw {
+            RawCell::Empty => true,
+            RawCell::Text(t) => self.is_null_token(t),
+            _ => false,
+        };
+        if is_null {
+            return if self.nullable {
+                Ok(Value::Null)
+            } else {
+                Err(self.reject(RejectReason::NullNotAllowed, &raw))
+            };
+        }
+        if let RawCell::Error(_) = raw {
+            return Err(self.reject(RejectReason::ErrorCell, &raw));
+        }
+        let out = match self.ty {
+            ColumnType::String => return self.coerce_string(raw),
+            ColumnType::Int => self.coerce_integer(raw).and_then(|i| {
+                i32::try_from(i)
+                    .map(Value::Int)
+                    .map_err(|_| RejectReason::OutOfRange)
+            }),
+            ColumnType::BigInt => self.coerce_integer(raw).map(Value::BigInt),
+            ColumnType::Double => match raw {
+                RawCell::Int(i) => Ok(Value::Double(i as f64)),
+                RawCell::Float(f) => Ok(Value::Double(f)),
+                RawCell::Text(t) => parse_double(t.trim())
+                    .map(Value::Double)
+                    .ok_or(RejectReason::NotANumber),
+                _ => Err(RejectReason::NotANumber),
+            },
+            ColumnType::Decimal { precision, scale } => {
+                let text: Cow<'_, str> = match raw {
+                    RawCell::Int(i) => Cow::Owned(i.to_string()),
+                    RawCell::Float(f) if f.is_finite() => Cow::Owned(float_text(f)),
+                    RawCell::Text(t) => Cow::Borrowed(t.trim()),
+                    _ => return Err(self.reject(RejectReason::NotADecimal, &raw)),
+                };
+                parse_decimal(&text, precision, scale).map(Value::Decimal)
+            }
+            ColumnType::Boolean => match raw {
+                RawCell::Bool(b) => Ok(Value::Bool(b)),
+                RawCell::Text(_) | RawCell::Int(_) | RawCell::Float(_) => {
+                    let t = raw.display().trim().to_lowercase();
+                    if self.true_values.contains(&t) {
+                        Ok(Value::Bool(true))
+                    } else if self.false_values.contains(&t) {
+                        Ok(Value::Bool(false))
+                    } else {
+                        Err(RejectReason::NotABoolean)
+                    }
+                }
+                _ => Err(RejectReason::NotABoolean),
+            },
+            ColumnType::Date => match raw {
+                RawCell::DateTime(dt) if dt.time() == chrono::NaiveTime::MIN => {
+                    Ok(Value::Date(days_since_epoch(dt.date())))
+                }
+                RawCell::Text(t) => self
+                    .parse_date(t.trim())
+                    .map(|d| Value::Date(days_since_epoch(d)))
+                    .ok_or(RejectReason::NotADate),
+                _ => Err(RejectReason::NotADate),
+            },
+            ColumnType::Timestamp => match raw {
+                RawCell::DateTime(dt) => Ok(Value::Timestamp(micros_since_epoch(&dt))),
+                RawCell::Text(t) => self
+                    .parse_timestamp(t.trim())
+                    .map(|dt| Value::Timestamp(micros_since_epoch(&dt)))
+                    .ok_or(RejectReason::NotATimestamp),
+                _ => Err(RejectReason::NotATimestamp),
+            },
+        };
+        out.map_err(|reason| self.reject(reason, &raw))
+    }
+
+    fn coerce_string<'a>(&self, raw: RawCell<'a>) -> Result<Value<'a>, Reject> {
+        let mut s: Cow<'a, str> = match raw {
+            RawCell::Text(t) => Cow::Borrowed(if self.trim { t.trim() } else { t }),
+            RawCell::Int(i) => Cow::Owned(i.to_string()),
+            RawCell::Float(f) => Cow::Owned(float_text(f)),
+            RawCell::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            RawCell::DateTime(dt) => Cow::Owned(datetime_text(&dt)),
+            RawCell::Empty | RawCell::Error(_) => Cow::Borrowed(""),
+        };
+        if let Some(w) = self.pad_width {
+            if s.len() < w && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                s = Cow::Owned(format!("{s:0>w$}"));
+            }
+        }
+        if let Some(max) = self.max_length {
+            if s.len() > max && s.chars().count() > max {
+                return Err(self.reject(RejectReason::TooLong, &raw));
+            }
+        }
+        Ok(Value::Str(s))
+    }
+
+    fn coerce_integer(&self, raw: RawCell<'_>) -> Result<i64, RejectReason> {
+        match raw {
+            RawCell::Int(i) => Ok(i),
+            RawCell::Float(f) => {
+                if f.fract() != 0.0 || !f.is_finite() {
+                    Err(RejectReason::NotAnInteger)
+                } else if f.abs() > 9.007_199_254_740_992e15 {
+                    Err(RejectReason::OutOfRange)
+                } else {
+                    Ok(f as i64)
+                }
+            }
+            RawCell::Text(t) => parse_integer(t.trim()),
+            _ => Err(RejectReason::NotAnInteger),
+        }
+    }
+
+    fn parse_date(&self, t: &str) -> Option<NaiveDate> {
+        if self.iso_date_only {
+            return parse_iso_date(t);
+        }
+        self.formats.iter().find_map(|f| {
+            let d = NaiveDate::parse_from_str(t, f).ok()?;
+            // Exact only: the value must be what the format prints (no `2023-1-5` for `%Y-%m-%d`).
+            (d.format(f).to_string() == t).then_some(d)
+        })
+    }
+
+    fn parse_timestamp(&self, t: &str) -> Option<NaiveDateTime> {
+        self.formats
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+    }
+}
+
+/// `[+-]?[0-9]+`, nothing else.
+fn parse_integer(t: &str) -> Result<i64, RejectReason> {
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RejectReason::NotAnInteger);
+    }
+    t.parse::<i64>().map_err(|_| RejectReason::OutOfRange)
+}
+
+/// Decimal or scientific notation; no `NaN`, `inf`, hex or thousands separators.
+fn parse_double(t: &str) -> Option<f64> {
+    let ok = !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+        && t.bytes().any(|b| b.is_ascii_digit());
+    if !ok {
+        return None;
+    }
+    t.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// Exact decimal parse to an unscaled integer at `scale`. Fraction digits beyond the scale
+/// are accepted only when they are zeros.
+pub fn parse_decimal(t: &str, precision: u8, scale: u8) -> Result<i128, RejectReason> {
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
+    {
+        return Err(RejectReason::NotADecimal);
+    }
+    let scale = usize::from(scale);
+    let (kept, dropped) = frac_part.split_at(frac_part.len().min(scale));
+    if dropped.bytes().any(|b| b != b'0') {
+        return Err(RejectReason::TooManyDecimals);
+    }
+    let int_digits = int_part.trim_start_matches('0');
+    if int_digits.len() > usize::from(precision) - scale {
+        return Err(RejectReason::OutOfRange);
+    }
+    let mut v: i128 = 0;
+    for b in int_digits.bytes().chain(kept.bytes()) {
+        v = v * 10 + i128::from(b - b'0');
+    }
+    for _ in kept.len()..scale {
+        v *= 10;
+    }
+    Ok(if neg { -v } else { v })
+}
+
+/// `YYYY-MM-DD`, exactly ten characters, a real calendar date.
+fn parse_iso_date(t: &str) -> Option<NaiveDate> {
+    let b = t.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)
+}
+
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+pub fn days_since_epoch(d: NaiveDate) -> i32 {
+    d.num_days_from_ce() - EPOCH_DAYS_FROM_CE
+}
+
+pub fn date_from_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_FROM_CE)
+}
+
+pub fn micros_since_epoch(dt: &NaiveDateTime) -> i64 {
+    dt.and_utc().timestamp_micros()
+}
+
+/// A float as text: integer form when whole (`1114`), else the shortest exact form.
+pub fn float_text(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+fn datetime_text(dt: &NaiveDateTime) -> String {
+    if dt.time() == chrono::NaiveTime::MIN {
+        dt.format("%Y-%m-%d").to_string()
+    } else if dt.nanosecond() == 0 {
+        dt.format("%Y-%m-%d %H:%M:%S").to_string()
+    } else {
+        dt.format("%Y-%m-%d %H:%M:%S%.f").to_string()
+    }
+}
+
+/// A decimal's unscaled value as text at its scale (`12345`, 2 → `123.45`).
+pub fn decimal_text(v: i128, scale: u8) -> String {
+    let scale = usize::from(scale);
+    let digits = v.unsigned_abs().to_string();
+    let sign = if v < 0 { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>w$}", w = scale + 1);
+    let (i, f) = padded.split_at(padded.len() - scale);
+    format!("{sign}{i}.{f}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(json: &str) -> ColumnRule {
+        let col: ColumnSpec = serde_json::from_str(json).unwrap();
+        ColumnRule::new(&col, &[String::new(), "NA".to_string()])
+    }
+
+    fn reason(r: &ColumnRule, raw: RawCell<'_>) -> RejectReason {
+        r.coerce(raw).unwrap_err().reason
+    }
+
+    #[test]
+    fn int_rejects_fractions_instead_of_rounding() {
+        let r = rule(r#"{"name":"n","type":"int"}"#);
+        assert_eq!(r.coerce(RawCell::Text(" 42 ")).unwrap(), Value::Int(42));
+        assert_eq!(r.coerce(RawCell::Float(7.0)).unwrap(), Value::Int(7));
+        assert_eq!(
+            reason(&r, RawCell::Text("12.5")),
+            RejectReason::NotAnInteger
+        );
+        assert_eq!(reason(&r, RawCell::Float(12.5)), RejectReason::NotAnInteger);
+        assert_eq!(
+            reason(&r, RawCell::Text("3000000000")),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(reason(&r, RawCell::Text("1e3")), RejectReason::NotAnInteger);
+        let e = r.coerce(RawCell::Text("abc")).unwrap_err();
+        assert_eq!(e.message, "n: cannot coerce 'abc' to int");
+    }
+
+    #[test]
+    fn decimal_rejects_extra_digits_instead_of_rounding() {
+        let r = rule(r#"{"name":"amount","type":"decimal(12,2)"}"#);
+        assert_eq!(r.coerce(RawCell::Text("3.5")).unwrap(), Value::Decimal(350));
+        assert_eq!(
+            r.coerce(RawCell::Text("-0.05")).unwrap(),
+            Value::Decimal(-5)
+        );
+        assert_eq!(
+            r.coerce(RawCell::Text("3.550")).unwrap(),
+            Value::Decimal(355)
+        );
+        assert_eq!(
+            r.coerce(RawCell::Float(1234.56)).unwrap(),
+            Value::Decimal(123456)
+        );
+        assert_eq!(
+            reason(&r, RawCell::Text("3.555")),
+            RejectReason::TooManyDecimals
+        );
+        assert_eq!(
+            reason(&r, RawCell::Text("1.2.3")),
+            RejectReason::NotADecimal
+        );
+        assert_eq!(reason(&r, RawCell::Text("12a")), RejectReason::NotADecimal);
+        assert_eq!(
+            reason(&r, RawCell::Text("12345678901")),
+            RejectReason::OutOfRange
+        );
+        assert_eq!(decimal_text(-5, 2), "-0.05");
+        assert_eq!(decimal_text(123456, 2), "1234.56");
+    }
+
+    #[test]
+    fn null_tokens_match_whole_values_only() {
+        let r = rule(r#"{"name":"country","type":"string"}"#);
+        assert_eq!(r.coerce(RawCell::Text("NA")).unwrap(), Value::Null);
+        assert_eq!(r.coerce(RawCell::Text(" NA ")).unwrap(), Value::Null);
+        assert_eq!(
+            r.coerce(RawCell::Text("NAMIBIA")).unwrap(),
+            Value::Str("NAMIBIA".into())
+        );
+        let strict = rule(r#"{"name":"c","type":"string","nullable":false}"#);
+        assert_eq!(
+            reason(&strict, RawCell::Empty),
+            RejectReason::NullNotAllowed
+        );
+    }
+
+    #[test]
+    fn numeric_cells_for_strings_keep_integer_form_and_pad() {
+        let zip = rule(r#"{"name":"zip","type":"string","pad_width":5,"max_length":5}"#);
+        assert_eq!(
+            zip.coerce(RawCell::Float(6705.0)).unwrap(),
+            Value::Str("06705".into())
+        );
+        assert_eq!(
+            zip.coerce(RawCell::Text("06705")).unwrap(),
+            Value::Str("06705".into())
+        );
+        assert_eq!(reason(&zip, RawCell::Text("123456")), RejectReason::TooLong);
+        let s = rule(r#"{"name":"s","type":"string"}"#);
+        assert_eq!(
+            s.coerce(RawCell::Float(1114.0)).unwrap(),
+            Value::Str("1114".into())
+        );
+        assert_eq!(
+            s.coerce(RawCell::Float(2.5)).unwrap(),
+            Value::Str("2.5".into())
+        );
+    }
+
+    #[test]
+    fn booleans_only_as_the_spec_says() {
+        let plain = rule(r#"{"name":"b","type":"boolean"}"#);
+        assert_eq!(
+            plain.coerce(RawCell::Text("TRUE")).unwrap(),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            reason(&plain, RawCell::Text("1")),
+            RejectReason::NotABoolean
+        );
+        assert_eq!(
+            reason(&plain, RawCell::Text("Y")),
+            RejectReason::NotABoolean
+        );
+        let yn = rule(
+            r#"{"name":"b","type":"boolean","true_values":["1","Y"],"false_values":["0","N"]}"#,
+        );
+        assert_eq!(yn.coerce(RawCell::Text("y")).unwrap(), Value::Bool(true));
+        assert_eq!(yn.coerce(RawCell::Float(0.0)).unwrap(), Value::Bool(false));
+        assert_eq!(yn.coerce(RawCell::Bool(true)).unwrap(), Value::Bool(true));
+        assert_eq!(reason(&yn, RawCell::Text("yes")), RejectReason::NotABoolean);
+    }
+
+    #[test]
+    fn dates_are_exact() {
+        let d = rule(r#"{"name":"d","type":"date"}"#);
+        let day =
+            |y, m, dd| Value::Date(days_since_epoch(NaiveDate::from_ymd_opt(y, m, dd).unwrap()));
+        assert_eq!(
+            d.coerce(RawCell::Text("2023-02-28")).unwrap(),
+            day(2023, 2, 28)
+        );
+        assert_eq!(
+            d.coerce(RawCell::Text("1970-01-01")).unwrap(),
+            Value::Date(0)
+        );
+        for bad in [
+            "2023-02-30",
+            "2023-13-01",
+            "2022-06-31",
+            "2023-1-5",
+            "20230105",
+        ] {
+            assert_eq!(
+                reason(&d, RawCell::Text(bad)),
+                RejectReason::NotADate,
+                "{bad}"
+            );
+        }
+        assert_eq!(reason(&d, RawCell::Float(45000.0)), RejectReason::NotADate);
+        let cell = NaiveDate::from_ymd_opt(2022, 6, 5)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        assert_eq!(d.coerce(RawCell::DateTime(cell)).unwrap(), day(2022, 6, 5));
+        let eu = rule(r#"{"name":"d","type":"date","formats":["%d/%m/%Y"]}"#);
+        assert_eq!(
+            eu.coerce(RawCell::Text("05/06/2022")).unwrap(),
+            day(2022, 6, 5)
+        );
+        assert_eq!(
+            reason(&eu, RawCell::Text("5/6/2022")),
+            RejectReason::NotADate
+        );
+    }
+
+    #[test]
+    fn timestamps_take_iso_text_and_cells() {
+        let t = rule(r#"{"name":"t","type":"timestamp"}"#);
+        assert_eq!(
+            t.coerce(RawCell::Text("2022-10-22 22:33:07.873398"))
+                .unwrap(),
+            Value::Timestamp(1_666_478_987_873_398)
+        );
+        assert_eq!(
+            t.coerce(RawCell::Text("1970-01-01T00:00:01")).unwrap(),
+            Value::Timestamp(1_000_000)
+        );
+        assert_eq!(
+            reason(&t, RawCell::Text("yesterday")),
+            RejectReason::NotATimestamp
+        );
+    }
+
+    #[test]
+    fn doubles_refuse_locale_and_specials() {
+        let r = rule(r#"{"name":"rate","type":"double"}"#);
+        assert_eq!(r.coerce(RawCell::Text("4.5")).unwrap(), Value::Double(4.5));
+        assert_eq!(
+            r.coerce(RawCell::Text("1e-3")).unwrap(),
+            Value::Double(0.001)
+        );
+        assert_eq!(r.coerce(RawCell::Text("NA")).unwrap(), Value::Null);
+        for bad in ["4,5", "NaN", "inf", "-", "."] {
+            assert_eq!(
+                reason(&r, RawCell::Text(bad)),
+                RejectReason::NotANumber,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_cells_are_rejected() {
+        let r = rule(r#"{"name":"s","type":"string"}"#);
+        assert_eq!(reason(&r, RawCell::Error("#N/A")), RejectReason::ErrorCell);
+    }
+}

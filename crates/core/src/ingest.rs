@@ -1,0 +1,682 @@
+//! Ingest one source file: read it, apply its table spec, write the good rows to the lake
+//! layout and every rejected row to quarantine, with the reason.
+//!
+//! Output goes under a caller-owned staging folder:
+//! `data/<dataset>/<partition folders>/<stem>-<id>.<ext>` and
+//! `quarantine/<dataset>/<stem>-<id>.jsonl`. Names derive from the dataset, the partition and
+//! the source (key and version), so the same input gives the same files with the same bytes.
+//! The caller publishes the staged files only when this returns `Ok` (write, then publish).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::coerce::{ColumnRule, RejectReason, Value};
+use crate::read::{self, Limits, ReadError, Row, RowVisitor};
+use crate::spec::{
+    ExtraColumns, Granularity, HeaderMatch, MissingColumns, OutputFormat, Partitioning,
+    SourceFormat, TableSpec,
+};
+use crate::write::{CsvPart, ParquetPart, WriteError};
+
+/// Where a file came from: used in quarantine records, output names and partitions.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// How people name the object: `s3://bucket/key`, or a local path.
+    pub object: String,
+    /// The object key (or file name): matched against specs, read for `yyyy=/mm=/dd=/hh=`.
+    pub key: String,
+    /// The object version or ETag, when known: part of the output names.
+    pub version: Option<String>,
+}
+
+/// Knobs that do not belong in a spec.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Overrides the spec's output format.
+    pub format: Option<OutputFormat>,
+    /// Rows buffered per partition before they are encoded.
+    pub batch_rows: usize,
+    /// Largest Parquet row group, in rows.
+    pub row_group_rows: usize,
+    /// Encoded-but-unwritten Parquet bytes allowed across all partitions; past it the
+    /// largest partition's row group is closed.
+    pub memory_budget_bytes: usize,
+    pub limits: Limits,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            format: None,
+            batch_rows: 4096,
+            row_group_rows: 128 * 1024,
+            memory_budget_bytes: 32 << 20,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A file that could not be used at all. Nothing is published for it.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{object}: {source}")]
+    Read {
+        object: String,
+        #[source]
+        source: ReadError,
+    },
+    #[error("{object}: writing output: {source}")]
+    Write {
+        object: String,
+        #[source]
+        source: WriteError,
+    },
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IngestReport {
+    pub dataset: String,
+    pub source_object: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub rows_quarantined: u64,
+    /// Rejected rows by column and reason.
+    pub rejects: Vec<RejectCount>,
+    /// Data files, relative to the output root.
+    pub outputs: Vec<OutputFile>,
+    /// The quarantine file, relative to the output root, when any row was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<OutputFile>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RejectCount {
+    pub column: String,
+    pub reason: RejectReason,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OutputFile {
+    pub path: String,
+    /// Partition key/value pairs, in folder order.
+    pub partition: Vec<(String, String)>,
+    pub rows: u64,
+}
+
+/// Reads `input` per `spec` and writes under `staging`.
+pub fn ingest<R: Read + Seek>(
+    spec: &TableSpec,
+    source: &Source,
+    input: R,
+    staging: &Path,
+    opts: &IngestOptions,
+) -> Result<IngestReport, IngestError> {
+    let read_err = |source_err: ReadError| IngestError::Read {
+        object: source.object.clone(),
+        source: source_err,
+    };
+    let format = spec.format_for(&source.key);
+    let sheet = match format {
+        SourceFormat::Xlsx => Some(
+            spec.source
+                .sheet
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "#0".into()),
+        ),
+        _ => None,
+    };
+    let source_partition = match spec.partitioning {
+        Partitioning::SourcePath => Some(source_path_partition(&source.key).ok_or_else(|| {
+            read_err(ReadError::Rejected(
+                "the spec partitions by source path, but the key has no yyyy=/mm=/dd=/hh= folders"
+                    .into(),
+            ))
+        })?),
+        _ => None,
+    };
+    let mut ing = Ingestor {
+        spec,
+        source,
+        sheet: sheet.clone(),
+        opts,
+        format: opts.format.unwrap_or(spec.output),
+        staging: staging.to_path_buf(),
+        stem: output_stem(source),
+        rules: spec
+            .columns
+            .iter()
+            .map(|c| ColumnRule::new(c, &spec.null_tokens))
+            .collect(),
+        positions: Vec::new(),
+        headers: Vec::new(),
+        source_partition,
+        parts: BTreeMap::new(),
+        quarantine: None,
+        rows_read: 0,
+        rows_written: 0,
+        rejects: BTreeMap::new(),
+        error: None,
+    };
+    let result = match format {
+        SourceFormat::Xlsx => read::xlsx::read_xlsx(
+            input,
+            spec.source.sheet.as_ref(),
+            spec.source.header_row,
+            &opts.limits,
+            &mut ing,
+        ),
+        _ => read::csv::read_csv(
+            input,
+            &spec.source.csv,
+            spec.source.header_row,
+            &opts.limits,
+            &mut ing,
+        ),
+    };
+    if let Some(e) = ing.error.take() {
+        return Err(IngestError::Write {
+            object: source.object.clone(),
+            source: e,
+        });
+    }
+    result.map_err(read_err)?;
+    ing.finish().map_err(|e| IngestError::Write {
+        object: source.object.clone(),
+        source: e,
+    })
+}
+
+enum Part {
+    Parquet(ParquetPart),
+    Csv(CsvPart),
+}
+
+impl Part {
+    fn rows(&self) -> u64 {
+        match self {
+            Part::Parquet(p) => p.rows(),
+            Part::Csv(p) => p.rows(),
+        }
+    }
+}
+
+struct Ingestor<'s> {
+    spec: &'s TableSpec,
+    source: &'s Source,
+    sheet: Option<String>,
+    opts: &'s IngestOptions,
+    format: OutputFormat,
+    staging: PathBuf,
+    stem: String,
+    rules: Vec<ColumnRule>,
+    /// For each spec column, its position in the file (None: missing, read as NULL).
+    positions: Vec<Option<usize>>,
+    headers: Vec<String>,
+    source_partition: Option<Vec<(String, String)>>,
+    parts: BTreeMap<String, (Vec<(String, String)>, Part)>,
+    quarantine: Option<(String, BufWriter<File>)>,
+    rows_read: u64,
+    rows_written: u64,
+    rejects: BTreeMap<(String, RejectReason), u64>,
+    /// A write failure inside a visitor callback, reported after reading stops.
+    error: Option<WriteError>,
+}
+
+fn header_key(h: &str, m: HeaderMatch) -> String {
+    match m {
+        HeaderMatch::Exact => h.to_string(),
+        HeaderMatch::Loose => h
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '_' | '-'))
+            .flat_map(char::to_lowercase)
+            .collect(),
+    }
+}
+
+impl RowVisitor for Ingestor<'_> {
+    fn header(&mut self, headers: &[String]) -> Result<(), ReadError> {
+        let m = self.spec.source.header_match;
+        let keys: Vec<String> = headers.iter().map(|h| header_key(h, m)).collect();
+        let mut missing = Vec::new();
+        let mut used = vec![false; headers.len()];
+        for col in &self.spec.columns {
+            let want = header_key(col.source_header(), m);
+            let hits: Vec<usize> = (0..keys.len()).filter(|&i| keys[i] == want).collect();
+            let pos = match (hits.len(), col.source_occurrence) {
+                (0, _) => None,
+                (1, None) => Some(hits[0]),
+                (_, Some(n)) => Some(*hits.get(n - 1).ok_or_else(|| {
+                    ReadError::Rejected(format!(
+                        "column '{}': header '{}' appears {} time(s), not {n}",
+                        col.name,
+                        col.source_header(),
+                        hits.len()
+                    ))
+                })?),
+                (n, None) => {
+                    return Err(ReadError::Rejected(format!(
+                        "column '{}': header '{}' appears {n} times (columns {}); set source_occurrence",
+                        col.name,
+                        col.source_header(),
+                        hits.iter().map(|&i| column_letter(i)).collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            };
+            if let Some(p) = pos {
+                used[p] = true;
+            } else {
+                missing.push(col.source_header().to_string());
+            }
+            self.positions.push(pos);
+        }
+        if !missing.is_empty() && self.spec.missing_columns == MissingColumns::RejectFile {
+            return Err(ReadError::Rejected(format!(
+                "required column(s) missing from the header: {} (header is: {})",
+                missing.join(", "),
+                headers.join(", ")
+            )));
+        }
+        if self.spec.extra_columns == ExtraColumns::RejectFile {
+            let extra: Vec<&str> = headers
+                .iter()
+                .zip(&used)
+                .filter(|(h, u)| !**u && !h.is_empty())
+                .map(|(h, _)| h.as_str())
+                .collect();
+            if !extra.is_empty() {
+                return Err(ReadError::Rejected(format!(
+                    "column(s) not in the spec: {} (the spec rejects extra columns)",
+                    extra.join(", ")
+                )));
+            }
+        }
+        self.headers = headers.to_vec();
+        Ok(())
+    }
+
+    fn row(&mut self, line: u64, row: &Row) -> Result<(), ReadError> {
+        if self.error.is_some() {
+            return Err(ReadError::Rejected("stopped after a write error".into()));
+        }
+        self.rows_read += 1;
+        if let Some(found) = row.ragged {
+            let msg = format!(
+                "row has {found} fields, the header has {}",
+                self.headers.len()
+            );
+            self.quarantine_row(line, row, "", "", RejectReason::RaggedRow, "", &msg);
+            return Ok(());
+        }
+        let mut values: Vec<Value<'_>> = Vec::with_capacity(self.rules.len());
+        for (i, rule) in self.rules.iter().enumerate() {
+            let raw = match self.positions[i] {
+                Some(p) => row.get(p),
+                None => crate::coerce::RawCell::Empty,
+            };
+            match rule.coerce(raw) {
+                Ok(v) => values.push(v),
+                Err(rej) => {
+                    let col = rule.name.clone();
+                    let ty = rule.ty.to_string();
+                    let shown = raw.display().into_owned();
+                    self.quarantine_row(line, row, &col, &shown, rej.reason, &ty, &rej.message);
+                    return Ok(());
+                }
+            }
+        }
+        if let Err(e) = self.write_row(&values) {
+            self.error = Some(e);
+            return Err(ReadError::Rejected("stopped after a write error".into()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct QuarantineRecord<'a> {
+    source_object: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sheet: Option<&'a str>,
+    row: u64,
+    column: &'a str,
+    value: &'a str,
+    expected_type: &'a str,
+    reason: RejectReason,
+    message: &'a str,
+    raw: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Ingestor<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn quarantine_row(
+        &mut self,
+        line: u64,
+        row: &Row,
+        column: &str,
+        value: &str,
+        reason: RejectReason,
+        expected_type: &str,
+        message: &str,
+    ) {
+        *self
+            .rejects
+            .entry((column.to_string(), reason))
+            .or_default() += 1;
+        let mut raw = serde_json::Map::new();
+        for i in 0..row.len().max(self.headers.len()) {
+            let mut name = match self.headers.get(i) {
+                Some(h) if !h.is_empty() => h.clone(),
+                _ => column_letter(i),
+            };
+            if raw.contains_key(&name) {
+                name = format!("{name} ({})", column_letter(i));
+            }
+            raw.insert(
+                name,
+                serde_json::Value::String(row.get(i).display().into_owned()),
+            );
+        }
+        let rec = QuarantineRecord {
+            source_object: &self.source.object,
+            sheet: self.sheet.as_deref(),
+            row: line,
+            column,
+            value,
+            expected_type,
+            reason,
+            message,
+            raw,
+        };
+        let mut line_bytes = match serde_json::to_vec(&rec) {
+            Ok(b) => b,
+            Err(e) => {
+                self.error = Some(std::io::Error::from(e).into());
+                return;
+            }
+        };
+        line_bytes.push(b'\n');
+        if let Err(e) = self.write_quarantine(&line_bytes) {
+            self.error = Some(e);
+        }
+    }
+
+    fn write_quarantine(&mut self, line: &[u8]) -> Result<(), WriteError> {
+        if self.quarantine.is_none() {
+            let rel = format!("quarantine/{}/{}.jsonl", self.spec.dataset, self.stem);
+            let path = self.staging.join(&rel);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            self.quarantine = Some((rel, BufWriter::new(File::create(path)?)));
+        }
+        if let Some((_, w)) = self.quarantine.as_mut() {
+            w.write_all(line)?;
+        }
+        Ok(())
+    }
+
+    fn partition_of(&self, values: &[Value<'_>]) -> Vec<(String, String)> {
+        match &self.spec.partitioning {
+            Partitioning::None => Vec::new(),
+            Partitioning::SourcePath => self.source_partition.clone().unwrap_or_default(),
+            Partitioning::Column {
+                column,
+                granularity,
+            } => {
+                let idx = self.rules.iter().position(|r| &r.name == column);
+                let date = idx.and_then(|i| match values[i] {
+                    Value::Date(d) => crate::coerce::date_from_days(d),
+                    Value::Timestamp(us) => {
+                        chrono::DateTime::from_timestamp_micros(us).map(|t| t.date_naive())
+                    }
+                    _ => None,
+                });
+                use chrono::Datelike;
+                let Some(d) = date else {
+                    return vec![("year".into(), "__HIVE_DEFAULT_PARTITION__".into())];
+                };
+                let mut p = vec![("year".to_string(), format!("{:04}", d.year()))];
+                if matches!(granularity, Granularity::Month | Granularity::Day) {
+                    p.push(("month".into(), format!("{:02}", d.month())));
+                }
+                if matches!(granularity, Granularity::Day) {
+                    p.push(("day".into(), format!("{:02}", d.day())));
+                }
+                p
+            }
+        }
+    }
+
+    fn write_row(&mut self, values: &[Value<'_>]) -> Result<(), WriteError> {
+        let partition = self.partition_of(values);
+        let dir: String = partition.iter().map(|(k, v)| format!("{k}={v}/")).collect();
+        if !self.parts.contains_key(&dir) {
+            let rel = format!(
+                "data/{}/{}{}.{}",
+                self.spec.dataset,
+                dir,
+                self.stem,
+                self.format.extension()
+            );
+            let path = self.staging.join(&rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let part = match self.format {
+                OutputFormat::Parquet => Part::Parquet(ParquetPart::create(
+                    &path,
+                    rel,
+                    &self.spec.columns,
+                    self.opts.batch_rows,
+                    self.opts.row_group_rows,
+                )?),
+                OutputFormat::Csv => Part::Csv(CsvPart::create(&path, rel, &self.spec.columns)?),
+            };
+            self.parts.insert(dir.clone(), (partition, part));
+        }
+        let mut encoded = false;
+        if let Some((_, part)) = self.parts.get_mut(&dir) {
+            match part {
+                Part::Parquet(p) => encoded = p.push(values)?,
+                Part::Csv(p) => p.push(values)?,
+            }
+        }
+        self.rows_written += 1;
+        if encoded {
+            self.enforce_budget()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the largest open row group while the encoded total is over budget.
+    fn enforce_budget(&mut self) -> Result<(), WriteError> {
+        loop {
+            let mut total = 0;
+            let mut largest: Option<(&String, usize)> = None;
+            for (k, (_, part)) in &self.parts {
+                if let Part::Parquet(p) = part {
+                    let s = p.in_progress_bytes();
+                    total += s;
+                    if largest.is_none_or(|(_, l)| s > l) {
+                        largest = Some((k, s));
+                    }
+                }
+            }
+            if total <= self.opts.memory_budget_bytes {
+                return Ok(());
+            }
+            let Some((key, size)) = largest.map(|(k, s)| (k.clone(), s)) else {
+                return Ok(());
+            };
+            if size == 0 {
+                return Ok(());
+            }
+            if let Some((_, Part::Parquet(p))) = self.parts.get_mut(&key) {
+                p.close_row_group()?;
+            }
+        }
+    }
+
+    fn finish(self) -> Result<IngestReport, WriteError> {
+        let mut outputs = Vec::new();
+        for (_, (partition, part)) in self.parts {
+            let rows = part.rows();
+            let path = match part {
+                Part::Parquet(p) => p.finish()?,
+                Part::Csv(p) => p.finish()?,
+            };
+            outputs.push(OutputFile {
+                path,
+                partition,
+                rows,
+            });
+        }
+        let rows_quarantined: u64 = self.rejects.values().sum();
+        let quarantine = match self.quarantine {
+            Some((rel, mut w)) => {
+                w.flush()?;
+                Some(OutputFile {
+                    path: rel,
+                    partition: Vec::new(),
+                    rows: rows_quarantined,
+                })
+            }
+            None => None,
+        };
+        Ok(IngestReport {
+            dataset: self.spec.dataset.clone(),
+            source_object: self.source.object.clone(),
+            sheet: self.sheet,
+            rows_read: self.rows_read,
+            rows_written: self.rows_written,
+            rows_quarantined,
+            rejects: self
+                .rejects
+                .into_iter()
+                .map(|((column, reason), rows)| RejectCount {
+                    column,
+                    reason,
+                    rows,
+                })
+                .collect(),
+            outputs,
+            quarantine,
+        })
+    }
+}
+
+/// `A`, `B`, …, `Z`, `AA`, … for a 0-based column.
+pub fn column_letter(mut i: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(b'A' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    s.reverse();
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+/// The `yyyy=/mm=/dd=/hh=` folders of a key, all four or none.
+pub fn source_path_partition(key: &str) -> Option<Vec<(String, String)>> {
+    let mut found = BTreeMap::new();
+    for seg in key.split('/') {
+        if let Some((k, v)) = seg.split_once('=') {
+            if ["yyyy", "mm", "dd", "hh"].contains(&k)
+                && !v.is_empty()
+                && v.bytes().all(|b| b.is_ascii_digit())
+            {
+                found.insert(k, v.to_string());
+            }
+        }
+    }
+    ["yyyy", "mm", "dd", "hh"]
+        .iter()
+        .map(|k| found.get(k).map(|v| (k.to_string(), v.clone())))
+        .collect()
+}
+
+/// A file-name-safe stem plus a hash of the source identity (key and version).
+pub fn output_stem(source: &Source) -> String {
+    let name = source.key.rsplit('/').next().unwrap_or(&source.key);
+    let base = name.rsplit_once('.').map(|(b, _)| b).unwrap_or(name);
+    let safe: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    let id = format!(
+        "{}\0{}",
+        source.key,
+        source.version.as_deref().unwrap_or("")
+    );
+    format!("{safe}-{:016x}", fnv1a64(id.as_bytes()))
+}
+
+/// FNV-1a, 64 bit: a stable, dependency-free hash for output names (not for security).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_letters() {
+        assert_eq!(column_letter(0), "A");
+        assert_eq!(column_letter(25), "Z");
+        assert_eq!(column_letter(26), "AA");
+        assert_eq!(column_letter(27), "AB");
+        assert_eq!(column_letter(701), "ZZ");
+        assert_eq!(column_letter(702), "AAA");
+    }
+
+    #[test]
+    fn source_path_partitions_need_all_four_folders() {
+        let p = source_path_partition("credit/yyyy=2022/mm=06/dd=05/hh=12/f.csv").unwrap();
+        assert_eq!(p[3], ("hh".to_string(), "12".to_string()));
+        assert!(source_path_partition("credit/yyyy=2022/mm=06/f.csv").is_none());
+    }
+
+    #[test]
+    fn output_names_are_stable_and_depend_on_version() {
+        let s = |v: Option<&str>| Source {
+            object: "x".into(),
+            key: "a/Loans 2023.CSV".into(),
+            version: v.map(String::from),
+        };
+        assert_eq!(output_stem(&s(None)), output_stem(&s(None)));
+        assert!(output_stem(&s(None)).starts_with("loans_2023-"));
+        assert_ne!(output_stem(&s(Some("v1"))), output_stem(&s(Some("v2"))));
+    }
+
+    #[test]
+    fn loose_header_matching() {
+        assert_eq!(header_key("Zip Code", HeaderMatch::Loose), "zipcode");
+        assert_eq!(header_key("zip_code", HeaderMatch::Loose), "zipcode");
+        assert_eq!(header_key("Zip Code", HeaderMatch::Exact), "Zip Code");
+    }
+}

@@ -1,0 +1,261 @@
+//! CSV (and any delimiter-separated text), read record by record with the `csv` crate.
+//!
+//! UTF-8 input may start with a BOM; a declared single-byte encoding (`windows-1252`, …) is
+//! transcoded field by field. A record larger than [`Limits::max_record_bytes`] stops the file
+//! with an error instead of growing memory without bound.
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use encoding_rs::Encoding;
+
+use super::{Limits, ReadError, Row, RowVisitor};
+use crate::spec::CsvOptions;
+
+/// Counts bytes handed to the CSV parser since the last record ended.
+struct Metered<R> {
+    inner: R,
+    since_record: Arc<AtomicU64>,
+    limit: u64,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.since_record.load(Ordering::Relaxed) > self.limit {
+            return Err(std::io::Error::other(RECORD_TOO_LARGE));
+        }
+        let n = self.inner.read(buf)?;
+        self.since_record.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+const RECORD_TOO_LARGE: &str = "record too large";
+
+/// Reads a delimited text file and feeds `visitor`.
+pub fn read_csv<R: Read>(
+    input: R,
+    opts: &CsvOptions,
+    header_row: u32,
+    limits: &Limits,
+    visitor: &mut dyn RowVisitor,
+) -> Result<(), ReadError> {
+    let encoding = Encoding::for_label(opts.encoding.as_bytes()).unwrap_or(encoding_rs::UTF_8);
+    let is_utf8 = encoding == encoding_rs::UTF_8;
+    let mut buffered = BufReader::with_capacity(1 << 16, input);
+    if is_utf8 && buffered.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+        buffered.consume(3);
+    }
+    let since_record = Arc::new(AtomicU64::new(0));
+    let metered = Metered {
+        inner: buffered,
+        since_record: since_record.clone(),
+        limit: limits.max_record_bytes,
+    };
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(opts.delimiter as u8)
+        .quote(opts.quote as u8)
+        .buffer_capacity(1 << 16)
+        .from_reader(metered);
+
+    let mut record = ::csv::ByteRecord::new();
+    let mut row = Row::default();
+    let mut decoded = String::new();
+    let mut header_len = None;
+    let mut records_seen: u32 = 0;
+    loop {
+        let more = rdr.read_byte_record(&mut record).map_err(|e| {
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            match e.kind() {
+                ::csv::ErrorKind::Io(io) if io.to_string() == RECORD_TOO_LARGE => {
+                    ReadError::RecordTooLarge {
+                        line: rdr_line(line),
+                        limit: limits.max_record_bytes,
+                    }
+                }
+                _ => ReadError::Csv {
+                    line,
+                    message: e.to_string(),
+                },
+            }
+        })?;
+        if !more {
+            break;
+        }
+        since_record.store(0, Ordering::Relaxed);
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        row.clear();
+        if is_utf8 {
+            let text = std::str::from_utf8(record.as_slice())
+                .map_err(|_| ReadError::InvalidUtf8 { line })?;
+            let mut start = 0;
+            for i in 0..record.len() {
+                let end = record.range(i).map(|r| r.end).unwrap_or(start);
+                row.push_text(&text[start..end]);
+                start = end;
+            }
+        } else {
+            for field in record.iter() {
+                decoded.clear();
+                let (cow, _had_errors) = encoding.decode_without_bom_handling(field);
+                decoded.push_str(&cow);
+                row.push_text(&decoded);
+            }
+        }
+        records_seen += 1;
+        match header_len {
+            None => {
+                if records_seen == header_row {
+                    let headers: Vec<String> = (0..row.len())
+                        .map(|i| row.get(i).display().into_owned())
+                        .collect();
+                    header_len = Some(headers.len());
+                    visitor.header(&headers)?;
+                }
+            }
+            Some(n) => {
+                if row.len() != n {
+                    // A lone empty field on a line is a blank line, not a ragged row.
+                    if row.len() == 1 && row.is_blank() {
+                        continue;
+                    }
+                    row.ragged = Some(row.len());
+                } else if row.is_blank() {
+                    continue;
+                }
+                visitor.row(line, &row)?;
+            }
+        }
+    }
+    match header_len {
+        Some(_) => Ok(()),
+        None if records_seen == 0 => Err(ReadError::Empty),
+        None => Err(ReadError::HeaderNotFound(header_row)),
+    }
+}
+
+fn rdr_line(line: u64) -> u64 {
+    line.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coerce::RawCell;
+
+    #[derive(Default)]
+    struct Collect {
+        headers: Vec<String>,
+        rows: Vec<(u64, Vec<String>, Option<usize>)>,
+    }
+
+    impl RowVisitor for Collect {
+        fn header(&mut self, headers: &[String]) -> Result<(), ReadError> {
+            self.headers = headers.to_vec();
+            Ok(())
+        }
+        fn row(&mut self, line: u64, row: &Row) -> Result<(), ReadError> {
+            let cells = (0..row.len())
+                .map(|i| match row.get(i) {
+                    RawCell::Text(t) => t.to_string(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            self.rows.push((line, cells, row.ragged));
+            Ok(())
+        }
+    }
+
+    fn read(bytes: &[u8], opts: CsvOptions, header_row: u32) -> Result<Collect, ReadError> {
+        let mut c = Collect::default();
+        read_csv(bytes, &opts, header_row, &Limits::default(), &mut c)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn bom_quotes_and_line_numbers() {
+        let c = read(
+            b"\xEF\xBB\xBFid,note\n1,\"a, \"\"b\"\"\nc\"\n\n2,x\n",
+            CsvOptions::default(),
+            1,
+        )
+        .unwrap();
+        assert_eq!(c.headers, vec!["id", "note"]);
+        assert_eq!(c.rows[0], (2, vec!["1".into(), "a, \"b\"\nc".into()], None));
+        assert_eq!(c.rows[1], (5, vec!["2".into(), "x".into()], None));
+    }
+
+    #[test]
+    fn header_row_below_title_lines() {
+        let c = read(
+            b"title\n\nid;n\n1;2\n",
+            CsvOptions {
+                delimiter: ';',
+                ..Default::default()
+            },
+            2,
+        )
+        .unwrap();
+        assert_eq!(c.headers, vec!["id", "n"]);
+        assert_eq!(c.rows.len(), 1);
+    }
+
+    #[test]
+    fn ragged_rows_are_flagged() {
+        let c = read(b"a,b,c\n1,2\n1,2,3,4\n", CsvOptions::default(), 1).unwrap();
+        assert_eq!(c.rows[0].2, Some(2));
+        assert_eq!(c.rows[1].2, Some(4));
+    }
+
+    #[test]
+    fn windows_1252_is_transcoded() {
+        let opts = CsvOptions {
+            encoding: "windows-1252".into(),
+            ..Default::default()
+        };
+        let c = read(b"name\nJos\xe9\n", opts, 1).unwrap();
+        assert_eq!(c.rows[0].1, vec!["José".to_string()]);
+    }
+
+    #[test]
+    fn invalid_utf8_without_declared_encoding_is_a_file_error() {
+        let e = read(b"name\nok\nJos\xe9\n", CsvOptions::default(), 1)
+            .err()
+            .unwrap();
+        assert!(matches!(e, ReadError::InvalidUtf8 { line: 3 }), "{e}");
+        assert!(e.to_string().contains("windows-1252"));
+    }
+
+    #[test]
+    fn empty_and_header_only() {
+        assert!(matches!(
+            read(b"", CsvOptions::default(), 1),
+            Err(ReadError::Empty)
+        ));
+        assert!(matches!(
+            read(b"a\n", CsvOptions::default(), 3),
+            Err(ReadError::HeaderNotFound(3))
+        ));
+        assert_eq!(
+            read(b"a,b\n", CsvOptions::default(), 1).unwrap().rows.len(),
+            0
+        );
+    }
+
+    #[test]
+    fn huge_record_is_refused_with_bounded_memory() {
+        let mut data = b"a,b\n1,\"".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 3 << 20));
+        data.extend(b"\"\n");
+        let mut c = Collect::default();
+        let limits = Limits {
+            max_record_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let e = read_csv(&data[..], &CsvOptions::default(), 1, &limits, &mut c).unwrap_err();
+        assert!(matches!(e, ReadError::RecordTooLarge { .. }), "{e}");
+    }
+}

@@ -1,0 +1,190 @@
+//! Streaming readers: a source file becomes a header and a sequence of rows, one at a time.
+//!
+//! Readers drive a [`RowVisitor`]: they call [`RowVisitor::header`] once, then
+//! [`RowVisitor::row`] for every data row, reusing one [`Row`] buffer, so memory does not grow
+//! with the number of rows. Problems with the file as a whole are a [`ReadError`]; problems
+//! with one row are the visitor's business (quarantine).
+
+pub mod csv;
+pub mod xlsx;
+
+use chrono::NaiveDateTime;
+
+use crate::coerce::RawCell;
+
+/// Limits that keep a hostile file from taking the process down.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest CSV record, in bytes.
+    pub max_record_bytes: u64,
+    /// Largest uncompressed part of an xlsx (a sheet's XML, the shared strings).
+    pub max_xlsx_part_bytes: u64,
+    /// Largest ratio between an xlsx part's uncompressed and compressed sizes.
+    pub max_xlsx_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record_bytes: 16 << 20,
+            max_xlsx_part_bytes: 1 << 30,
+            max_xlsx_ratio: 250,
+        }
+    }
+}
+
+/// A problem with a file as a whole: it cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the file is empty: no header row")]
+    Empty,
+    #[error("header row {0} not found: the file has fewer rows")]
+    HeaderNotFound(u32),
+    #[error("not a readable xlsx workbook: {0}")]
+    NotXlsx(String),
+    #[error("sheet '{wanted}' not found (the workbook has: {available})")]
+    SheetNotFound { wanted: String, available: String },
+    #[error("xlsx part '{part}' would inflate to {size} bytes (limit {limit}, ratio limit {ratio}): refusing a possible zip bomb")]
+    TooLarge {
+        part: String,
+        size: u64,
+        limit: u64,
+        ratio: u64,
+    },
+    #[error("line {line}: a record larger than {limit} bytes")]
+    RecordTooLarge { line: u64, limit: u64 },
+    #[error("line {line}: invalid UTF-8 (declare source.csv.encoding, e.g. windows-1252, if the file is not UTF-8)")]
+    InvalidUtf8 { line: u64 },
+    #[error("line {line}: {message}")]
+    Csv { line: u64, message: String },
+    #[error("sheet '{sheet}': {message}")]
+    Xlsx { sheet: String, message: String },
+    /// The visitor refused the file (for example, a required column is missing).
+    #[error("{0}")]
+    Rejected(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slot {
+    Empty,
+    Text(usize, usize),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    DateTime(NaiveDateTime),
+    Error(usize, usize),
+}
+
+/// One row's cells, stored in a reusable buffer.
+#[derive(Debug, Default)]
+pub struct Row {
+    text: String,
+    slots: Vec<Slot>,
+    /// CSV: the number of fields, when it differs from the header's (a ragged row).
+    pub ragged: Option<usize>,
+}
+
+impl Row {
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.slots.clear();
+        self.ragged = None;
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The cell at `i`; past the end is [`RawCell::Empty`].
+    pub fn get(&self, i: usize) -> RawCell<'_> {
+        match self.slots.get(i) {
+            None | Some(Slot::Empty) => RawCell::Empty,
+            Some(Slot::Text(a, b)) => RawCell::Text(&self.text[*a..*b]),
+            Some(Slot::Error(a, b)) => RawCell::Error(&self.text[*a..*b]),
+            Some(Slot::Int(v)) => RawCell::Int(*v),
+            Some(Slot::Float(v)) => RawCell::Float(*v),
+            Some(Slot::Bool(v)) => RawCell::Bool(*v),
+            Some(Slot::DateTime(v)) => RawCell::DateTime(*v),
+        }
+    }
+
+    /// True when every cell is empty (or blank text): such rows are skipped, not rejected.
+    pub fn is_blank(&self) -> bool {
+        (0..self.slots.len()).all(|i| match self.get(i) {
+            RawCell::Empty => true,
+            RawCell::Text(t) => t.trim().is_empty(),
+            _ => false,
+        })
+    }
+
+    fn set(&mut self, col: usize, slot: Slot) {
+        if self.slots.len() <= col {
+            self.slots.resize(col + 1, Slot::Empty);
+        }
+        self.slots[col] = slot;
+    }
+
+    pub fn push_text(&mut self, t: &str) {
+        let a = self.text.len();
+        self.text.push_str(t);
+        self.slots.push(Slot::Text(a, self.text.len()));
+    }
+
+    /// Places a cell at column `col` (0-based), filling any gap with empty cells.
+    pub fn put(&mut self, col: usize, cell: RawCell<'_>) {
+        let slot = match cell {
+            RawCell::Empty => Slot::Empty,
+            RawCell::Text(t) | RawCell::Error(t) => {
+                let a = self.text.len();
+                self.text.push_str(t);
+                let b = self.text.len();
+                if matches!(cell, RawCell::Error(_)) {
+                    Slot::Error(a, b)
+                } else {
+                    Slot::Text(a, b)
+                }
+            }
+            RawCell::Int(v) => Slot::Int(v),
+            RawCell::Float(v) => Slot::Float(v),
+            RawCell::Bool(v) => Slot::Bool(v),
+            RawCell::DateTime(v) => Slot::DateTime(v),
+        };
+        self.set(col, slot);
+    }
+}
+
+/// Receives a file's header and rows from a reader.
+pub trait RowVisitor {
+    /// Called once with the header cells as text. An `Err` stops reading (for example,
+    /// a required column is missing).
+    fn header(&mut self, headers: &[String]) -> Result<(), ReadError>;
+    /// Called for every non-blank data row. `line` is the row number as a person sees it in
+    /// Excel or the line number in an editor.
+    fn row(&mut self, line: u64, row: &Row) -> Result<(), ReadError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_places_cells_by_column_and_pads_gaps() {
+        let mut r = Row::default();
+        r.put(0, RawCell::Text("a"));
+        r.put(3, RawCell::Float(1.5));
+        assert_eq!(r.len(), 4);
+        assert_eq!(r.get(1), RawCell::Empty);
+        assert_eq!(r.get(3), RawCell::Float(1.5));
+        assert_eq!(r.get(9), RawCell::Empty);
+        assert!(!r.is_blank());
+        r.clear();
+        r.put(2, RawCell::Text("  "));
+        assert!(r.is_blank());
+    }
+}

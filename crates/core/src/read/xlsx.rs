@@ -1,0 +1,192 @@
+//! XLSX, read cell by cell with calamine's streaming cell reader.
+//!
+//! Cells are placed by their reference, so omitted cells stay empty instead of shifting their
+//! neighbours. Date cells (a number with a date format) become date/times in the workbook's
+//! epoch (1900 or 1904); formula cells give their cached value. Before calamine sees the file,
+//! the zip directory is checked against [`Limits`], and the shared-strings part (which calamine
+//! keeps in memory) is inflated once to count its real size: a zip bomb is refused, not
+//! unpacked.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use calamine::{DataRef, Reader, Xlsx};
+use chrono::{NaiveDate, NaiveDateTime};
+
+use super::{Limits, ReadError, Row, RowVisitor};
+use crate::coerce::{float_text, RawCell};
+use crate::spec::SheetRef;
+
+/// Reads one sheet of a workbook and feeds `visitor`.
+pub fn read_xlsx<RS: Read + Seek>(
+    mut input: RS,
+    sheet: Option<&SheetRef>,
+    header_row: u32,
+    limits: &Limits,
+    visitor: &mut dyn RowVisitor,
+) -> Result<(), ReadError> {
+    check_zip(&mut input, limits)?;
+    input.seek(SeekFrom::Start(0))?;
+    let mut book: Xlsx<RS> = Xlsx::new(input).map_err(|e| ReadError::NotXlsx(e.to_string()))?;
+    let names = book.sheet_names();
+    let name = match sheet {
+        None => names.first().cloned(),
+        Some(SheetRef::Name(n)) => names.iter().find(|s| *s == n).cloned(),
+        Some(SheetRef::Index(i)) => names.get(*i).cloned(),
+    }
+    .ok_or_else(|| ReadError::SheetNotFound {
+        wanted: sheet.map(|s| s.to_string()).unwrap_or_else(|| "#0".into()),
+        available: names.join(", "),
+    })?;
+    let xerr = |e: calamine::XlsxError| ReadError::Xlsx {
+        sheet: name.clone(),
+        message: e.to_string(),
+    };
+    let mut cells = book.worksheet_cells_reader(&name).map_err(xerr)?;
+
+    let header_idx = header_row.saturating_sub(1);
+    let mut row = Row::default();
+    let mut current: Option<u32> = None;
+    let mut width: Option<usize> = None;
+    let mut seen_any = false;
+    let mut text;
+
+    let mut flush = |r: u32, row: &mut Row, width: &mut Option<usize>| -> Result<(), ReadError> {
+        if r == header_idx {
+            let mut headers: Vec<String> = (0..row.len())
+                .map(|i| row.get(i).display().trim().to_string())
+                .collect();
+            while headers.last().is_some_and(|h| h.is_empty()) {
+                headers.pop();
+            }
+            *width = Some(headers.len());
+            visitor.header(&headers)?;
+        } else if r > header_idx && !row.is_blank() {
+            visitor.row(u64::from(r) + 1, row)?;
+        }
+        row.clear();
+        Ok(())
+    };
+
+    while let Some(cell) = cells.next_cell().map_err(xerr)? {
+        seen_any = true;
+        let (r, c) = cell.get_position();
+        if current != Some(r) {
+            if let Some(prev) = current {
+                flush(prev, &mut row, &mut width)?;
+            }
+            current = Some(r);
+        }
+        if r < header_idx {
+            continue;
+        }
+        let c = c as usize;
+        if r > header_idx && width.is_some_and(|w| c >= w) {
+            continue; // cells beside the table (notes, legends) have no header
+        }
+        let raw = match cell.get_value() {
+            DataRef::Empty => RawCell::Empty,
+            DataRef::Int(i) => RawCell::Int(*i),
+            DataRef::Float(f) => RawCell::Float(*f),
+            DataRef::Bool(b) => RawCell::Bool(*b),
+            DataRef::String(s) => RawCell::Text(s),
+            DataRef::SharedString(s) => RawCell::Text(s),
+            DataRef::DateTime(dt) if dt.is_datetime() => {
+                let (y, mo, d, h, mi, s, ms) = dt.to_ymd_hms_milli();
+                match NaiveDate::from_ymd_opt(i32::from(y), u32::from(mo), u32::from(d)).and_then(
+                    |day| {
+                        day.and_hms_milli_opt(
+                            u32::from(h),
+                            u32::from(mi),
+                            u32::from(s),
+                            u32::from(ms),
+                        )
+                    },
+                ) {
+                    Some(v) => RawCell::DateTime(v),
+                    None => {
+                        text = format!("invalid date serial {}", float_text(dt.as_f64()));
+                        RawCell::Error(&text)
+                    }
+                }
+            }
+            DataRef::DateTime(dt) => RawCell::Float(dt.as_f64()),
+            DataRef::DateTimeIso(s) => match parse_iso(s) {
+                Some(v) => RawCell::DateTime(v),
+                None => RawCell::Text(s),
+            },
+            DataRef::DurationIso(s) => RawCell::Text(s),
+            DataRef::Error(e) => {
+                text = e.to_string();
+                RawCell::Error(&text)
+            }
+        };
+        row.put(c, raw);
+    }
+    if let Some(prev) = current {
+        flush(prev, &mut row, &mut width)?;
+    }
+    match width {
+        Some(_) => Ok(()),
+        None if !seen_any => Err(ReadError::Empty),
+        None => Err(ReadError::HeaderNotFound(header_row)),
+    }
+}
+
+fn parse_iso(s: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()?
+                .and_hms_opt(0, 0, 0)
+        })
+}
+
+/// Refuses archives whose parts would inflate past the limits.
+fn check_zip<RS: Read + Seek>(input: &mut RS, limits: &Limits) -> Result<(), ReadError> {
+    let mut zip = zip::ZipArchive::new(&mut *input).map_err(|e| {
+        ReadError::NotXlsx(format!(
+            "not a zip archive ({e}); is it a CSV or an old .xls renamed .xlsx?"
+        ))
+    })?;
+    let mut shared_strings = None;
+    for i in 0..zip.len() {
+        let f = zip
+            .by_index_raw(i)
+            .map_err(|e| ReadError::NotXlsx(e.to_string()))?;
+        let name = String::from_utf8_lossy(f.name_raw()).into_owned();
+        let (size, packed) = (f.size(), f.compressed_size().max(1));
+        if size > limits.max_xlsx_part_bytes
+            || (size > (1 << 20) && size / packed > limits.max_xlsx_ratio)
+        {
+            return Err(too_large(name, size, limits));
+        }
+        if name.eq_ignore_ascii_case("xl/sharedStrings.xml") {
+            shared_strings = Some((i, name, packed));
+        }
+    }
+    if let Some((i, name, packed)) = shared_strings {
+        // Declared sizes can lie: count what the part really inflates to.
+        let cap = limits
+            .max_xlsx_part_bytes
+            .min(packed.saturating_mul(limits.max_xlsx_ratio).max(1 << 20));
+        let f = zip
+            .by_index(i)
+            .map_err(|e| ReadError::NotXlsx(e.to_string()))?;
+        let real = std::io::copy(&mut f.take(cap + 1), &mut std::io::sink())
+            .map_err(|e| ReadError::NotXlsx(format!("{name}: {e}")))?;
+        if real > cap {
+            return Err(too_large(name, real, limits));
+        }
+    }
+    Ok(())
+}
+
+fn too_large(part: String, size: u64, limits: &Limits) -> ReadError {
+    ReadError::TooLarge {
+        part,
+        size,
+        limit: limits.max_xlsx_part_bytes,
+        ratio: limits.max_xlsx_ratio,
+    }
+}

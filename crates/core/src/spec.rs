@@ -1,0 +1,643 @@
+//! Table specs: what a dataset's source files look like and what its lake table is.
+//!
+//! A spec is a JSON document (`config/tables/<dataset>.json`). [`TableSpec::from_json`] parses
+//! and validates it; every problem names the file, the field and what is wrong, so a data
+//! engineer can fix a spec without reading code.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A problem with a spec: the file, the field (a JSON path such as `columns[2].type`) and what
+/// is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {field}: {problem}")]
+pub struct SpecError {
+    pub file: String,
+    pub field: String,
+    pub problem: String,
+}
+
+/// One dataset: how its source objects are found and read, and what its lake table holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// Lake table name, Athena-safe (`[a-z_][a-z0-9_]*`).
+    pub dataset: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub source: SourceSpec,
+    pub columns: Vec<ColumnSpec>,
+    /// Columns that identify a row; they must be NOT NULL.
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    #[serde(default)]
+    pub partitioning: Partitioning,
+    #[serde(default)]
+    pub output: OutputFormat,
+    /// What to do when the file has a column the spec does not name.
+    #[serde(default)]
+    pub extra_columns: ExtraColumns,
+    /// What to do when the file lacks a column the spec names.
+    #[serde(default)]
+    pub missing_columns: MissingColumns,
+    /// Values that mean NULL for every column unless a column sets its own (whole-value,
+    /// compared after trimming surrounding whitespace). Default: the empty string.
+    #[serde(default = "default_null_tokens")]
+    pub null_tokens: Vec<String>,
+}
+
+fn default_null_tokens() -> Vec<String> {
+    vec![String::new()]
+}
+
+/// How source objects are matched and parsed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Object key prefix (in the raw bucket) of this dataset's files.
+    #[serde(default)]
+    pub prefix: String,
+    /// Glob on the key below the prefix (`*` stays within one folder, `**` crosses folders).
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    #[serde(default)]
+    pub format: SourceFormat,
+    /// xlsx: the sheet, by name or by 0-based index. Default: the first sheet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<SheetRef>,
+    /// 1-based row (line for CSV) holding the header; rows above it are ignored.
+    #[serde(default = "one")]
+    pub header_row: u32,
+    #[serde(default)]
+    pub header_match: HeaderMatch,
+    #[serde(default)]
+    pub csv: CsvOptions,
+}
+
+fn default_pattern() -> String {
+    "**".into()
+}
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// By the object's extension: `.xlsx` is xlsx, anything else CSV.
+    #[default]
+    Auto,
+    Csv,
+    Xlsx,
+}
+
+/// A sheet by name or by 0-based position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SheetRef {
+    Index(usize),
+    Name(String),
+}
+
+impl fmt::Display for SheetRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SheetRef::Index(i) => write!(f, "#{i}"),
+            SheetRef::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// How a column's `source` is compared with the file's header cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderMatch {
+    /// Byte for byte.
+    #[default]
+    Exact,
+    /// Ignoring case, and ignoring spaces, `_` and `-`.
+    Loose,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
+    #[serde(default = "comma")]
+    pub delimiter: char,
+    #[serde(default = "dquote")]
+    pub quote: char,
+    /// `utf-8` (a BOM is skipped) or a WHATWG label such as `windows-1252`, transcoded.
+    #[serde(default = "utf8")]
+    pub encoding: String,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            delimiter: ',',
+            quote: '"',
+            encoding: utf8(),
+        }
+    }
+}
+
+fn comma() -> char {
+    ','
+}
+fn dquote() -> char {
+    '"'
+}
+fn utf8() -> String {
+    "utf-8".into()
+}
+
+/// One lake column and where its values come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Lake column name, Athena-safe (`[a-z_][a-z0-9_]*`).
+    pub name: String,
+    /// Header cell in the source file. Default: `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// When the header names this column more than once: which one (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_occurrence: Option<usize>,
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    #[serde(default = "yes")]
+    pub nullable: bool,
+    /// Overrides the spec-level `null_tokens` for this column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_tokens: Option<Vec<String>>,
+    /// date / timestamp: accepted patterns (chrono `strftime` syntax), tried in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub formats: Vec<String>,
+    /// boolean: texts meaning true / false (compared case-insensitively).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub true_values: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_values: Option<Vec<String>>,
+    /// string: longest accepted value, in characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
+    /// string: digits-only values shorter than this are left-padded with zeros.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_width: Option<usize>,
+    /// string: remove surrounding whitespace.
+    #[serde(default)]
+    pub trim: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ColumnSpec {
+    /// The header this column is read from.
+    pub fn source_header(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// Lake column types; each maps one to one onto a Glue/Athena type and a Parquet type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ColumnType {
+    String,
+    Int,
+    BigInt,
+    Double,
+    Decimal { precision: u8, scale: u8 },
+    Boolean,
+    Date,
+    Timestamp,
+}
+
+impl ColumnType {
+    /// The Glue / Athena type name.
+    pub fn athena_type(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ColumnType::String => f.write_str("string"),
+            ColumnType::Int => f.write_str("int"),
+            ColumnType::BigInt => f.write_str("bigint"),
+            ColumnType::Double => f.write_str("double"),
+            ColumnType::Decimal { precision, scale } => write!(f, "decimal({precision},{scale})"),
+            ColumnType::Boolean => f.write_str("boolean"),
+            ColumnType::Date => f.write_str("date"),
+            ColumnType::Timestamp => f.write_str("timestamp"),
+        }
+    }
+}
+
+impl From<ColumnType> for String {
+    fn from(t: ColumnType) -> String {
+        t.to_string()
+    }
+}
+
+impl TryFrom<String> for ColumnType {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        Ok(match t.as_str() {
+            "string" => ColumnType::String,
+            "int" => ColumnType::Int,
+            "bigint" => ColumnType::BigInt,
+            "double" => ColumnType::Double,
+            "boolean" => ColumnType::Boolean,
+            "date" => ColumnType::Date,
+            "timestamp" => ColumnType::Timestamp,
+            _ => {
+                let inner = t
+                    .strip_prefix("decimal(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown type '{s}' (expected string, int, bigint, double, \
+                             decimal(p,s), boolean, date or timestamp)"
+                        )
+                    })?;
+                let (p, sc) = inner
+                    .split_once(',')
+                    .ok_or_else(|| format!("'{s}': decimal needs (precision,scale)"))?;
+                let precision: u8 = p
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("'{s}': precision is not a number"))?;
+                let scale: u8 = sc
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("'{s}': scale is not a number"))?;
+                if !(1..=38).contains(&precision) || scale > precision {
+                    return Err(format!(
+                        "'{s}': need 1 <= precision <= 38 and scale <= precision"
+                    ));
+                }
+                ColumnType::Decimal { precision, scale }
+            }
+        })
+    }
+}
+
+/// How the lake table is partitioned.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Partitioning {
+    #[default]
+    None,
+    /// By a NOT NULL date/timestamp column: `year=YYYY[/month=MM[/day=DD]]`.
+    Column {
+        column: String,
+        granularity: Granularity,
+    },
+    /// By the source object's `yyyy=/mm=/dd=/hh=` key folders, kept as they are.
+    SourcePath,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    Year,
+    Month,
+    Day,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    #[default]
+    Parquet,
+    Csv,
+}
+
+impl OutputFormat {
+    pub fn extension(&self) -> &'static str {
+        match self {
+            OutputFormat::Parquet => "parquet",
+            OutputFormat::Csv => "csv",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtraColumns {
+    #[default]
+    Ignore,
+    RejectFile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingColumns {
+    #[default]
+    RejectFile,
+    Null,
+}
+
+/// True when `name` is a lake-safe identifier: `[a-z_][a-z0-9_]*`, at most 255 bytes.
+pub fn is_lake_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && name.len() <= 255
+}
+
+impl TableSpec {
+    /// Reads and validates a spec file.
+    pub fn load(path: &Path) -> Result<TableSpec, SpecError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            file: file.clone(),
+            field: "(file)".into(),
+            problem: e.to_string(),
+        })?;
+        TableSpec::from_json(&file, &text)
+    }
+
+    /// Parses and validates a spec; `file` names it in errors.
+    pub fn from_json(file: &str, text: &str) -> Result<TableSpec, SpecError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let spec: TableSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            SpecError {
+                file: file.into(),
+                field: if field == "." {
+                    "(document)".into()
+                } else {
+                    field
+                },
+                problem: inner.to_string(),
+            }
+        })?;
+        spec.validate(file)?;
+        Ok(spec)
+    }
+
+    /// The checks serde cannot express: names, references between fields, type-specific options.
+    pub fn validate(&self, file: &str) -> Result<(), SpecError> {
+        let err = |field: String, problem: String| SpecError {
+            file: file.into(),
+            field,
+            problem,
+        };
+        if !is_lake_name(&self.dataset) {
+            return Err(err(
+                "dataset".into(),
+                format!("'{}' is not a lake name ([a-z_][a-z0-9_]*)", self.dataset),
+            ));
+        }
+        if self.columns.is_empty() {
+            return Err(err(
+                "columns".into(),
+                "at least one column is needed".into(),
+            ));
+        }
+        if self.source.header_row == 0 {
+            return Err(err("source.header_row".into(), "rows count from 1".into()));
+        }
+        if let Err(e) = glob::Pattern::new(&self.source.pattern) {
+            return Err(err("source.pattern".into(), format!("bad glob: {e}")));
+        }
+        let csv = &self.source.csv;
+        if !csv.delimiter.is_ascii() || !csv.quote.is_ascii() {
+            return Err(err(
+                "source.csv".into(),
+                "delimiter and quote must be single ASCII characters".into(),
+            ));
+        }
+        if encoding_rs::Encoding::for_label(csv.encoding.as_bytes()).is_none() {
+            return Err(err(
+                "source.csv.encoding".into(),
+                format!("unknown encoding '{}'", csv.encoding),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            let at = |f: &str| format!("columns[{i}].{f}");
+            if !is_lake_name(&c.name) {
+                return Err(err(
+                    at("name"),
+                    format!("'{}' is not a lake name ([a-z_][a-z0-9_]*)", c.name),
+                ));
+            }
+            if !seen.insert(c.name.as_str()) {
+                return Err(err(at("name"), format!("'{}' is used twice", c.name)));
+            }
+            if c.source_occurrence == Some(0) {
+                return Err(err(
+                    at("source_occurrence"),
+                    "occurrences count from 1".into(),
+                ));
+            }
+            let is = |t: &[ColumnType]| t.contains(&c.ty);
+            if !c.formats.is_empty() && !is(&[ColumnType::Date, ColumnType::Timestamp]) {
+                return Err(err(
+                    at("formats"),
+                    "only date and timestamp columns take formats".into(),
+                ));
+            }
+            if (c.true_values.is_some() || c.false_values.is_some()) && c.ty != ColumnType::Boolean
+            {
+                return Err(err(
+                    at("true_values"),
+                    "only boolean columns take true_values / false_values".into(),
+                ));
+            }
+            if (c.max_length.is_some() || c.pad_width.is_some() || c.trim)
+                && c.ty != ColumnType::String
+            {
+                return Err(err(
+                    at("type"),
+                    "max_length, pad_width and trim apply to string columns only".into(),
+                ));
+            }
+            if let (Some(max), Some(pad)) = (c.max_length, c.pad_width) {
+                if pad > max {
+                    return Err(err(
+                        at("pad_width"),
+                        format!("{pad} exceeds max_length {max}"),
+                    ));
+                }
+            }
+        }
+        for (i, k) in self.primary_key.iter().enumerate() {
+            match self.column(k) {
+                None => {
+                    return Err(err(
+                        format!("primary_key[{i}]"),
+                        format!("no column named '{k}'"),
+                    ))
+                }
+                Some(c) if c.nullable => {
+                    return Err(err(
+                        format!("primary_key[{i}]"),
+                        format!("key column '{k}' must be nullable: false"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Partitioning::Column { column, .. } = &self.partitioning {
+            match self.column(column) {
+                None => {
+                    return Err(err(
+                        "partitioning.column".into(),
+                        format!("no column named '{column}'"),
+                    ))
+                }
+                Some(c) if !matches!(c.ty, ColumnType::Date | ColumnType::Timestamp) => {
+                    return Err(err(
+                        "partitioning.column".into(),
+                        format!("'{column}' is {}, not date or timestamp", c.ty),
+                    ))
+                }
+                Some(c) if c.nullable => {
+                    return Err(err(
+                        "partitioning.column".into(),
+                        format!("'{column}' must be nullable: false to partition by it"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The partition key names, in folder order.
+    pub fn partition_keys(&self) -> Vec<&'static str> {
+        match &self.partitioning {
+            Partitioning::None => vec![],
+            Partitioning::Column { granularity, .. } => match granularity {
+                Granularity::Year => vec!["year"],
+                Granularity::Month => vec!["year", "month"],
+                Granularity::Day => vec!["year", "month", "day"],
+            },
+            Partitioning::SourcePath => vec!["yyyy", "mm", "dd", "hh"],
+        }
+    }
+
+    /// Whether an object key belongs to this dataset (prefix, then glob on the rest).
+    pub fn matches_key(&self, key: &str) -> bool {
+        let Some(rest) = key.strip_prefix(self.source.prefix.as_str()) else {
+            return false;
+        };
+        let opts = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        glob::Pattern::new(&self.source.pattern)
+            .map(|p| p.matches_with(rest, opts))
+            .unwrap_or(false)
+    }
+
+    /// The format of a source object with this key.
+    pub fn format_for(&self, key: &str) -> SourceFormat {
+        match self.source.format {
+            SourceFormat::Auto => {
+                if key.to_ascii_lowercase().ends_with(".xlsx") {
+                    SourceFormat::Xlsx
+                } else {
+                    SourceFormat::Csv
+                }
+            }
+            f => f,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<TableSpec, SpecError> {
+        TableSpec::from_json("t.json", json)
+    }
+
+    const MINIMAL: &str = r#"{"dataset":"d","source":{"prefix":"d/","pattern":"**/*.csv"},
+        "columns":[{"name":"a","type":"int","nullable":false}],"primary_key":["a"]}"#;
+
+    #[test]
+    fn minimal_spec_loads_with_defaults() {
+        let s = spec(MINIMAL).unwrap();
+        assert_eq!(s.source.header_row, 1);
+        assert_eq!(s.null_tokens, vec![String::new()]);
+        assert_eq!(s.output, OutputFormat::Parquet);
+        assert!(s.matches_key("d/yyyy=2022/mm=06/x.csv"));
+        assert!(!s.matches_key("e/x.csv"));
+        assert!(!s.matches_key("d/x.xlsx"));
+    }
+
+    #[test]
+    fn types_parse_and_print_one_to_one() {
+        for t in [
+            "string",
+            "int",
+            "bigint",
+            "double",
+            "decimal(12,2)",
+            "boolean",
+            "date",
+            "timestamp",
+        ] {
+            let ty = ColumnType::try_from(t.to_string()).unwrap();
+            assert_eq!(ty.to_string(), t);
+        }
+        assert!(ColumnType::try_from("decimal(2,3)".to_string()).is_err());
+        assert!(ColumnType::try_from("varchar".to_string()).is_err());
+    }
+
+    #[test]
+    fn unknown_type_names_the_field() {
+        let e = spec(&MINIMAL.replace("\"int\"", "\"integer\"")).unwrap_err();
+        assert_eq!(e.field, "columns[0].type");
+        assert!(e.problem.contains("unknown type 'integer'"), "{e}");
+        assert!(e.to_string().starts_with("t.json: columns[0].type:"));
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let e = spec(&MINIMAL.replace("\"nullable\"", "\"nulable\"")).unwrap_err();
+        assert!(e.problem.contains("nulable"), "{e}");
+    }
+
+    #[test]
+    fn bad_names_and_references_are_refused() {
+        let e = spec(&MINIMAL.replace("\"name\":\"a\"", "\"name\":\"Loan-Id\"")).unwrap_err();
+        assert_eq!(e.field, "columns[0].name");
+        let e = spec(&MINIMAL.replace("[\"a\"]", "[\"b\"]")).unwrap_err();
+        assert_eq!(e.field, "primary_key[0]");
+        let e = spec(&MINIMAL.replace(
+            "\"primary_key\"",
+            "\"partitioning\":{\"by\":\"column\",\"column\":\"a\",\"granularity\":\"month\"},\"primary_key\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "partitioning.column");
+        let e = spec(&MINIMAL.replace("\"nullable\":false", "\"nullable\":false,\"pad_width\":5"))
+            .unwrap_err();
+        assert_eq!(e.field, "columns[0].type");
+    }
+
+    #[test]
+    fn lake_names() {
+        assert!(is_lake_name("number_of_time30_59_days"));
+        assert!(!is_lake_name("NumberOfTime30-59"));
+        assert!(!is_lake_name("1abc"));
+        assert!(!is_lake_name(""));
+    }
+}

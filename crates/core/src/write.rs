@@ -1,0 +1,322 @@
+//! Writers for one output file: typed Parquet (Arrow builders, bounded batches and row groups)
+//! and RFC 4180 CSV. Both write nothing that depends on the clock, so the same rows give the
+//! same bytes.
+//!
+//! | lake type | Arrow | Parquet physical / logical |
+//! | --- | --- | --- |
+//! | string | Utf8 | BYTE_ARRAY / STRING |
+//! | int | Int32 | INT32 |
+//! | bigint | Int64 | INT64 |
+//! | double | Float64 | DOUBLE |
+//! | decimal(p,s) | Decimal128(p,s) | INT32 / INT64 / FIXED_LEN_BYTE_ARRAY by precision, DECIMAL(p,s) |
+//! | boolean | Boolean | BOOLEAN |
+//! | date | Date32 | INT32 / DATE |
+//! | timestamp | Timestamp(µs) | INT64 / TIMESTAMP(MICROS, not UTC-adjusted) |
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    ArrayBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder,
+    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::coerce::{date_from_days, decimal_text, Value};
+use crate::spec::{ColumnSpec, ColumnType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("csv: {0}")]
+    Csv(#[from] csv::Error),
+}
+
+/// The Arrow type of a lake column type.
+pub fn arrow_type(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Int => DataType::Int32,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale as i8),
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+    }
+}
+
+/// The Arrow schema of a spec's columns.
+pub fn arrow_schema(columns: &[ColumnSpec]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, arrow_type(c.ty), c.nullable))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+enum Builder {
+    Str(StringBuilder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    F64(Float64Builder),
+    Dec(Decimal128Builder),
+    Bool(BooleanBuilder),
+    Date(Date32Builder),
+    Ts(TimestampMicrosecondBuilder),
+}
+
+impl Builder {
+    fn new(t: ColumnType, cap: usize) -> Result<Builder, WriteError> {
+        Ok(match t {
+            ColumnType::String => Builder::Str(StringBuilder::with_capacity(cap, cap * 16)),
+            ColumnType::Int => Builder::I32(Int32Builder::with_capacity(cap)),
+            ColumnType::BigInt => Builder::I64(Int64Builder::with_capacity(cap)),
+            ColumnType::Double => Builder::F64(Float64Builder::with_capacity(cap)),
+            ColumnType::Decimal { precision, scale } => Builder::Dec(
+                Decimal128Builder::with_capacity(cap)
+                    .with_precision_and_scale(precision, scale as i8)?,
+            ),
+            ColumnType::Boolean => Builder::Bool(BooleanBuilder::with_capacity(cap)),
+            ColumnType::Date => Builder::Date(Date32Builder::with_capacity(cap)),
+            ColumnType::Timestamp => Builder::Ts(TimestampMicrosecondBuilder::with_capacity(cap)),
+        })
+    }
+
+    fn append(&mut self, v: &Value<'_>) {
+        match (self, v) {
+            (Builder::Str(b), Value::Str(s)) => b.append_value(s),
+            (Builder::I32(b), Value::Int(x)) => b.append_value(*x),
+            (Builder::I64(b), Value::BigInt(x)) => b.append_value(*x),
+            (Builder::F64(b), Value::Double(x)) => b.append_value(*x),
+            (Builder::Dec(b), Value::Decimal(x)) => b.append_value(*x),
+            (Builder::Bool(b), Value::Bool(x)) => b.append_value(*x),
+            (Builder::Date(b), Value::Date(x)) => b.append_value(*x),
+            (Builder::Ts(b), Value::Timestamp(x)) => b.append_value(*x),
+            (b, _) => b.append_null(),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Builder::Str(b) => b.append_null(),
+            Builder::I32(b) => b.append_null(),
+            Builder::I64(b) => b.append_null(),
+            Builder::F64(b) => b.append_null(),
+            Builder::Dec(b) => b.append_null(),
+            Builder::Bool(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Ts(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Str(b) => Arc::new(b.finish()),
+            Builder::I32(b) => Arc::new(b.finish()),
+            Builder::I64(b) => Arc::new(b.finish()),
+            Builder::F64(b) => Arc::new(b.finish()),
+            Builder::Dec(b) => Arc::new(b.finish()),
+            Builder::Bool(b) => Arc::new(b.finish()),
+            Builder::Date(b) => Arc::new(b.finish()),
+            Builder::Ts(b) => Arc::new(b.finish()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Builder::Str(b) => b.len(),
+            Builder::I32(b) => b.len(),
+            Builder::I64(b) => b.len(),
+            Builder::F64(b) => b.len(),
+            Builder::Dec(b) => b.len(),
+            Builder::Bool(b) => b.len(),
+            Builder::Date(b) => b.len(),
+            Builder::Ts(b) => b.len(),
+        }
+    }
+}
+
+/// One Parquet file being written.
+pub struct ParquetPart {
+    rel: String,
+    schema: SchemaRef,
+    builders: Vec<Builder>,
+    writer: ArrowWriter<BufWriter<File>>,
+    batch_rows: usize,
+    rows: u64,
+}
+
+/// Writer settings every Parquet file of the lake shares.
+pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_created_by("sluice".to_string())
+        .build()
+}
+
+impl ParquetPart {
+    pub fn create(
+        path: &Path,
+        rel: String,
+        columns: &[ColumnSpec],
+        batch_rows: usize,
+        row_group_rows: usize,
+    ) -> Result<ParquetPart, WriteError> {
+        let schema = arrow_schema(columns);
+        let file = BufWriter::with_capacity(1 << 16, File::create(path)?);
+        let writer = ArrowWriter::try_new(
+            file,
+            schema.clone(),
+            Some(writer_properties(row_group_rows)),
+        )?;
+        let builders = columns
+            .iter()
+            .map(|c| Builder::new(c.ty, batch_rows))
+            .collect::<Result<_, _>>()?;
+        Ok(ParquetPart {
+            rel,
+            schema,
+            builders,
+            writer,
+            batch_rows: batch_rows.max(1),
+            rows: 0,
+        })
+    }
+
+    /// Adds a row; returns true when a batch was handed to the encoder.
+    pub fn push(&mut self, values: &[Value<'_>]) -> Result<bool, WriteError> {
+        for (b, v) in self.builders.iter_mut().zip(values) {
+            b.append(v);
+        }
+        self.rows += 1;
+        if self
+            .builders
+            .first()
+            .is_some_and(|b| b.len() >= self.batch_rows)
+        {
+            self.encode()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn encode(&mut self) -> Result<(), WriteError> {
+        if self.builders.first().is_none_or(|b| b.len() == 0) {
+            return Ok(());
+        }
+        let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
+        self.writer.write(&batch)?;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Encoded bytes held for the open row group.
+    pub fn in_progress_bytes(&self) -> usize {
+        self.writer.in_progress_size()
+    }
+
+    /// Ends the open row group early (to bound memory across many partitions).
+    pub fn close_row_group(&mut self) -> Result<(), WriteError> {
+        self.encode()?;
+        self.writer.flush()?;
+        Ok(())
+    }
+
+    /// Writes the footer; returns the file's path relative to the output root.
+    pub fn finish(mut self) -> Result<String, WriteError> {
+        self.encode()?;
+        self.writer.close()?;
+        Ok(self.rel)
+    }
+}
+
+/// One CSV file being written: a header row, `"` quoting when needed, NULL as an empty field.
+pub struct CsvPart {
+    rel: String,
+    types: Vec<ColumnType>,
+    writer: csv::Writer<BufWriter<File>>,
+    field: String,
+    rows: u64,
+}
+
+impl CsvPart {
+    pub fn create(path: &Path, rel: String, columns: &[ColumnSpec]) -> Result<CsvPart, WriteError> {
+        let file = BufWriter::with_capacity(1 << 16, File::create(path)?);
+        let mut writer = csv::WriterBuilder::new().from_writer(file);
+        writer.write_record(columns.iter().map(|c| c.name.as_str()))?;
+        Ok(CsvPart {
+            rel,
+            types: columns.iter().map(|c| c.ty).collect(),
+            writer,
+            field: String::new(),
+            rows: 0,
+        })
+    }
+
+    pub fn push(&mut self, values: &[Value<'_>]) -> Result<(), WriteError> {
+        use std::fmt::Write as _;
+        for (v, t) in values.iter().zip(&self.types) {
+            self.field.clear();
+            let f = &mut self.field;
+            // Writing into a String cannot fail.
+            let _ = match v {
+                Value::Null => Ok(()),
+                Value::Str(s) => {
+                    f.push_str(s);
+                    Ok(())
+                }
+                Value::Int(x) => write!(f, "{x}"),
+                Value::BigInt(x) => write!(f, "{x}"),
+                Value::Double(x) => write!(f, "{x}"),
+                Value::Decimal(x) => {
+                    let scale = match t {
+                        ColumnType::Decimal { scale, .. } => *scale,
+                        _ => 0,
+                    };
+                    f.push_str(&decimal_text(*x, scale));
+                    Ok(())
+                }
+                Value::Bool(b) => write!(f, "{b}"),
+                Value::Date(d) => match date_from_days(*d) {
+                    Some(day) => write!(f, "{}", day.format("%Y-%m-%d")),
+                    None => Ok(()),
+                },
+                Value::Timestamp(us) => match chrono::DateTime::from_timestamp_micros(*us) {
+                    Some(ts) => write!(f, "{}", ts.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")),
+                    None => Ok(()),
+                },
+            };
+            self.writer.write_field(&self.field)?;
+        }
+        self.writer.write_record(None::<&[u8]>)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn finish(mut self) -> Result<String, WriteError> {
+        self.writer.flush()?;
+        Ok(self.rel)
+    }
+}
