@@ -1,0 +1,111 @@
+//! Helpers shared by the core's integration tests.
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sluice_core::{IngestError, IngestOptions, IngestReport, Source, TableSpec};
+
+pub fn spec(json: &str) -> TableSpec {
+    TableSpec::from_json("test-spec.json", json).unwrap()
+}
+
+pub fn source(key: &str) -> Source {
+    Source {
+        object: format!("test://{key}"),
+        key: key.to_string(),
+        version: None,
+    }
+}
+
+/// Ingests in-memory bytes into a fresh staging folder.
+pub fn ingest_bytes(
+    spec: &TableSpec,
+    key: &str,
+    bytes: Vec<u8>,
+) -> (tempfile::TempDir, Result<IngestReport, IngestError>) {
+    let dir = tempfile::tempdir().unwrap();
+    let r = sluice_core::ingest(
+        spec,
+        &source(key),
+        Cursor::new(bytes),
+        dir.path(),
+        &IngestOptions::default(),
+    );
+    (dir, r)
+}
+
+pub fn ingest_file(spec: &TableSpec, path: &Path) -> (tempfile::TempDir, IngestReport) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = path.file_name().unwrap().to_string_lossy().into_owned();
+    let f = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let r = sluice_core::ingest(
+        spec,
+        &source(&key),
+        f,
+        dir.path(),
+        &IngestOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (dir, r)
+}
+
+pub fn quarantine(dir: &Path, report: &IngestReport) -> Vec<serde_json::Value> {
+    let Some(q) = &report.quarantine else {
+        return vec![];
+    };
+    std::fs::read_to_string(dir.join(&q.path))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The seed-data folder beside the project, or None (and a loud SKIPPED line) when absent.
+pub fn seed(rel: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/seed-data")
+        .join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: seed file {} is absent (../shared/seed-data not present)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// The Python interpreter with pyarrow: $SLUICE_PYTHON, else the project's .venv.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("SLUICE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    panic!("no Python with pyarrow for the independent Parquet check: run scripts/python-env (or .ci/run), or set SLUICE_PYTHON");
+}
+
+/// Reads Parquet files with pyarrow; returns {"schema": [...], "rows": [...]}.
+pub fn read_parquet(files: &[PathBuf]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_parquet.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyarrow failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn output_paths(dir: &Path, report: &IngestReport) -> Vec<PathBuf> {
+    report.outputs.iter().map(|o| dir.join(&o.path)).collect()
+}
