@@ -625,7 +625,7 @@ mod tests {
         assert_eq!(
             t.coerce(RawCell::Text("2022-10-22 22:33:07.873398"))
                 .unwrap(),
-            Value::Timestamp(1_666_478_987_873_398)
+            Value::Timestamp(1_666_477_987_873_398)
         );
         assert_eq!(
             t.coerce(RawCell::Text("1970-01-01T00:00:01")).unwrap(),

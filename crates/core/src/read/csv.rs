@@ -4,29 +4,68 @@
 //! transcoded field by field. A record larger than [`Limits::max_record_bytes`] stops the file
 //! with an error instead of growing memory without bound.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::rc::Rc;
 
 use encoding_rs::Encoding;
 
 use super::{Limits, ReadError, Row, RowVisitor};
 use crate::spec::CsvOptions;
 
-/// Counts bytes handed to the CSV parser since the last record ended.
+/// What the CSV parser has been handed: bytes since the last record (to bound a record's size)
+/// and where the newlines were (the `csv` crate's own line count skips blank lines and
+/// miscounts CRLF, so lines are counted here from byte offsets).
+#[derive(Default)]
+struct Tracker {
+    read: u64,
+    since_record: u64,
+    /// Offsets of `\r` and `\n` bytes not yet passed, with whether each is a `\n`.
+    breaks: VecDeque<(u64, bool)>,
+    lines_before: u64,
+}
+
+impl Tracker {
+    /// The 1-based line of the first content byte at or after `offset` (the parser reports a
+    /// record's start before the line breaks and blank lines it skipped).
+    fn line_of(&mut self, mut offset: u64) -> u64 {
+        while let Some(&(pos, lf)) = self.breaks.front() {
+            if pos > offset {
+                break;
+            }
+            if pos == offset {
+                offset += 1;
+            }
+            self.breaks.pop_front();
+            if lf {
+                self.lines_before += 1;
+            }
+        }
+        self.lines_before + 1
+    }
+}
+
 struct Metered<R> {
     inner: R,
-    since_record: Arc<AtomicU64>,
+    tracker: Rc<RefCell<Tracker>>,
     limit: u64,
 }
 
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.since_record.load(Ordering::Relaxed) > self.limit {
+        let mut t = self.tracker.borrow_mut();
+        if t.since_record > self.limit {
             return Err(std::io::Error::other(RECORD_TOO_LARGE));
         }
         let n = self.inner.read(buf)?;
-        self.since_record.fetch_add(n as u64, Ordering::Relaxed);
+        let base = t.read;
+        t.breaks.extend(
+            memchr::memchr2_iter(b'\n', b'\r', &buf[..n])
+                .map(|i| (base + i as u64, buf[i] == b'\n')),
+        );
+        t.read += n as u64;
+        t.since_record += n as u64;
         Ok(n)
     }
 }
@@ -47,10 +86,10 @@ pub fn read_csv<R: Read>(
     if is_utf8 && buffered.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
         buffered.consume(3);
     }
-    let since_record = Arc::new(AtomicU64::new(0));
+    let tracker = Rc::new(RefCell::new(Tracker::default()));
     let metered = Metered {
         inner: buffered,
-        since_record: since_record.clone(),
+        tracker: tracker.clone(),
         limit: limits.max_record_bytes,
     };
     let mut rdr = ::csv::ReaderBuilder::new()
@@ -67,12 +106,13 @@ pub fn read_csv<R: Read>(
     let mut header_len = None;
     let mut records_seen: u32 = 0;
     loop {
+        let start = rdr.position().byte();
         let more = rdr.read_byte_record(&mut record).map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            let line = tracker.borrow_mut().line_of(start);
             match e.kind() {
                 ::csv::ErrorKind::Io(io) if io.to_string() == RECORD_TOO_LARGE => {
                     ReadError::RecordTooLarge {
-                        line: rdr_line(line),
+                        line,
                         limit: limits.max_record_bytes,
                     }
                 }
@@ -85,8 +125,12 @@ pub fn read_csv<R: Read>(
         if !more {
             break;
         }
-        since_record.store(0, Ordering::Relaxed);
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = {
+            let mut t = tracker.borrow_mut();
+            t.since_record = 0;
+            let offset = record.position().map(|p| p.byte()).unwrap_or(start);
+            t.line_of(offset)
+        };
         row.clear();
         if is_utf8 {
             let text = std::str::from_utf8(record.as_slice())
@@ -108,7 +152,9 @@ pub fn read_csv<R: Read>(
         records_seen += 1;
         match header_len {
             None => {
-                if records_seen == header_row {
+                // The header is the first record at or below line `header_row` (the csv
+                // crate skips blank lines, so count lines, not records).
+                if line >= u64::from(header_row) {
                     let headers: Vec<String> = (0..row.len())
                         .map(|i| row.get(i).display().into_owned())
                         .collect();
@@ -135,10 +181,6 @@ pub fn read_csv<R: Read>(
         None if records_seen == 0 => Err(ReadError::Empty),
         None => Err(ReadError::HeaderNotFound(header_row)),
     }
-}
-
-fn rdr_line(line: u64) -> u64 {
-    line.max(1)
 }
 
 #[cfg(test)]
@@ -186,6 +228,13 @@ mod tests {
         assert_eq!(c.headers, vec!["id", "note"]);
         assert_eq!(c.rows[0], (2, vec!["1".into(), "a, \"b\"\nc".into()], None));
         assert_eq!(c.rows[1], (5, vec!["2".into(), "x".into()], None));
+    }
+
+    #[test]
+    fn crlf_and_blank_lines_keep_editor_line_numbers() {
+        let c = read(b"a\r\n1\r\n\r\n\r\n2\r\n", CsvOptions::default(), 1).unwrap();
+        let lines: Vec<u64> = c.rows.iter().map(|r| r.0).collect();
+        assert_eq!(lines, vec![2, 5]);
     }
 
     #[test]
