@@ -1,0 +1,184 @@
+//! Hostile files: each gives one clear error naming the file and the cause (or quarantines
+//! the bad rows), never a panic, never a published partial output, and bounded memory.
+
+mod common;
+#[path = "common/xlsx.rs"]
+mod xlsx;
+
+use std::io::{Cursor, Write};
+
+use common::*;
+use xlsx::{sheet, Book};
+
+fn csv_spec() -> sluice_core::TableSpec {
+    spec(r#"{"dataset":"h","source":{"format":"csv"},"columns":[
+        {"name":"a","type":"int"},{"name":"b","type":"string"}]}"#)
+}
+
+fn xlsx_spec(sheet: &str) -> sluice_core::TableSpec {
+    spec(&format!(
+        r#"{{"dataset":"h","source":{{"format":"xlsx","sheet":"{sheet}"}},"columns":[
+        {{"name":"a","type":"int"}},{{"name":"b","type":"string"}}]}}"#
+    ))
+}
+
+fn good_book() -> Vec<u8> {
+    Book {
+        sheets: vec![(
+            "data",
+            sheet(r#"<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row><row r="2"><c r="A2"><v>1</v></c><c r="B2" t="s"><v>1</v></c></row>"#),
+        )],
+        shared: vec!["a", "b"],
+        date1904: false,
+    }
+    .bytes()
+}
+
+/// Runs an ingest that must fail; returns the message. Nothing may be left in staging
+/// that a caller could publish: the report is never produced.
+fn fails(spec: &sluice_core::TableSpec, key: &str, bytes: Vec<u8>) -> String {
+    let (_dir, r) = ingest_bytes(spec, key, bytes);
+    let e = r.expect_err("this file must be refused").to_string();
+    assert!(e.starts_with(&format!("test://{key}: ")), "error must name the file: {e}");
+    e
+}
+
+#[test]
+fn truncated_xlsx() {
+    let mut b = good_book();
+    b.truncate(b.len() / 2);
+    let e = fails(&xlsx_spec("data"), "t.xlsx", b);
+    assert!(e.contains("not a zip archive") || e.contains("not a readable xlsx"), "{e}");
+}
+
+#[test]
+fn corrupt_xlsx_bytes() {
+    let mut b = good_book();
+    let mid = b.len() / 3;
+    for x in &mut b[mid..mid + 200] {
+        *x = 0x5a;
+    }
+    let e = fails(&xlsx_spec("data"), "c.xlsx", b);
+    assert!(!e.is_empty());
+}
+
+#[test]
+fn csv_renamed_xlsx() {
+    let e = fails(&xlsx_spec("data"), "r.xlsx", b"a,b\n1,2\n".to_vec());
+    assert!(e.contains("is it a CSV or an old .xls renamed .xlsx?"), "{e}");
+}
+
+#[test]
+fn missing_sheet_lists_the_sheets() {
+    let e = fails(&xlsx_spec("nope"), "m.xlsx", good_book());
+    assert!(e.contains("sheet 'nope' not found (the workbook has: data)"), "{e}");
+}
+
+#[test]
+fn empty_files() {
+    let e = fails(&csv_spec(), "e.csv", Vec::new());
+    assert!(e.contains("the file is empty"), "{e}");
+    let empty_sheet = Book { sheets: vec![("data", sheet(""))], shared: vec![], date1904: false };
+    let e = fails(&xlsx_spec("data"), "e.xlsx", empty_sheet.bytes());
+    assert!(e.contains("the file is empty"), "{e}");
+}
+
+#[test]
+fn header_only_is_processed_with_zero_rows_and_no_outputs() {
+    let (_d, r) = ingest_bytes(&csv_spec(), "h.csv", b"a,b\n".to_vec());
+    let r = r.unwrap();
+    assert_eq!((r.rows_read, r.rows_written, r.outputs.len()), (0, 0, 0));
+    assert!(r.quarantine.is_none());
+}
+
+#[test]
+fn ragged_rows_are_quarantined_and_the_rest_lands() {
+    let (dir, r) = ingest_bytes(&csv_spec(), "r.csv", b"a,b\n1,x\n2\n3,y,z\n4,w\n".to_vec());
+    let r = r.unwrap();
+    assert_eq!((r.rows_written, r.rows_quarantined), (2, 2));
+    let q = quarantine(dir.path(), &r);
+    assert_eq!(q[0]["reason"], "ragged_row");
+    assert_eq!(q[0]["row"], 3);
+    assert_eq!(q[1]["message"], "row has 3 fields, the header has 2");
+    assert_eq!(q[1]["raw"]["C"], "z");
+}
+
+#[test]
+fn invalid_utf8_without_a_declared_encoding() {
+    let e = fails(&csv_spec(), "u.csv", b"a,b\n1,caf\xe9\n".to_vec());
+    assert!(e.contains("line 2: invalid UTF-8"), "{e}");
+}
+
+#[test]
+fn a_100_mb_cell_is_refused_without_holding_it() {
+    let mut data = b"a,b\n1,\"".to_vec();
+    data.extend(std::iter::repeat_n(b'x', 100 << 20));
+    data.extend(b"\"\n");
+    let e = fails(&csv_spec(), "big.csv", data);
+    assert!(e.contains("line 2: a record larger than 16777216 bytes"), "{e}");
+}
+
+#[test]
+fn zip_bomb_is_refused_before_inflating() {
+    // A sheet that inflates 1000:1 (64 MiB of blanks) past the documented ratio limit.
+    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    let original = zip::ZipArchive::new(Cursor::new(good_book())).unwrap();
+    let mut original = original;
+    for i in 0..original.len() {
+        let mut f = original.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut body = Vec::new();
+        std::io::copy(&mut f, &mut body).unwrap();
+        zw.start_file(name.clone(), opts).unwrap();
+        if name == "xl/worksheets/sheet1.xml" {
+            let chunk = vec![b' '; 1 << 20];
+            let (head, tail) = body.split_at(body.len() - "</worksheet>".len());
+            zw.write_all(head).unwrap();
+            for _ in 0..64 {
+                zw.write_all(&chunk).unwrap();
+            }
+            zw.write_all(tail).unwrap();
+        } else {
+            zw.write_all(&body).unwrap();
+        }
+    }
+    let bomb = zw.finish().unwrap().into_inner();
+    assert!(bomb.len() < 2 << 20, "the bomb itself is small: {}", bomb.len());
+    let e = fails(&xlsx_spec("data"), "bomb.xlsx", bomb);
+    assert!(e.contains("refusing a possible zip bomb"), "{e}");
+}
+
+#[test]
+fn spec_errors_name_file_field_and_problem() {
+    let e = sluice_core::TableSpec::from_json(
+        "config/tables/x.json",
+        r#"{"dataset":"x","source":{},"columns":[{"name":"a","type":"decimal(40,2)"}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("config/tables/x.json: columns[0].type: "), "{e}");
+    assert!(e.contains("precision <= 38"), "{e}");
+}
+
+#[test]
+fn random_damage_to_a_workbook_never_panics() {
+    let good = good_book();
+    let mut seed: u64 = 0x5eed;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) as usize
+    };
+    for _ in 0..300 {
+        let mut b = good.clone();
+        for _ in 0..1 + next() % 8 {
+            let i = next() % b.len();
+            b[i] = next() as u8;
+        }
+        // Either outcome is fine; a panic fails the test.
+        let (_d, r) = ingest_bytes(&xlsx_spec("data"), "fuzz.xlsx", b);
+        if let Err(e) = r {
+            assert!(e.to_string().starts_with("test://fuzz.xlsx: "));
+        }
+    }
+}
