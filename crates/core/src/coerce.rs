@@ -121,6 +121,7 @@ pub struct ColumnRule {
     pub ty: ColumnType,
     nullable: bool,
     null_tokens: Vec<String>,
+    longest_null_token: usize,
     formats: Vec<String>,
     iso_date_only: bool,
     true_values: Vec<String>,
@@ -151,14 +152,16 @@ impl ColumnRule {
                 .map(|s| s.trim().to_lowercase())
                 .collect()
         };
+        let null_tokens = col
+            .null_tokens
+            .clone()
+            .unwrap_or_else(|| default_null_tokens.to_vec());
         ColumnRule {
             name: col.name.clone(),
+            longest_null_token: null_tokens.iter().map(String::len).max().unwrap_or(0),
             ty: col.ty,
             nullable: col.nullable,
-            null_tokens: col
-                .null_tokens
-                .clone()
-                .unwrap_or_else(|| default_null_tokens.to_vec()),
+            null_tokens,
             iso_date_only: formats.len() == 1 && formats[0] == "%Y-%m-%d",
             formats,
             true_values: lower(&col.true_values, "true"),
@@ -170,6 +173,12 @@ impl ColumnRule {
     }
 
     fn is_null_token(&self, t: &str) -> bool {
+        let b = t.as_bytes();
+        let padded = b.first().is_some_and(u8::is_ascii_whitespace)
+            || b.last().is_some_and(u8::is_ascii_whitespace);
+        if !padded && b.len() > self.longest_null_token {
+            return false;
+        }
         let t = t.trim();
         self.null_tokens.iter().any(|n| n == t)
     }

@@ -7,7 +7,9 @@
 //! the source (key and version), so the same input gives the same files with the same bytes.
 //! The caller publishes the staged files only when this returns `Ok` (write, then publish).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike, NaiveDate};
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -159,7 +161,15 @@ pub fn ingest<R: Read + Seek>(
         positions: Vec::new(),
         headers: Vec::new(),
         source_partition,
-        parts: BTreeMap::new(),
+        parts: Vec::new(),
+        part_index: HashMap::new(),
+        partition_column: match &spec.partitioning {
+            Partitioning::Column { column, .. } => {
+                spec.columns.iter().position(|c| &c.name == column)
+            }
+            _ => None,
+        },
+        scratch: Vec::new(),
         quarantine: None,
         rows_read: 0,
         rows_written: 0,
@@ -222,7 +232,13 @@ struct Ingestor<'s> {
     positions: Vec<Option<usize>>,
     headers: Vec<String>,
     source_partition: Option<Vec<(String, String)>>,
-    parts: BTreeMap<String, (Vec<(String, String)>, Part)>,
+    /// Open output files, in the order their partitions first appeared.
+    parts: Vec<(Vec<(String, String)>, Part)>,
+    part_index: HashMap<Option<NaiveDate>, usize>,
+    /// Index of the partitioning column among the spec's columns.
+    partition_column: Option<usize>,
+    /// A reusable buffer for one row's values (kept empty between rows).
+    scratch: Vec<Value<'static>>,
     quarantine: Option<(String, BufWriter<File>)>,
     rows_read: u64,
     rows_written: u64,
@@ -316,7 +332,7 @@ impl RowVisitor for Ingestor<'_> {
             self.quarantine_row(line, row, "", "", RejectReason::RaggedRow, "", &msg);
             return Ok(());
         }
-        let mut values: Vec<Value<'_>> = Vec::with_capacity(self.rules.len());
+        let mut values: Vec<Value<'_>> = recycle(std::mem::take(&mut self.scratch));
         for (i, rule) in self.rules.iter().enumerate() {
             let raw = match self.positions[i] {
                 Some(p) => row.get(p),
@@ -333,7 +349,9 @@ impl RowVisitor for Ingestor<'_> {
                 }
             }
         }
-        if let Err(e) = self.write_row(&values) {
+        let written = self.write_row(&values);
+        self.scratch = recycle(values);
+        if let Err(e) = written {
             self.error = Some(e);
             return Err(ReadError::Rejected("stopped after a write error".into()));
         }
@@ -424,26 +442,32 @@ impl Ingestor<'_> {
         Ok(())
     }
 
-    fn partition_of(&self, values: &[Value<'_>]) -> Vec<(String, String)> {
-        match &self.spec.partitioning {
-            Partitioning::None => Vec::new(),
-            Partitioning::SourcePath => self.source_partition.clone().unwrap_or_default(),
-            Partitioning::Column {
-                column,
-                granularity,
-            } => {
-                let idx = self.rules.iter().position(|r| &r.name == column);
-                let date = idx.and_then(|i| match values[i] {
-                    Value::Date(d) => crate::coerce::date_from_days(d),
-                    Value::Timestamp(us) => {
-                        chrono::DateTime::from_timestamp_micros(us).map(|t| t.date_naive())
-                    }
-                    _ => None,
-                });
-                use chrono::Datelike;
-                let Some(d) = date else {
-                    return vec![("year".into(), "__HIVE_DEFAULT_PARTITION__".into())];
-                };
+    /// The partition a row belongs to, as a cheap key: the row's date truncated to the
+    /// partition granularity, or None when the whole file is one partition.
+    fn partition_key(&self, values: &[Value<'_>]) -> Option<NaiveDate> {
+        let Partitioning::Column { granularity, .. } = &self.spec.partitioning else {
+            return None;
+        };
+        let date = match values.get(self.partition_column?)? {
+            Value::Date(d) => crate::coerce::date_from_days(*d),
+            Value::Timestamp(us) => {
+                chrono::DateTime::from_timestamp_micros(*us).map(|t| t.date_naive())
+            }
+            _ => None,
+        }?;
+        match granularity {
+            Granularity::Year => NaiveDate::from_ymd_opt(date.year(), 1, 1),
+            Granularity::Month => NaiveDate::from_ymd_opt(date.year(), date.month(), 1),
+            Granularity::Day => Some(date),
+        }
+    }
+
+    /// The partition folders (key, value) of a partition key.
+    fn partition_folders(&self, key: Option<NaiveDate>) -> Vec<(String, String)> {
+        match (&self.spec.partitioning, key) {
+            (Partitioning::None, _) => Vec::new(),
+            (Partitioning::SourcePath, _) => self.source_partition.clone().unwrap_or_default(),
+            (Partitioning::Column { granularity, .. }, Some(d)) => {
                 let mut p = vec![("year".to_string(), format!("{:04}", d.year()))];
                 if matches!(granularity, Granularity::Month | Granularity::Day) {
                     p.push(("month".into(), format!("{:02}", d.month())));
@@ -453,43 +477,55 @@ impl Ingestor<'_> {
                 }
                 p
             }
+            // Unreachable for valid specs (the partition column is NOT NULL); Hive's name.
+            (Partitioning::Column { .. }, None) => {
+                vec![("year".into(), "__HIVE_DEFAULT_PARTITION__".into())]
+            }
         }
     }
 
     fn write_row(&mut self, values: &[Value<'_>]) -> Result<(), WriteError> {
-        let partition = self.partition_of(values);
-        let dir: String = partition.iter().map(|(k, v)| format!("{k}={v}/")).collect();
-        if !self.parts.contains_key(&dir) {
-            let rel = format!(
-                "data/{}/{}{}.{}",
-                self.spec.dataset,
-                dir,
-                self.stem,
-                self.format.extension()
-            );
-            let path = self.staging.join(&rel);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
+        let key = self.partition_key(values);
+        let idx = match self.part_index.get(&key) {
+            Some(&i) => i,
+            None => {
+                let partition = self.partition_folders(key);
+                let dir: String = partition.iter().map(|(k, v)| format!("{k}={v}/")).collect();
+                let rel = format!(
+                    "data/{}/{}{}.{}",
+                    self.spec.dataset,
+                    dir,
+                    self.stem,
+                    self.format.extension()
+                );
+                let path = self.staging.join(&rel);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let part = match self.format {
+                    OutputFormat::Parquet => Part::Parquet(ParquetPart::create(
+                        &path,
+                        rel,
+                        &self.spec.columns,
+                        self.opts.batch_rows,
+                        self.opts.row_group_rows,
+                    )?),
+                    OutputFormat::Csv => {
+                        Part::Csv(CsvPart::create(&path, rel, &self.spec.columns)?)
+                    }
+                };
+                self.parts.push((partition, part));
+                self.part_index.insert(key, self.parts.len() - 1);
+                self.parts.len() - 1
             }
-            let part = match self.format {
-                OutputFormat::Parquet => Part::Parquet(ParquetPart::create(
-                    &path,
-                    rel,
-                    &self.spec.columns,
-                    self.opts.batch_rows,
-                    self.opts.row_group_rows,
-                )?),
-                OutputFormat::Csv => Part::Csv(CsvPart::create(&path, rel, &self.spec.columns)?),
-            };
-            self.parts.insert(dir.clone(), (partition, part));
-        }
-        let mut encoded = false;
-        if let Some((_, part)) = self.parts.get_mut(&dir) {
-            match part {
-                Part::Parquet(p) => encoded = p.push(values)?,
-                Part::Csv(p) => p.push(values)?,
+        };
+        let encoded = match &mut self.parts[idx].1 {
+            Part::Parquet(p) => p.push(values)?,
+            Part::Csv(p) => {
+                p.push(values)?;
+                false
             }
-        }
+        };
         self.rows_written += 1;
         if encoded {
             self.enforce_budget()?;
@@ -501,26 +537,26 @@ impl Ingestor<'_> {
     fn enforce_budget(&mut self) -> Result<(), WriteError> {
         loop {
             let mut total = 0;
-            let mut largest: Option<(&String, usize)> = None;
-            for (k, (_, part)) in &self.parts {
+            let mut largest: Option<(usize, usize)> = None;
+            for (i, (_, part)) in self.parts.iter().enumerate() {
                 if let Part::Parquet(p) = part {
                     let s = p.in_progress_bytes();
                     total += s;
                     if largest.is_none_or(|(_, l)| s > l) {
-                        largest = Some((k, s));
+                        largest = Some((i, s));
                     }
                 }
             }
             if total <= self.opts.memory_budget_bytes {
                 return Ok(());
             }
-            let Some((key, size)) = largest.map(|(k, s)| (k.clone(), s)) else {
+            let Some((i, size)) = largest else {
                 return Ok(());
             };
             if size == 0 {
                 return Ok(());
             }
-            if let Some((_, Part::Parquet(p))) = self.parts.get_mut(&key) {
+            if let Part::Parquet(p) = &mut self.parts[i].1 {
                 p.close_row_group()?;
             }
         }
@@ -528,7 +564,7 @@ impl Ingestor<'_> {
 
     fn finish(self) -> Result<IngestReport, WriteError> {
         let mut outputs = Vec::new();
-        for (_, (partition, part)) in self.parts {
+        for (partition, part) in self.parts {
             let rows = part.rows();
             let path = match part {
                 Part::Parquet(p) => p.finish()?,
@@ -540,6 +576,7 @@ impl Ingestor<'_> {
                 rows,
             });
         }
+        outputs.sort_by(|a, b| a.path.cmp(&b.path));
         let rows_quarantined: u64 = self.rejects.values().sum();
         let quarantine = match self.quarantine {
             Some((rel, mut w)) => {
@@ -572,6 +609,13 @@ impl Ingestor<'_> {
             quarantine,
         })
     }
+}
+
+/// Empties a vector and hands back its allocation with another lifetime: the in-place
+/// `collect` of an empty iterator reuses the buffer, so rows do not allocate.
+fn recycle<'a, 'b>(mut v: Vec<Value<'a>>) -> Vec<Value<'b>> {
+    v.clear();
+    v.into_iter().map(|_| Value::Null).collect()
 }
 
 /// `A`, `B`, …, `Z`, `AA`, … for a 0-based column.

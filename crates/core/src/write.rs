@@ -230,7 +230,7 @@ impl ParquetPart {
 
     /// Encoded bytes held for the open row group.
     pub fn in_progress_bytes(&self) -> usize {
-        self.writer.in_progress_size()
+        self.writer.memory_size()
     }
 
     /// Ends the open row group early (to bound memory across many partitions).

@@ -11,8 +11,10 @@ use common::*;
 use xlsx::{sheet, Book};
 
 fn csv_spec() -> sluice_core::TableSpec {
-    spec(r#"{"dataset":"h","source":{"format":"csv"},"columns":[
-        {"name":"a","type":"int"},{"name":"b","type":"string"}]}"#)
+    spec(
+        r#"{"dataset":"h","source":{"format":"csv"},"columns":[
+        {"name":"a","type":"int"},{"name":"b","type":"string"}]}"#,
+    )
 }
 
 fn xlsx_spec(sheet: &str) -> sluice_core::TableSpec {
@@ -39,7 +41,10 @@ fn good_book() -> Vec<u8> {
 fn fails(spec: &sluice_core::TableSpec, key: &str, bytes: Vec<u8>) -> String {
     let (_dir, r) = ingest_bytes(spec, key, bytes);
     let e = r.expect_err("this file must be refused").to_string();
-    assert!(e.starts_with(&format!("test://{key}: ")), "error must name the file: {e}");
+    assert!(
+        e.starts_with(&format!("test://{key}: ")),
+        "error must name the file: {e}"
+    );
     e
 }
 
@@ -48,7 +53,10 @@ fn truncated_xlsx() {
     let mut b = good_book();
     b.truncate(b.len() / 2);
     let e = fails(&xlsx_spec("data"), "t.xlsx", b);
-    assert!(e.contains("not a zip archive") || e.contains("not a readable xlsx"), "{e}");
+    assert!(
+        e.contains("not a zip archive") || e.contains("not a readable xlsx"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -65,20 +73,30 @@ fn corrupt_xlsx_bytes() {
 #[test]
 fn csv_renamed_xlsx() {
     let e = fails(&xlsx_spec("data"), "r.xlsx", b"a,b\n1,2\n".to_vec());
-    assert!(e.contains("is it a CSV or an old .xls renamed .xlsx?"), "{e}");
+    assert!(
+        e.contains("is it a CSV or an old .xls renamed .xlsx?"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_sheet_lists_the_sheets() {
     let e = fails(&xlsx_spec("nope"), "m.xlsx", good_book());
-    assert!(e.contains("sheet 'nope' not found (the workbook has: data)"), "{e}");
+    assert!(
+        e.contains("sheet 'nope' not found (the workbook has: data)"),
+        "{e}"
+    );
 }
 
 #[test]
 fn empty_files() {
     let e = fails(&csv_spec(), "e.csv", Vec::new());
     assert!(e.contains("the file is empty"), "{e}");
-    let empty_sheet = Book { sheets: vec![("data", sheet(""))], shared: vec![], date1904: false };
+    let empty_sheet = Book {
+        sheets: vec![("data", sheet(""))],
+        shared: vec![],
+        date1904: false,
+    };
     let e = fails(&xlsx_spec("data"), "e.xlsx", empty_sheet.bytes());
     assert!(e.contains("the file is empty"), "{e}");
 }
@@ -115,7 +133,10 @@ fn a_100_mb_cell_is_refused_without_holding_it() {
     data.extend(std::iter::repeat_n(b'x', 100 << 20));
     data.extend(b"\"\n");
     let e = fails(&csv_spec(), "big.csv", data);
-    assert!(e.contains("line 2: a record larger than 16777216 bytes"), "{e}");
+    assert!(
+        e.contains("line 2: a record larger than 16777216 bytes"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -144,7 +165,11 @@ fn zip_bomb_is_refused_before_inflating() {
         }
     }
     let bomb = zw.finish().unwrap().into_inner();
-    assert!(bomb.len() < 2 << 20, "the bomb itself is small: {}", bomb.len());
+    assert!(
+        bomb.len() < 2 << 20,
+        "the bomb itself is small: {}",
+        bomb.len()
+    );
     let e = fails(&xlsx_spec("data"), "bomb.xlsx", bomb);
     assert!(e.contains("refusing a possible zip bomb"), "{e}");
 }
@@ -157,7 +182,10 @@ fn spec_errors_name_file_field_and_problem() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.starts_with("config/tables/x.json: columns[0].type: "), "{e}");
+    assert!(
+        e.starts_with("config/tables/x.json: columns[0].type: "),
+        "{e}"
+    );
     assert!(e.contains("precision <= 38"), "{e}");
 }
 
