@@ -15,15 +15,16 @@ pub fn run(
     spec_path: &Path,
     out: &Path,
     format: Option<OutputFormat>,
+    key: Option<String>,
     json: bool,
+    phases: bool,
 ) -> Result<()> {
     let started = Instant::now();
     let spec = TableSpec::load(spec_path)?;
     let file = File::open(input).with_context(|| format!("{}: cannot open", input.display()))?;
-    let key = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // The key the file would have in the raw bucket: matched for `yyyy=/mm=/dd=/hh=` folders
+    // and part of the output names. Default: the path as given.
+    let key = key.unwrap_or_else(|| input.to_string_lossy().into_owned());
     let source = Source {
         object: input.display().to_string(),
         key,
@@ -46,8 +47,10 @@ pub fn run(
         }
     };
     publish(&staging, out, &report)?;
-    let total = started.elapsed().as_secs_f64();
-    eprintln!("PHASES {{\"total_in_process_s\": {total:.4}}}");
+    if phases {
+        let total = started.elapsed().as_secs_f64();
+        eprintln!("PHASES {{\"total_in_process_s\": {total:.4}}}");
+    }
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

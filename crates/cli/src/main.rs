@@ -34,9 +34,16 @@ enum Command {
         /// Output format (default: the spec's).
         #[arg(long, value_enum)]
         format: Option<Format>,
+        /// The object key the file would have in the raw bucket (default: INPUT as given);
+        /// read for `yyyy=/mm=/dd=/hh=` partitions and part of the output names.
+        #[arg(long)]
+        key: Option<String>,
         /// Print one JSON object instead of the human summary.
         #[arg(long)]
         json: bool,
+        /// Print a `PHASES {json}` timing line on stderr (for the benchmark harness).
+        #[arg(long, hide = true)]
+        phases: bool,
     },
     /// Table spec tools.
     Spec {
@@ -68,7 +75,9 @@ fn main() -> ExitCode {
             spec,
             out,
             format,
+            key,
             json,
+            phases,
         } => ingest_cmd::run(
             &input,
             &spec,
@@ -77,7 +86,9 @@ fn main() -> ExitCode {
                 Format::Parquet => OutputFormat::Parquet,
                 Format::Csv => OutputFormat::Csv,
             }),
+            key,
             json,
+            phases,
         ),
         Command::Spec {
             command: SpecCommand::Check { specs },

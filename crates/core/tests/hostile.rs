@@ -1,6 +1,8 @@
 //! Hostile files: each gives one clear error naming the file and the cause (or quarantines
 //! the bad rows), never a panic, never a published partial output, and bounded memory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "common/xlsx.rs"]
 mod xlsx;

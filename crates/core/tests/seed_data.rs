@@ -1,6 +1,8 @@
 //! Files nobody on the team wrote, from `../shared/seed-data/`. Each test says SKIPPED when
 //! that folder is absent; in CI it is always present.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! Generated fixtures for every type rule and every rejection reason, checked end to end:
 //! file → sluice → Parquet read back by pyarrow (types and values) and quarantine records.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "common/xlsx.rs"]
 mod xlsx;
