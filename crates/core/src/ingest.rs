@@ -22,7 +22,7 @@ use crate::spec::{
     ExtraColumns, Granularity, HeaderMatch, MissingColumns, OutputFormat, Partitioning,
     SourceFormat, TableSpec,
 };
-use crate::write::{CsvPart, ParquetPart, WriteError};
+use crate::write::{CsvPart, ParquetEncoder, ParquetPart, WriteError};
 
 /// Where a file came from: used in quarantine records, output names and partitions.
 #[derive(Debug, Clone)]
@@ -170,6 +170,7 @@ pub fn ingest<R: Read + Seek>(
             _ => None,
         },
         scratch: Vec::new(),
+        encoder: None,
         quarantine: None,
         rows_read: 0,
         rows_written: 0,
@@ -237,6 +238,8 @@ struct Ingestor<'s> {
     part_index: HashMap<Option<NaiveDate>, usize>,
     /// Index of the partitioning column among the spec's columns.
     partition_column: Option<usize>,
+    /// The Parquet encoder thread, started with the first Parquet file.
+    encoder: Option<ParquetEncoder>,
     /// A reusable buffer for one row's values (kept empty between rows).
     scratch: Vec<Value<'static>>,
     quarantine: Option<(String, BufWriter<File>)>,
@@ -504,6 +507,9 @@ impl Ingestor<'_> {
                 }
                 let part = match self.format {
                     OutputFormat::Parquet => Part::Parquet(ParquetPart::create(
+                        self.encoder.get_or_insert_with(|| {
+                            ParquetEncoder::start(self.opts.memory_budget_bytes)
+                        }),
                         &path,
                         rel,
                         &self.spec.columns,
@@ -519,55 +525,27 @@ impl Ingestor<'_> {
                 self.parts.len() - 1
             }
         };
-        let encoded = match &mut self.parts[idx].1 {
-            Part::Parquet(p) => p.push(values)?,
-            Part::Csv(p) => {
-                p.push(values)?;
-                false
-            }
-        };
+        match (&mut self.parts[idx].1, self.encoder.as_mut()) {
+            (Part::Parquet(p), Some(enc)) => p.push(enc, values)?,
+            (Part::Csv(p), _) => p.push(values)?,
+            (Part::Parquet(_), None) => return Err(WriteError::EncoderStopped),
+        }
         self.rows_written += 1;
-        if encoded {
-            self.enforce_budget()?;
-        }
         Ok(())
-    }
-
-    /// Closes the largest open row group while the encoded total is over budget.
-    fn enforce_budget(&mut self) -> Result<(), WriteError> {
-        loop {
-            let mut total = 0;
-            let mut largest: Option<(usize, usize)> = None;
-            for (i, (_, part)) in self.parts.iter().enumerate() {
-                if let Part::Parquet(p) = part {
-                    let s = p.in_progress_bytes();
-                    total += s;
-                    if largest.is_none_or(|(_, l)| s > l) {
-                        largest = Some((i, s));
-                    }
-                }
-            }
-            if total <= self.opts.memory_budget_bytes {
-                return Ok(());
-            }
-            let Some((i, size)) = largest else {
-                return Ok(());
-            };
-            if size == 0 {
-                return Ok(());
-            }
-            if let Part::Parquet(p) = &mut self.parts[i].1 {
-                p.close_row_group()?;
-            }
-        }
     }
 
     fn finish(self) -> Result<IngestReport, WriteError> {
         let mut outputs = Vec::new();
+        let mut encoder = self.encoder;
         for (partition, part) in self.parts {
             let rows = part.rows();
             let path = match part {
-                Part::Parquet(p) => p.finish()?,
+                Part::Parquet(mut p) => {
+                    if let Some(enc) = encoder.as_mut() {
+                        p.flush(enc)?;
+                    }
+                    p.rel().to_string()
+                }
                 Part::Csv(p) => p.finish()?,
             };
             outputs.push(OutputFile {
@@ -575,6 +553,9 @@ impl Ingestor<'_> {
                 partition,
                 rows,
             });
+        }
+        if let Some(enc) = encoder {
+            enc.finish()?;
         }
         outputs.sort_by(|a, b| a.path.cmp(&b.path));
         let rows_quarantined: u64 = self.rejects.values().sum();

@@ -1,5 +1,5 @@
-//! Writers for one output file: typed Parquet (Arrow builders, bounded batches and row groups)
-//! and RFC 4180 CSV. Both write nothing that depends on the clock, so the same rows give the
+//! Writers for one output file: typed Parquet (Arrow builders on the caller's thread, encoding
+//! on one encoder thread, bounded batches and row groups) and RFC 4180 CSV. Both write nothing that depends on the clock, so the same rows give the
 //! same bytes.
 //!
 //! | lake type | Arrow | Parquet physical / logical |
@@ -15,8 +15,10 @@
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use arrow_array::builder::{
     ArrayBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder,
@@ -41,6 +43,8 @@ pub enum WriteError {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("csv: {0}")]
     Csv(#[from] csv::Error),
+    #[error("the Parquet encoder stopped unexpectedly")]
+    EncoderStopped,
 }
 
 /// The Arrow type of a lake column type.
@@ -149,12 +153,122 @@ impl Builder {
     }
 }
 
-/// One Parquet file being written.
+/// The Parquet encoder thread: owns every open Parquet file of one ingest, encodes the
+/// batches it is sent in the order they were sent (so the bytes are deterministic), and keeps
+/// the encoded-but-unwritten bytes across files under a budget by closing the largest open
+/// row group early. Reading and coercion go on meanwhile on the caller's thread.
+pub struct ParquetEncoder {
+    tx: Option<SyncSender<Job>>,
+    handle: Option<JoinHandle<Result<(), WriteError>>>,
+    opened: usize,
+}
+
+enum Job {
+    Open(PathBuf, SchemaRef, Box<WriterProperties>),
+    Batch(usize, RecordBatch),
+}
+
+impl ParquetEncoder {
+    pub fn start(memory_budget_bytes: usize) -> ParquetEncoder {
+        // A short queue: the reader may run at most a few batches ahead of the encoder.
+        let (tx, rx) = sync_channel::<Job>(4);
+        let handle = std::thread::spawn(move || encode_jobs(rx, memory_budget_bytes));
+        ParquetEncoder {
+            tx: Some(tx),
+            handle: Some(handle),
+            opened: 0,
+        }
+    }
+
+    /// Opens a new file; returns its handle for [`ParquetPart`].
+    pub fn open(
+        &mut self,
+        path: PathBuf,
+        schema: SchemaRef,
+        row_group_rows: usize,
+    ) -> Result<usize, WriteError> {
+        self.send(Job::Open(
+            path,
+            schema,
+            Box::new(writer_properties(row_group_rows)),
+        ))?;
+        self.opened += 1;
+        Ok(self.opened - 1)
+    }
+
+    fn send(&mut self, job: Job) -> Result<(), WriteError> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(job).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            // The encoder stopped: its own error says why.
+            Err(self.join().err().unwrap_or(WriteError::EncoderStopped))
+        }
+    }
+
+    fn join(&mut self) -> Result<(), WriteError> {
+        self.tx = None;
+        match self.handle.take() {
+            Some(h) => h.join().unwrap_or(Err(WriteError::EncoderStopped)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until every file is encoded and closed.
+    pub fn finish(mut self) -> Result<(), WriteError> {
+        self.join()
+    }
+}
+
+impl Drop for ParquetEncoder {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
+fn encode_jobs(rx: Receiver<Job>, budget: usize) -> Result<(), WriteError> {
+    let mut writers: Vec<ArrowWriter<BufWriter<File>>> = Vec::new();
+    for job in rx {
+        match job {
+            Job::Open(path, schema, props) => {
+                let file = BufWriter::with_capacity(1 << 16, File::create(&path)?);
+                writers.push(ArrowWriter::try_new(file, schema, Some(*props))?);
+            }
+            Job::Batch(i, batch) => {
+                let Some(w) = writers.get_mut(i) else {
+                    return Err(WriteError::EncoderStopped);
+                };
+                w.write(&batch)?;
+                loop {
+                    let total: usize = writers.iter().map(|w| w.memory_size()).sum();
+                    let largest = writers
+                        .iter_mut()
+                        .max_by_key(|w| w.memory_size())
+                        .filter(|w| w.memory_size() > 0);
+                    match largest {
+                        Some(w) if total > budget => w.flush()?,
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+    for w in writers {
+        w.close()?;
+    }
+    Ok(())
+}
+
+/// One Parquet file being filled: rows are appended to Arrow builders here, and every full
+/// batch goes to the [`ParquetEncoder`].
 pub struct ParquetPart {
     rel: String,
     schema: SchemaRef,
     builders: Vec<Builder>,
-    writer: ArrowWriter<BufWriter<File>>,
+    file: usize,
     batch_rows: usize,
     rows: u64,
 }
@@ -170,6 +284,7 @@ pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
 
 impl ParquetPart {
     pub fn create(
+        encoder: &mut ParquetEncoder,
         path: &Path,
         rel: String,
         columns: &[ColumnSpec],
@@ -177,28 +292,27 @@ impl ParquetPart {
         row_group_rows: usize,
     ) -> Result<ParquetPart, WriteError> {
         let schema = arrow_schema(columns);
-        let file = BufWriter::with_capacity(1 << 16, File::create(path)?);
-        let writer = ArrowWriter::try_new(
-            file,
-            schema.clone(),
-            Some(writer_properties(row_group_rows)),
-        )?;
         let builders = columns
             .iter()
             .map(|c| Builder::new(c.ty, batch_rows))
             .collect::<Result<_, _>>()?;
+        let file = encoder.open(path.to_path_buf(), schema.clone(), row_group_rows)?;
         Ok(ParquetPart {
             rel,
             schema,
             builders,
-            writer,
+            file,
             batch_rows: batch_rows.max(1),
             rows: 0,
         })
     }
 
-    /// Adds a row; returns true when a batch was handed to the encoder.
-    pub fn push(&mut self, values: &[Value<'_>]) -> Result<bool, WriteError> {
+    /// Adds a row; a full batch is handed to the encoder.
+    pub fn push(
+        &mut self,
+        encoder: &mut ParquetEncoder,
+        values: &[Value<'_>],
+    ) -> Result<(), WriteError> {
         for (b, v) in self.builders.iter_mut().zip(values) {
             b.append(v);
         }
@@ -208,43 +322,28 @@ impl ParquetPart {
             .first()
             .is_some_and(|b| b.len() >= self.batch_rows)
         {
-            self.encode()?;
-            return Ok(true);
+            self.flush(encoder)?;
         }
-        Ok(false)
+        Ok(())
     }
 
-    fn encode(&mut self) -> Result<(), WriteError> {
+    /// Hands any buffered rows to the encoder.
+    pub fn flush(&mut self, encoder: &mut ParquetEncoder) -> Result<(), WriteError> {
         if self.builders.first().is_none_or(|b| b.len() == 0) {
             return Ok(());
         }
         let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
-        self.writer.write(&batch)?;
-        Ok(())
+        encoder.send(Job::Batch(self.file, batch))
     }
 
     pub fn rows(&self) -> u64 {
         self.rows
     }
 
-    /// Encoded bytes held for the open row group.
-    pub fn in_progress_bytes(&self) -> usize {
-        self.writer.memory_size()
-    }
-
-    /// Ends the open row group early (to bound memory across many partitions).
-    pub fn close_row_group(&mut self) -> Result<(), WriteError> {
-        self.encode()?;
-        self.writer.flush()?;
-        Ok(())
-    }
-
-    /// Writes the footer; returns the file's path relative to the output root.
-    pub fn finish(mut self) -> Result<String, WriteError> {
-        self.encode()?;
-        self.writer.close()?;
-        Ok(self.rel)
+    /// The file's path relative to the output root.
+    pub fn rel(&self) -> &str {
+        &self.rel
     }
 }
 
