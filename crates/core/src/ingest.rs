@@ -208,7 +208,7 @@ pub fn ingest<R: Read + Seek>(
 
 enum Part {
     Parquet(ParquetPart),
-    Csv(CsvPart),
+    Csv(Box<CsvPart>),
 }
 
 impl Part {
@@ -517,7 +517,7 @@ impl Ingestor<'_> {
                         self.opts.row_group_rows,
                     )?),
                     OutputFormat::Csv => {
-                        Part::Csv(CsvPart::create(&path, rel, &self.spec.columns)?)
+                        Part::Csv(Box::new(CsvPart::create(&path, rel, &self.spec.columns)?))
                     }
                 };
                 self.parts.push((partition, part));
