@@ -193,17 +193,15 @@ pub fn ingest<R: Read + Seek>(
             &mut ing,
         ),
     };
-    if let Some(e) = ing.error.take() {
-        return Err(IngestError::Write {
-            object: source.object.clone(),
-            source: e,
-        });
-    }
-    result.map_err(read_err)?;
-    ing.finish().map_err(|e| IngestError::Write {
+    let write_err = |e: WriteError| IngestError::Write {
         object: source.object.clone(),
         source: e,
-    })
+    };
+    if let Some(e) = ing.error.take() {
+        return Err(write_err(e));
+    }
+    result.map_err(read_err)?;
+    ing.finish().map_err(write_err)
 }
 
 enum Part {

@@ -216,13 +216,6 @@ pub enum ColumnType {
     Timestamp,
 }
 
-impl ColumnType {
-    /// The Glue / Athena type name.
-    pub fn athena_type(&self) -> String {
-        self.to_string()
-    }
-}
-
 impl fmt::Display for ColumnType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
