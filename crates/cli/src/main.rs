@@ -1,5 +1,6 @@
 //! `sluice`: the data engineer's command line.
 
+mod aws_cmd;
 mod ingest_cmd;
 
 use std::path::PathBuf;
@@ -45,6 +46,23 @@ enum Command {
         #[arg(long, hide = true)]
         phases: bool,
     },
+    /// Create the buckets, tables, parameters, topic and Glue catalog the pipeline needs, and
+    /// load every table spec. Idempotent. Needs an endpoint override (the local emulator)
+    /// unless --real-account is given.
+    Bootstrap {
+        /// Environment name (default: $SLUICE_ENV, else `dev`); all resource names derive from it.
+        #[arg(long)]
+        env: Option<String>,
+        /// Folder of table specs to load.
+        #[arg(long, default_value = "config/tables")]
+        tables: PathBuf,
+        /// Allow running without an endpoint override, i.e. against a real AWS account.
+        #[arg(long)]
+        real_account: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Table spec tools.
     Spec {
         #[command(subcommand)]
@@ -65,6 +83,12 @@ enum SpecCommand {
 enum Format {
     Parquet,
     Csv,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn main() -> ExitCode {
@@ -93,6 +117,19 @@ fn main() -> ExitCode {
         Command::Spec {
             command: SpecCommand::Check { specs },
         } => ingest_cmd::check_specs(&specs),
+        Command::Bootstrap {
+            env,
+            tables,
+            real_account,
+            json,
+        } => runtime().and_then(|rt| {
+            rt.block_on(aws_cmd::run_bootstrap(
+                env.as_deref(),
+                &tables,
+                real_account,
+                json,
+            ))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

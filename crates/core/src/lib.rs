@@ -5,6 +5,7 @@
 
 pub mod coerce;
 pub mod ingest;
+pub mod ports;
 pub mod read;
 pub mod spec;
 pub mod write;

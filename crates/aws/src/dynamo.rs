@@ -1,0 +1,644 @@
+//! DynamoDB: the table-spec store, the work items and the pipeline lock.
+//!
+//! Tables (created by `bootstrap`, and by Terraform with the same shape):
+//! - specs: key `dataset`; `document` (the spec's JSON), `version`.
+//! - work: key `id` (`s3://bucket/key#version`); GSIs `status-index` (`status`, `updated_at`)
+//!   and `batch-index` (`batch`, `id`). Markers (the watermark) live here too, as `marker#<name>`
+//!   items without `status`/`batch`, so the indexes never see them.
+//! - locks: key `name`; `owner`, `acquired_at`, `expires_at`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use sluice_core::ports::{
+    Acquire, ItemCounts, Lease, LockStore, PortError, PortResult, SpecChange, SpecStore,
+    StoredSpec, Transition, TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
+};
+use sluice_core::TableSpec;
+
+use crate::error::{code_of, port_error};
+
+pub const STATUS_INDEX: &str = "status-index";
+pub const BATCH_INDEX: &str = "batch-index";
+
+type Attrs = HashMap<String, AttributeValue>;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(a: &'a Attrs, k: &str) -> Option<&'a str> {
+    a.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n<T: std::str::FromStr>(a: &Attrs, k: &str) -> Option<T> {
+    a.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn is_condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
+    code_of(e) == Some("ConditionalCheckFailedException")
+}
+
+fn bad_item(table: &str, what: &str) -> PortError {
+    PortError::permanent("dynamodb", format!("table {table}: malformed item: {what}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work items
+
+/// A work item as DynamoDB attributes.
+pub fn work_item_to_attrs(w: &WorkItem) -> Attrs {
+    let mut a = Attrs::new();
+    a.insert("id".into(), s(&w.id));
+    a.insert("batch".into(), s(&w.batch));
+    a.insert("bucket".into(), s(&w.bucket));
+    a.insert("key".into(), s(&w.key));
+    a.insert("version".into(), s(&w.version));
+    a.insert("dataset".into(), s(&w.dataset));
+    a.insert("status".into(), s(w.status.as_str()));
+    a.insert("attempts".into(), n(w.attempts));
+    a.insert("updated_at".into(), n(w.updated_at));
+    if let Some(x) = &w.execution {
+        a.insert("execution".into(), s(x));
+    }
+    if let Some(c) = &w.counts {
+        a.insert("rows_read".into(), n(c.rows_read));
+        a.insert("rows_written".into(), n(c.rows_written));
+        a.insert("rows_quarantined".into(), n(c.rows_quarantined));
+    }
+    if let Some(e) = &w.error {
+        a.insert("error".into(), s(e));
+    }
+    if let Some(e) = &w.error_message {
+        a.insert("error_message".into(), s(e));
+    }
+    a
+}
+
+/// The attributes back as a work item; `None` names the first missing or malformed field.
+pub fn work_item_from_attrs(a: &Attrs) -> Result<WorkItem, &'static str> {
+    let req = |k: &'static str| get_s(a, k).map(str::to_owned).ok_or(k);
+    let status = get_s(a, "status")
+        .and_then(WorkStatus::parse)
+        .ok_or("status")?;
+    let counts = match (
+        get_n(a, "rows_read"),
+        get_n(a, "rows_written"),
+        get_n(a, "rows_quarantined"),
+    ) {
+        (Some(rows_read), Some(rows_written), Some(rows_quarantined)) => Some(ItemCounts {
+            rows_read,
+            rows_written,
+            rows_quarantined,
+        }),
+        _ => None,
+    };
+    Ok(WorkItem {
+        id: req("id")?,
+        batch: req("batch")?,
+        bucket: req("bucket")?,
+        key: req("key")?,
+        version: req("version")?,
+        dataset: req("dataset")?,
+        status,
+        attempts: get_n(a, "attempts").unwrap_or(0),
+        updated_at: get_n(a, "updated_at").unwrap_or(0),
+        execution: get_s(a, "execution").map(str::to_owned),
+        counts,
+        error: get_s(a, "error").map(str::to_owned),
+        error_message: get_s(a, "error_message").map(str::to_owned),
+    })
+}
+
+/// The update expression of a transition, with its names and values.
+pub fn transition_expression(
+    from: &[WorkStatus],
+    to: WorkStatus,
+    u: &TransitionUpdate,
+) -> (String, String, Attrs) {
+    let mut values = Attrs::new();
+    values.insert(":to".into(), s(to.as_str()));
+    values.insert(":now".into(), n(u.now));
+    let mut set = vec!["#status = :to".to_owned(), "updated_at = :now".to_owned()];
+    let mut remove = Vec::new();
+    if let Some(x) = &u.execution {
+        values.insert(":ex".into(), s(x));
+        set.push("execution = :ex".into());
+    }
+    if let Some(c) = &u.counts {
+        values.insert(":rr".into(), n(c.rows_read));
+        values.insert(":rw".into(), n(c.rows_written));
+        values.insert(":rq".into(), n(c.rows_quarantined));
+        set.extend(
+            [
+                "rows_read = :rr",
+                "rows_written = :rw",
+                "rows_quarantined = :rq",
+            ]
+            .map(String::from),
+        );
+    }
+    match &u.error {
+        Some((name, message)) => {
+            values.insert(":err".into(), s(name));
+            values.insert(":msg".into(), s(message));
+            set.extend(["#error = :err", "error_message = :msg"].map(String::from));
+        }
+        None => remove.extend(["#error", "error_message"].map(String::from)),
+    }
+    if u.count_attempt {
+        values.insert(":one".into(), n(1));
+        values.insert(":zero".into(), n(0));
+        set.push("attempts = if_not_exists(attempts, :zero) + :one".into());
+    }
+    let mut update = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    let mut alternatives = Vec::new();
+    for (i, f) in from.iter().enumerate() {
+        let k = format!(":from{i}");
+        values.insert(k.clone(), s(f.as_str()));
+        alternatives.push(k);
+    }
+    let condition = if alternatives.is_empty() {
+        "attribute_exists(id) AND attribute_not_exists(id)".to_owned()
+    } else {
+        format!(
+            "attribute_exists(id) AND #status IN ({})",
+            alternatives.join(", ")
+        )
+    };
+    (update, condition, values)
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoWork {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoWork {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoWork {
+        DynamoWork {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn query_index(&self, index: &str, key: &str, value: &str) -> PortResult<Vec<WorkItem>> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", key)
+            .expression_attribute_values(":v", s(value))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("dynamodb:Query", e))?;
+            for item in page.items() {
+                out.push(work_item_from_attrs(item).map_err(|f| bad_item(&self.table, f))?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn marker_id(name: &str) -> String {
+        format!("marker#{name}")
+    }
+}
+
+impl WorkQueue for DynamoWork {
+    async fn register(&self, item: &WorkItem) -> PortResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(work_item_to_attrs(item)))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("dynamodb:PutItem", e)),
+        }
+    }
+
+    async fn get(&self, id: &str) -> PortResult<Option<WorkItem>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("dynamodb:GetItem", e))?;
+        out.item()
+            .map(|a| work_item_from_attrs(a).map_err(|f| bad_item(&self.table, f)))
+            .transpose()
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        from: &[WorkStatus],
+        to: WorkStatus,
+        update: TransitionUpdate,
+    ) -> PortResult<Transition> {
+        let (expr, condition, values) = transition_expression(from, to, &update);
+        // Every transition sets or removes `#error`.
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .update_expression(expr)
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew);
+        match req.send().await {
+            Ok(out) => {
+                let a = out
+                    .attributes()
+                    .ok_or_else(|| bad_item(&self.table, "no attributes returned"))?;
+                Ok(Transition::Applied(
+                    work_item_from_attrs(a).map_err(|f| bad_item(&self.table, f))?,
+                ))
+            }
+            Err(e) if is_condition_failed(&e) => Ok(Transition::Refused(self.get(id).await?)),
+            Err(e) => Err(port_error("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    async fn by_status(&self, status: WorkStatus) -> PortResult<Vec<WorkItem>> {
+        self.query_index(STATUS_INDEX, "status", status.as_str())
+            .await
+    }
+
+    async fn by_batch(&self, batch: &str) -> PortResult<Vec<WorkItem>> {
+        self.query_index(BATCH_INDEX, "batch", batch).await
+    }
+
+    async fn get_marker(&self, name: &str) -> PortResult<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(Self::marker_id(name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("dynamodb:GetItem", e))?;
+        Ok(out
+            .item()
+            .and_then(|a| get_s(a, "marker_value"))
+            .map(str::to_owned))
+    }
+
+    async fn set_marker(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> PortResult<bool> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", s(Self::marker_id(name)))
+            .item("marker_value", s(value));
+        req = match expected {
+            None => req.condition_expression("attribute_not_exists(id)"),
+            Some(old) => req
+                .condition_expression("marker_value = :old")
+                .expression_attribute_values(":old", s(old)),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("dynamodb:PutItem", e)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Specs
+
+#[derive(Clone, Debug)]
+pub struct DynamoSpecs {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoSpecs {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoSpecs {
+        DynamoSpecs {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+impl SpecStore for DynamoSpecs {
+    async fn put_spec(&self, spec: &TableSpec, document: &str) -> PortResult<SpecChange> {
+        let current = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("dataset", s(&spec.dataset))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("dynamodb:GetItem", e))?;
+        let (version, change, condition) = match current.item() {
+            None => (1, SpecChange::Created, "attribute_not_exists(dataset)"),
+            Some(a) if get_s(a, "document") == Some(document) => return Ok(SpecChange::Unchanged),
+            Some(a) => (
+                get_n::<u64>(a, "version").unwrap_or(0) + 1,
+                SpecChange::Updated,
+                "version = :old",
+            ),
+        };
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("dataset", s(&spec.dataset))
+            .item("document", s(document))
+            .item("version", n(version))
+            .condition_expression(condition);
+        if change == SpecChange::Updated {
+            req = req.expression_attribute_values(":old", n(version - 1));
+        }
+        match req.send().await {
+            Ok(_) => Ok(change),
+            Err(e) if is_condition_failed(&e) => Err(PortError::retryable(
+                "dynamodb:PutItem",
+                format!("spec {} changed while it was being stored", spec.dataset),
+            )),
+            Err(e) => Err(port_error("dynamodb:PutItem", e)),
+        }
+    }
+
+    async fn list_specs(&self) -> PortResult<Vec<StoredSpec>> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("dynamodb:Scan", e))?;
+            for a in page.items() {
+                let document =
+                    get_s(a, "document").ok_or_else(|| bad_item(&self.table, "document"))?;
+                let name = get_s(a, "dataset").unwrap_or("?");
+                let spec =
+                    TableSpec::from_json(&format!("dynamodb:{}/{name}", self.table), document)
+                        .map_err(|e| PortError::permanent("dynamodb:Scan", e.to_string()))?;
+                out.push(StoredSpec {
+                    spec,
+                    document: document.to_owned(),
+                    version: get_n(a, "version").unwrap_or(0),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.spec.dataset.cmp(&b.spec.dataset));
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lock
+
+#[derive(Clone, Debug)]
+pub struct DynamoLocks {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoLocks {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoLocks {
+        DynamoLocks {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn put_lease(&self, lease: &Lease, condition: &str, values: Attrs) -> PortResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("name", s(&lease.name))
+            .item("owner", s(&lease.owner))
+            .item("acquired_at", n(lease.acquired_at))
+            .item("expires_at", n(lease.expires_at))
+            .condition_expression(condition)
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#owner", "owner")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("dynamodb:PutItem", e)),
+        }
+    }
+
+    async fn held_or_retry(&self, name: &str) -> PortResult<Acquire> {
+        match self.current(name).await? {
+            Some(lease) => Ok(Acquire::Held(lease)),
+            None => Err(PortError::retryable(
+                "dynamodb:PutItem",
+                format!("lock {name} was released while it was being acquired"),
+            )),
+        }
+    }
+}
+
+impl LockStore for DynamoLocks {
+    async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl_secs: i64,
+        now: i64,
+    ) -> PortResult<Acquire> {
+        let lease = Lease {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            acquired_at: now,
+            expires_at: now + ttl_secs,
+        };
+        let values = Attrs::from([(":now".to_owned(), n(now)), (":me".to_owned(), s(owner))]);
+        let condition = "attribute_not_exists(#name) OR expires_at < :now OR #owner = :me";
+        if self.put_lease(&lease, condition, values).await? {
+            return Ok(Acquire::Acquired(lease));
+        }
+        self.held_or_retry(name).await
+    }
+
+    async fn take_over(
+        &self,
+        name: &str,
+        previous_owner: &str,
+        owner: &str,
+        ttl_secs: i64,
+        now: i64,
+    ) -> PortResult<Acquire> {
+        let lease = Lease {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            acquired_at: now,
+            expires_at: now + ttl_secs,
+        };
+        let values = Attrs::from([(":prev".to_owned(), s(previous_owner))]);
+        if self
+            .put_lease(&lease, "attribute_exists(#name) AND #owner = :prev", values)
+            .await?
+        {
+            return Ok(Acquire::Acquired(lease));
+        }
+        self.held_or_retry(name).await
+    }
+
+    async fn renew(&self, name: &str, owner: &str, ttl_secs: i64, now: i64) -> PortResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("name", s(name))
+            .update_expression("SET expires_at = :exp")
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":exp", n(now + ttl_secs))
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("dynamodb:UpdateItem", e)),
+        }
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> PortResult<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("name", s(name))
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(port_error("dynamodb:DeleteItem", e)),
+        }
+    }
+
+    async fn current(&self, name: &str) -> PortResult<Option<Lease>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("name", s(name))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("dynamodb:GetItem", e))?;
+        let Some(a) = out.item() else { return Ok(None) };
+        Ok(Some(Lease {
+            name: name.to_owned(),
+            owner: get_s(a, "owner")
+                .ok_or_else(|| bad_item(&self.table, "owner"))?
+                .to_owned(),
+            acquired_at: get_n(a, "acquired_at").unwrap_or(0),
+            expires_at: get_n(a, "expires_at").unwrap_or(0),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> WorkItem {
+        WorkItem {
+            id: WorkItem::item_id("raw", "loans/a.csv", "e1"),
+            batch: "b1".into(),
+            bucket: "raw".into(),
+            key: "loans/a.csv".into(),
+            version: "e1".into(),
+            dataset: "loans".into(),
+            status: WorkStatus::Done,
+            attempts: 2,
+            updated_at: 1_700_000_000,
+            execution: Some("arn:x".into()),
+            counts: Some(ItemCounts {
+                rows_read: 10,
+                rows_written: 9,
+                rows_quarantined: 1,
+            }),
+            error: None,
+            error_message: None,
+        }
+    }
+
+    #[test]
+    fn work_items_round_trip_through_attributes() {
+        let w = item();
+        assert_eq!(work_item_from_attrs(&work_item_to_attrs(&w)), Ok(w));
+        let mut a = work_item_to_attrs(&item());
+        a.insert("status".into(), s("lost"));
+        assert_eq!(work_item_from_attrs(&a), Err("status"));
+    }
+
+    #[test]
+    fn a_transition_names_its_allowed_states_and_clears_old_errors() {
+        let (update, condition, values) = transition_expression(
+            &[WorkStatus::Queued, WorkStatus::Failed],
+            WorkStatus::Running,
+            &TransitionUpdate {
+                count_attempt: true,
+                now: 5,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            condition,
+            "attribute_exists(id) AND #status IN (:from0, :from1)"
+        );
+        assert!(update.contains("REMOVE #error, error_message"), "{update}");
+        assert!(
+            update.contains("attempts = if_not_exists(attempts, :zero) + :one"),
+            "{update}"
+        );
+        assert_eq!(values.get(":from1"), Some(&s("failed")));
+        assert_eq!(values.get(":to"), Some(&s("running")));
+    }
+}

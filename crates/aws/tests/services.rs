@@ -1,0 +1,237 @@
+//! SSM, Glue and SNS adapters against the emulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use aws_sdk_ssm::types::ParameterType;
+use sluice_aws::glue::GlueCatalog;
+use sluice_aws::sns::SnsNotifier;
+use sluice_aws::ssm::SsmSettings;
+use sluice_core::ports::{Catalog, Notifier, Settings, TableChange};
+
+#[tokio::test]
+async fn securestring_round_trip_and_cached_second_read() {
+    let (clients, names) = common::environment(&[]).await;
+    clients
+        .ssm
+        .put_parameter()
+        .name(format!("{}extract/sftp_password", names.settings_path))
+        .value("s3cr3t value")
+        .r#type(ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let settings = SsmSettings::new(clients.ssm.clone(), &names.settings_path);
+    assert_eq!(
+        settings
+            .get("extract/sftp_password")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("s3cr3t value")
+    );
+    assert_eq!(
+        settings.get("lookback_hours").await.unwrap().as_deref(),
+        Some("6"),
+        "bootstrap default"
+    );
+    assert_eq!(settings.fetches(), 1);
+
+    // A change in SSM is not seen by this process: the second read was served from the cache.
+    clients
+        .ssm
+        .put_parameter()
+        .name(format!("{}lookback_hours", names.settings_path))
+        .value("12")
+        .r#type(ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        settings.get("lookback_hours").await.unwrap().as_deref(),
+        Some("6")
+    );
+    assert_eq!(settings.fetches(), 1, "one read from SSM per process");
+    let fresh = SsmSettings::new(clients.ssm.clone(), &names.settings_path);
+    assert_eq!(
+        fresh.get("lookback_hours").await.unwrap().as_deref(),
+        Some("12")
+    );
+}
+
+#[tokio::test]
+async fn a_table_from_a_spec_reads_back_with_its_types_and_partition_keys() {
+    let specs = common::repo_specs();
+    let (clients, names) = common::environment(&specs).await;
+    let (loans, _) = specs.iter().find(|(s, _)| s.dataset == "loans").unwrap();
+    let table = clients
+        .glue
+        .get_table()
+        .database_name(&names.glue_database)
+        .name("loans")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let sd = table.storage_descriptor().unwrap();
+    let got: Vec<(String, String)> = sd
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_owned(), c.r#type().unwrap_or("").to_owned()))
+        .collect();
+    let want: Vec<(String, String)> = loans
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.ty.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    assert!(
+        got.iter().any(|(_, t)| t.starts_with("decimal(")),
+        "{got:?}"
+    );
+    let keys: Vec<&str> = table.partition_keys().iter().map(|c| c.name()).collect();
+    assert_eq!(keys, ["year", "month"]);
+    assert_eq!(sd.location(), Some(names.table_location("loans").as_str()));
+    assert_eq!(
+        sd.serde_info().and_then(|s| s.serialization_library()),
+        Some("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe")
+    );
+
+    // A new nullable column in the spec is appended; the rest stay as they are.
+    let catalog = GlueCatalog::new(clients.glue.clone());
+    let mut wider = loans.clone();
+    let mut extra = wider.columns[0].clone();
+    extra.name = "branch_code".into();
+    extra.source = Some("Branch Code".into());
+    extra.nullable = true;
+    wider.columns.push(extra);
+    let location = names.table_location("loans");
+    assert_eq!(
+        catalog
+            .ensure_table(&names.glue_database, &wider, &location)
+            .await
+            .unwrap(),
+        TableChange::ColumnsAdded {
+            columns: vec!["branch_code".into()]
+        }
+    );
+    assert_eq!(
+        catalog
+            .ensure_table(&names.glue_database, &wider, &location)
+            .await
+            .unwrap(),
+        TableChange::Unchanged
+    );
+}
+
+#[tokio::test]
+async fn partitions_added_twice_are_not_duplicated() {
+    let specs = common::repo_specs();
+    let (clients, names) = common::environment(&specs).await;
+    let catalog = GlueCatalog::new(clients.glue.clone());
+    let location = names.table_location("loans");
+    // 150 partitions: more than one BatchCreatePartition call.
+    let parts: Vec<Vec<(String, String)>> = (0..150)
+        .map(|i| {
+            vec![
+                ("year".to_owned(), format!("{}", 2000 + i / 12)),
+                ("month".to_owned(), format!("{:02}", i % 12 + 1)),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        catalog
+            .add_partitions(&names.glue_database, "loans", &location, &parts)
+            .await
+            .unwrap(),
+        150
+    );
+    assert_eq!(
+        catalog
+            .add_partitions(&names.glue_database, "loans", &location, &parts)
+            .await
+            .unwrap(),
+        0
+    );
+    let mut pages = clients
+        .glue
+        .get_partitions()
+        .database_name(&names.glue_database)
+        .table_name("loans")
+        .into_paginator()
+        .send();
+    let mut seen = Vec::new();
+    while let Some(page) = pages.next().await {
+        for p in page.unwrap().partitions() {
+            seen.push((
+                p.values().to_vec(),
+                p.storage_descriptor()
+                    .and_then(|s| s.location())
+                    .unwrap_or("")
+                    .to_owned(),
+            ));
+        }
+    }
+    assert_eq!(seen.len(), 150);
+    let jan = seen.iter().find(|(v, _)| v == &["2003", "01"]).unwrap();
+    assert_eq!(jan.1, format!("{location}year=2003/month=01/"));
+}
+
+#[tokio::test]
+async fn a_published_message_can_be_read_back() {
+    let (clients, names) = common::environment(&[]).await;
+    let notifier = SnsNotifier::by_name(clients.sns.clone(), &names.topic_name)
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&clients.config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(sluice_testkit::unique("q"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn =
+        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    clients
+        .sns
+        .subscribe()
+        .topic_arn(notifier.topic_arn())
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    let body = serde_json::json!({"execution": "arn:aws:states:us-east-1:123456789012:execution:ingest:run-1", "failed": 1});
+    let id = notifier
+        .publish("Sluice: 1 file failed", &body)
+        .await
+        .unwrap();
+    assert!(!id.is_empty());
+
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let msgs = received.messages();
+    assert_eq!(msgs.len(), 1);
+    let envelope: serde_json::Value = serde_json::from_str(msgs[0].body().unwrap()).unwrap();
+    assert_eq!(envelope["Subject"], "Sluice: 1 file failed");
+    let inner: serde_json::Value =
+        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(inner, body);
+}

@@ -1,0 +1,91 @@
+//! Commands that talk to AWS (or to the local emulator through `AWS_ENDPOINT_URL`).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use sluice_aws::bootstrap::{bootstrap, Change};
+use sluice_aws::{endpoint_override, Clients, Names};
+use sluice_core::TableSpec;
+
+/// Every `*.json` spec in `dir`, sorted by file name, with its document.
+pub fn load_specs(dir: &Path) -> Result<Vec<(TableSpec, String)>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    let mut specs = Vec::new();
+    for p in paths {
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let spec = TableSpec::from_json(&p.display().to_string(), &text)?;
+        specs.push((spec, text));
+    }
+    Ok(specs)
+}
+
+/// The names to use: `SLUICE_ENV` and `SLUICE_*` overrides, or `--env`.
+pub fn names(env: Option<&str>) -> Names {
+    match env {
+        Some(env) => Names::for_env(env),
+        None => Names::from_env(),
+    }
+}
+
+/// Refuses to touch a real account unless asked to.
+pub fn guard_real_account(real_account: bool) -> Result<()> {
+    match (endpoint_override(), real_account) {
+        (Some(endpoint), _) => {
+            eprintln!("endpoint override: {endpoint}");
+            Ok(())
+        }
+        (None, true) => {
+            eprintln!(
+                "no endpoint override: working on the real AWS account of the current credentials"
+            );
+            Ok(())
+        }
+        (None, false) => bail!(
+            "no endpoint override is set (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_<SERVICE>), so this \
+             would create resources in a real AWS account. For the local emulator run \
+             `eval \"$(scripts/local-aws start)\"` first; to bootstrap a real account on purpose, \
+             add --real-account (deployed environments are normally created by Terraform)."
+        ),
+    }
+}
+
+pub async fn run_bootstrap(
+    env: Option<&str>,
+    tables: &Path,
+    real_account: bool,
+    json: bool,
+) -> Result<()> {
+    guard_real_account(real_account)?;
+    let specs = load_specs(tables)?;
+    let names = names(env);
+    let clients = Clients::load().await;
+    let report = bootstrap(&clients, &names, &specs)
+        .await
+        .context("bootstrap stopped; fix the cause and run it again (every step is idempotent)")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for step in &report.steps {
+        let verb = match step.change {
+            Change::Created => "created  ",
+            Change::Updated => "updated  ",
+            Change::Unchanged => "unchanged",
+        };
+        match &step.detail {
+            Some(d) => println!("{verb} {} ({d})", step.resource),
+            None => println!("{verb} {}", step.resource),
+        }
+    }
+    match report.changed() {
+        0 => println!("environment {}: nothing to change", names.env),
+        n => println!("environment {}: {n} change(s)", names.env),
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Test support: the local AWS emulator and unique resource names.
+//!
+//! `endpoint()` returns the emulator's URL. It uses `AWS_ENDPOINT_URL` when that points at
+//! 127.0.0.1 (a server you started), and otherwise runs `scripts/local-aws start`, which
+//! installs moto into a project-local virtualenv if needed and starts it (once per machine
+//! state directory; `.ci/run` stops it afterwards). If the emulator cannot start, the calling
+//! test fails and says how to install it: AWS tests are never skipped.
+//!
+//! Only plain data is shared between tests: each `#[tokio::test]` has its own runtime, and SDK
+//! clients must not outlive the runtime that made them, so every test builds its own.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+
+/// The repository root (this crate lives in `crates/testkit`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+static ENDPOINT: OnceLock<Result<String, String>> = OnceLock::new();
+
+fn start() -> Result<String, String> {
+    if let Ok(url) = std::env::var("AWS_ENDPOINT_URL") {
+        if url.starts_with("http://127.0.0.1:") {
+            return Ok(url);
+        }
+        return Err(format!(
+            "AWS_ENDPOINT_URL={url}: tests only run against a local emulator on 127.0.0.1; unset it"
+        ));
+    }
+    let script = repo_root().join("scripts/local-aws");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("start")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let url = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("export AWS_ENDPOINT_URL="))
+        .map(str::to_owned);
+    match (out.status.success(), url) {
+        (true, Some(url)) => Ok(url),
+        _ => Err(format!(
+            "the local AWS emulator did not start ({} start exited {}):\n{}\n\
+             It needs python3 with venv and pip (Debian: apt-get install -y python3 python3-venv) \
+             and a reachable package registry to install moto[server].",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+/// The emulator's endpoint URL; panics (failing the test) with install advice when it cannot
+/// be started.
+pub fn endpoint() -> String {
+    match ENDPOINT.get_or_init(start) {
+        Ok(url) => url.clone(),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// SDK configuration for the emulator: the same loader as production, with the endpoint,
+/// test credentials and us-east-1.
+pub async fn sdk_config() -> SdkConfig {
+    let url = endpoint();
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "sluice-testkit",
+        ))
+        .load()
+        .await
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (in this run or an earlier one on the same server) uses: lowercase,
+/// digits and dashes, valid for buckets, tables and topics.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// The environment a child process (the `sluice` binary) needs to reach the emulator.
+pub fn child_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
