@@ -132,7 +132,11 @@ pub fn transition_expression(
     let mut remove = Vec::new();
     if let Some(x) = &u.execution {
         values.insert(":ex".into(), s(x));
-        set.push("execution = :ex".into());
+        set.push("#execution = :ex".into());
+    }
+    if let Some(b) = &u.batch {
+        values.insert(":batch".into(), s(b));
+        set.push("#batch = :batch".into());
     }
     if let Some(c) = &u.counts {
         values.insert(":rr".into(), n(c.rows_read));
@@ -261,8 +265,8 @@ impl WorkQueue for DynamoWork {
         update: TransitionUpdate,
     ) -> PortResult<Transition> {
         let (expr, condition, values) = transition_expression(from, to, &update);
-        // Every transition sets or removes `#error`.
-        let req = self
+        // Every transition sets or removes `#error`; reserved words (BATCH, ...) go by alias.
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -273,6 +277,12 @@ impl WorkQueue for DynamoWork {
             .expression_attribute_names("#error", "error")
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew);
+        if update.execution.is_some() {
+            req = req.expression_attribute_names("#execution", "execution");
+        }
+        if update.batch.is_some() {
+            req = req.expression_attribute_names("#batch", "batch");
+        }
         match req.send().await {
             Ok(out) => {
                 let a = out
@@ -385,7 +395,9 @@ impl SpecStore for DynamoSpecs {
             .item("version", n(version))
             .condition_expression(condition);
         if change == SpecChange::Updated {
-            req = req.expression_attribute_values(":old", n(version - 1));
+            req = req
+                .expression_attribute_values(":old", n(version - 1))
+                .expression_attribute_names("#version", "version");
         }
         match req.send().await {
             Ok(_) => Ok(change),
@@ -589,7 +601,7 @@ mod tests {
 
     fn item() -> WorkItem {
         WorkItem {
-            id: WorkItem::item_id("raw", "loans/a.csv", "e1"),
+            id: WorkItem::item_id("raw", "loans/a.csv", "e1", "loans"),
             batch: "b1".into(),
             bucket: "raw".into(),
             key: "loans/a.csv".into(),

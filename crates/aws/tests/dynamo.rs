@@ -11,7 +11,7 @@ use sluice_core::ports::{
 
 fn item(key: &str, batch: &str) -> WorkItem {
     WorkItem {
-        id: WorkItem::item_id("raw", key, "etag1"),
+        id: WorkItem::item_id("raw", key, "etag1", "loans"),
         batch: batch.into(),
         bucket: "raw".into(),
         key: key.into(),

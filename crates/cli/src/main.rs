@@ -2,6 +2,7 @@
 
 mod aws_cmd;
 mod ingest_cmd;
+mod run_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Execute a state machine definition locally: each Task calls its function in-process
+    /// against the AWS endpoint in the environment (the emulator). Prints every state and the
+    /// final output; saves the execution history for `sluice redrive`.
+    Run {
+        /// The definition (statemachine/ingest.asl.json).
+        definition: PathBuf,
+        /// The execution input (an event from events/).
+        #[arg(long)]
+        input: PathBuf,
+        /// Environment name (default: $SLUICE_ENV, else `dev`).
+        #[arg(long)]
+        env: Option<String>,
+        /// Execution name (default: local-<time>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to save the history (default: .sluice/history/<name>.json).
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// Wait and Retry delays are multiplied by this (0: do not wait).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        /// Allow running without an endpoint override, i.e. against a real AWS account.
+        #[arg(long)]
+        real_account: bool,
+    },
+    /// Resume a failed local execution from where it failed (same execution id and input;
+    /// successful steps keep their results), as the console's Redrive does.
+    Redrive {
+        /// The history file `sluice run` saved; it is updated in place.
+        history: PathBuf,
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        #[arg(long)]
+        real_account: bool,
+    },
     /// Table spec tools.
     Spec {
         #[command(subcommand)]
@@ -117,6 +155,29 @@ fn main() -> ExitCode {
         Command::Spec {
             command: SpecCommand::Check { specs },
         } => ingest_cmd::check_specs(&specs),
+        Command::Run {
+            definition,
+            input,
+            env,
+            name,
+            history,
+            time_scale,
+            real_account,
+        } => run_cmd::run(run_cmd::RunArgs {
+            definition: &definition,
+            input: &input,
+            env: env.as_deref(),
+            name,
+            history,
+            real_account,
+            time_scale,
+        }),
+        Command::Redrive {
+            history,
+            env,
+            time_scale,
+            real_account,
+        } => run_cmd::redrive(&history, env.as_deref(), real_account, time_scale),
         Command::Bootstrap {
             env,
             tables,

@@ -225,13 +225,14 @@ pub struct ItemCounts {
 /// One source object version to ingest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkItem {
-    /// `s3://bucket/key#version`: one item per object version (or ETag).
+    /// `s3://bucket/key#etag:dataset`: one item per object content and dataset (a workbook
+    /// can feed several datasets, one per sheet).
     pub id: String,
-    /// The run that registered it.
+    /// The run that registered it, then the run that last processed it.
     pub batch: String,
     pub bucket: String,
     pub key: String,
-    /// The version id, or the ETag on an unversioned bucket.
+    /// The object's ETag when it was registered.
     pub version: String,
     pub dataset: String,
     pub status: WorkStatus,
@@ -251,8 +252,8 @@ pub struct WorkItem {
 }
 
 impl WorkItem {
-    pub fn item_id(bucket: &str, key: &str, version: &str) -> String {
-        format!("s3://{bucket}/{key}#{version}")
+    pub fn item_id(bucket: &str, key: &str, version: &str, dataset: &str) -> String {
+        format!("s3://{bucket}/{key}#{version}:{dataset}")
     }
 }
 
@@ -260,6 +261,8 @@ impl WorkItem {
 #[derive(Debug, Clone, Default)]
 pub struct TransitionUpdate {
     pub execution: Option<String>,
+    /// Moves the item into this run's batch (the run processing it).
+    pub batch: Option<String>,
     pub counts: Option<ItemCounts>,
     pub error: Option<(String, String)>,
     /// Adds one to `attempts`.

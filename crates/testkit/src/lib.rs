@@ -107,3 +107,33 @@ pub fn child_env() -> Vec<(&'static str, String)> {
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
     ]
 }
+
+/// The Python interpreter with pyarrow for independent checks: `$SLUICE_PYTHON` (set by
+/// `.ci/run` from `scripts/python-env`), else the project's `.venv`.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("SLUICE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    panic!("no Python with pyarrow for the independent Parquet check: run scripts/python-env (or .ci/run), or set SLUICE_PYTHON");
+}
+
+/// Reads Parquet files with pyarrow (not with our code); returns `{"schema": [...], "rows": [...]}`.
+pub fn read_parquet(files: &[PathBuf]) -> serde_json::Value {
+    let script = repo_root().join("crates/core/tests/read_parquet.py");
+    let out = Command::new(python()).arg(script).args(files).output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run {}: {e}", python().display()),
+    };
+    if !out.status.success() {
+        panic!("pyarrow failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    match serde_json::from_slice(&out.stdout) {
+        Ok(v) => v,
+        Err(e) => panic!("pyarrow printed no JSON: {e}"),
+    }
+}

@@ -1,0 +1,102 @@
+//! The functions' error names: stable strings that the state machine's Retry and Catch match.
+
+use sluice_core::ports::PortError;
+
+/// A file that cannot be ingested as it is (corrupt, wrong shape, unreadable): retrying will
+/// not help; a corrected upload becomes a new work item. Caught per item.
+pub const BAD_FILE: &str = "Sluice.BadFile";
+/// No table spec for the item's dataset. Caught per item.
+pub const SPEC_NOT_FOUND: &str = "Sluice.SpecNotFound";
+/// The object changed (another ETag) since it was registered; the new content is its own item.
+/// Caught per item.
+pub const OBJECT_CHANGED: &str = "Sluice.ObjectChanged";
+/// Throttling, 5xx, timeouts: retried by the state machine with backoff.
+pub const TRANSIENT: &str = "Sluice.Transient";
+/// An AWS call failed for good (access denied, missing resource): fails the execution; fix
+/// the cause and redrive.
+pub const AWS: &str = "Sluice.AwsError";
+/// The function's input could not be read.
+pub const BAD_INPUT: &str = "Sluice.BadInput";
+/// Failed items at the end of a run (the final Fail state).
+pub const ITEMS_FAILED: &str = "Sluice.ItemsFailed";
+/// A step before or around the items failed (the catch-all Fail state).
+pub const PIPELINE_FAILED: &str = "Sluice.PipelineFailed";
+
+/// Every name a function raises or a Fail state uses.
+pub const ALL: &[&str] = &[
+    BAD_FILE,
+    SPEC_NOT_FOUND,
+    OBJECT_CHANGED,
+    TRANSIENT,
+    AWS,
+    BAD_INPUT,
+    ITEMS_FAILED,
+    PIPELINE_FAILED,
+];
+
+/// The Lambda service's own transient errors (not raised by our code), retried like
+/// [`TRANSIENT`].
+pub const LAMBDA_SERVICE_ERRORS: &[&str] = &[
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct FnError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl FnError {
+    pub fn new(name: &'static str, message: impl Into<String>) -> FnError {
+        FnError {
+            name,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_input(e: impl std::fmt::Display) -> FnError {
+        FnError::new(BAD_INPUT, e.to_string())
+    }
+}
+
+impl From<PortError> for FnError {
+    fn from(e: PortError) -> FnError {
+        let name = if e.is_retryable() { TRANSIENT } else { AWS };
+        FnError::new(name, e.to_string())
+    }
+}
+
+impl From<FnError> for lambda_runtime::Diagnostic {
+    fn from(e: FnError) -> lambda_runtime::Diagnostic {
+        lambda_runtime::Diagnostic {
+            error_type: e.name.to_owned(),
+            error_message: e.message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_errors_map_by_class() {
+        assert_eq!(
+            FnError::from(PortError::retryable("s3:GetObject", "slow down")).name,
+            TRANSIENT
+        );
+        assert_eq!(
+            FnError::from(PortError::permanent("s3:GetObject", "denied")).name,
+            AWS
+        );
+        let d: lambda_runtime::Diagnostic = FnError::new(BAD_FILE, "not a zip").into();
+        assert_eq!(
+            (d.error_type.as_str(), d.error_message.as_str()),
+            (BAD_FILE, "not a zip")
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! ingest: one work item. Streams the raw object to local disk, applies its spec, writes
+//! curated files and quarantine under deterministic names, publishes them only when the whole
+//! file was processed, registers Glue partitions, and marks the item done with counts — or
+//! failed with the reason. Rerunning an item rewrites the same objects with the same bytes.
+//! Raw objects are only read.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice_core::ports::{
+    Catalog, ItemCounts, ObjectStore, SpecStore, Transition, TransitionUpdate, WorkQueue,
+    WorkStatus,
+};
+use sluice_core::{ingest, IngestError, IngestOptions, Source};
+
+use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, OBJECT_CHANGED, SPEC_NOT_FOUND};
+use crate::ports::Ports;
+use crate::queue_generator::{ItemRef, ManifestRef};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngestInput {
+    /// An item reference, or an index into `manifest`.
+    pub item: Value,
+    #[serde(default)]
+    pub manifest: Option<ManifestRef>,
+    /// `$$.Execution.Id`
+    pub execution: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestOutput {
+    /// `done`
+    pub status: String,
+    pub id: String,
+    pub dataset: String,
+    pub key: String,
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub rows_quarantined: u64,
+    /// Curated files written (lake bucket keys).
+    pub outputs: usize,
+    /// True when the item was already done and nothing was redone.
+    #[serde(default)]
+    pub already_done: bool,
+}
+
+async fn resolve<P: Ports>(ports: &P, input: &IngestInput) -> Result<ItemRef, FnError> {
+    match (&input.item, &input.manifest) {
+        (Value::Number(n), Some(m)) => {
+            let i = n
+                .as_u64()
+                .ok_or_else(|| FnError::new(BAD_INPUT, "a manifest index must be a whole number"))?
+                as usize;
+            let bytes = ports
+                .store()
+                .get_bytes(&m.bucket, &m.key)
+                .await?
+                .ok_or_else(|| {
+                    FnError::new(
+                        AWS,
+                        format!("manifest s3://{}/{} is missing", m.bucket, m.key),
+                    )
+                })?;
+            let refs: Vec<ItemRef> = serde_json::from_slice(&bytes).map_err(FnError::bad_input)?;
+            refs.into_iter().nth(i).ok_or_else(|| {
+                FnError::new(
+                    BAD_INPUT,
+                    format!("manifest s3://{}/{} has no item {i}", m.bucket, m.key),
+                )
+            })
+        }
+        (v, _) => serde_json::from_value(v.clone()).map_err(FnError::bad_input),
+    }
+}
+
+pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOutput, FnError> {
+    let item = resolve(ports, &input).await?;
+    let batch = input
+        .execution
+        .rsplit(':')
+        .next()
+        .unwrap_or(&input.execution)
+        .to_owned();
+    let start = TransitionUpdate {
+        execution: Some(input.execution.clone()),
+        batch: Some(batch.clone()),
+        count_attempt: true,
+        now: ports.now(),
+        ..Default::default()
+    };
+    // Queued, failed (a redrive) or running (a retry after a crash): this execution holds the
+    // pipeline lock, so no one else is running it.
+    let from = [WorkStatus::Queued, WorkStatus::Failed, WorkStatus::Running];
+    match ports
+        .work()
+        .transition(&item.id, &from, WorkStatus::Running, start)
+        .await?
+    {
+        Transition::Applied(_) => {}
+        Transition::Refused(Some(w)) if w.status == WorkStatus::Done => {
+            let c = w.counts.unwrap_or_default();
+            return Ok(IngestOutput {
+                status: "done".into(),
+                id: w.id,
+                dataset: w.dataset,
+                key: w.key,
+                rows_read: c.rows_read,
+                rows_written: c.rows_written,
+                rows_quarantined: c.rows_quarantined,
+                outputs: 0,
+                already_done: true,
+            });
+        }
+        Transition::Refused(other) => {
+            return Err(FnError::new(
+                BAD_INPUT,
+                format!(
+                    "work item {} cannot start: {:?}",
+                    item.id,
+                    other.map(|w| w.status)
+                ),
+            ))
+        }
+    }
+    match run(ports, &item).await {
+        Ok(out) => {
+            let done = TransitionUpdate {
+                counts: Some(ItemCounts {
+                    rows_read: out.rows_read,
+                    rows_written: out.rows_written,
+                    rows_quarantined: out.rows_quarantined,
+                }),
+                now: ports.now(),
+                ..Default::default()
+            };
+            ports
+                .work()
+                .transition(&item.id, &[WorkStatus::Running], WorkStatus::Done, done)
+                .await?;
+            Ok(out)
+        }
+        Err(e) => {
+            // Problems with the file itself are recorded on the item; infrastructure errors
+            // leave it running, for the state machine's retry or a redrive.
+            if matches!(e.name, BAD_FILE | SPEC_NOT_FOUND | OBJECT_CHANGED) {
+                let failed = TransitionUpdate {
+                    error: Some((e.name.to_owned(), e.message.clone())),
+                    now: ports.now(),
+                    ..Default::default()
+                };
+                ports
+                    .work()
+                    .transition(&item.id, &[WorkStatus::Running], WorkStatus::Failed, failed)
+                    .await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnError> {
+    let specs = ports.specs().list_specs().await?;
+    let spec = specs
+        .into_iter()
+        .map(|s| s.spec)
+        .find(|s| s.dataset == item.dataset)
+        .ok_or_else(|| {
+            FnError::new(
+                SPEC_NOT_FOUND,
+                format!("no table spec for dataset {:?}", item.dataset),
+            )
+        })?;
+    let work =
+        tempfile::tempdir().map_err(|e| FnError::new(AWS, format!("no scratch space: {e}")))?;
+    let raw_path = work.path().join("raw");
+    let got = ports
+        .store()
+        .get_to_file(
+            &item.bucket,
+            &item.key,
+            item.version_id.as_deref(),
+            &raw_path,
+        )
+        .await?;
+    if item.version_id.is_none() && got.etag.as_deref().is_some_and(|e| e != item.etag) {
+        return Err(FnError::new(
+            OBJECT_CHANGED,
+            format!(
+                "s3://{}/{} now has ETag {:?}, not {} as registered; the new content is its own work item",
+                item.bucket, item.key, got.etag, item.etag
+            ),
+        ));
+    }
+    let staging = work.path().join("out");
+    let source = Source {
+        object: format!("s3://{}/{}", item.bucket, item.key),
+        key: item.key.clone(),
+        version: Some(item.etag.clone()),
+    };
+    let (spec2, staging2) = (spec.clone(), staging.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&raw_path)
+            .map_err(|e| FnError::new(AWS, format!("reading the download: {e}")))?;
+        ingest(
+            &spec2,
+            &source,
+            std::io::BufReader::new(file),
+            &staging2,
+            &IngestOptions::default(),
+        )
+        .map_err(|e| match e {
+            IngestError::Read { .. } => FnError::new(BAD_FILE, e.to_string()),
+            IngestError::Write { .. } => FnError::new(AWS, e.to_string()),
+        })
+    })
+    .await
+    .map_err(|e| FnError::new(AWS, format!("the ingest task stopped: {e}")))??;
+
+    // Publish: everything was written locally; now upload under the same relative names.
+    let lake = ports.names().lake_bucket.clone();
+    let files = report.outputs.iter().chain(report.quarantine.iter());
+    for f in files {
+        ports
+            .store()
+            .put_file(&lake, &f.path, &staging.join(&f.path))
+            .await?;
+    }
+    let partitions: BTreeSet<Vec<(String, String)>> = report
+        .outputs
+        .iter()
+        .filter(|o| !o.partition.is_empty())
+        .map(|o| o.partition.clone())
+        .collect();
+    if !partitions.is_empty() {
+        let db = ports.names().glue_database.clone();
+        let location = ports.names().table_location(&spec.dataset);
+        ports.catalog().ensure_table(&db, &spec, &location).await?;
+        let parts: Vec<_> = partitions.into_iter().collect();
+        ports
+            .catalog()
+            .add_partitions(&db, &spec.dataset, &location, &parts)
+            .await?;
+    }
+    Ok(IngestOutput {
+        status: "done".into(),
+        id: item.id.clone(),
+        dataset: spec.dataset.clone(),
+        key: item.key.clone(),
+        rows_read: report.rows_read,
+        rows_written: report.rows_written,
+        rows_quarantined: report.rows_quarantined,
+        outputs: report.outputs.len(),
+        already_done: false,
+    })
+}

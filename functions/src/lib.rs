@@ -1,0 +1,43 @@
+//! Sluice's Lambda functions. Each function is a thin `main.rs` (under `functions/<name>/`)
+//! over a handler here; handlers are generic over [`Ports`], so the same code runs in Lambda,
+//! in `sluice run` (in-process, against the emulator) and in tests.
+//!
+//! - `queue-generator`: scheduled or S3 event → work items (registered once each) → the batch.
+//! - `in-progress-check`: the pipeline lock (acquire, with stale-lock takeover; release).
+//! - `ingest`: one work item → curated Parquet, quarantine, Glue partitions, item done/failed.
+//! - `notify`: a run summary or a failure → SNS.
+//! - `normalize`: comes with its own issue (`functions/normalize/`).
+
+pub mod errors;
+pub mod in_progress_check;
+pub mod ingest;
+pub mod local;
+pub mod notify;
+pub mod ports;
+pub mod queue_generator;
+
+pub use errors::FnError;
+pub use ports::{AwsPorts, Ports};
+
+/// Runs a handler as a Lambda function: JSON in, JSON out, errors reported with their stable
+/// names as the error type (what Step Functions' Retry and Catch match on).
+pub async fn serve<I, O, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    I: serde::de::DeserializeOwned + Send + 'static,
+    O: serde::Serialize + Send + 'static,
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<O, FnError>> + Send + 'static,
+{
+    lambda_runtime::tracing::init_default_subscriber();
+    let handler = std::sync::Arc::new(handler);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let handler = handler.clone();
+            async move {
+                let input: I = serde_json::from_value(event.payload).map_err(FnError::bad_input)?;
+                handler(input).await
+            }
+        },
+    ))
+    .await
+}

@@ -1,0 +1,92 @@
+//! Runs the functions in-process for `sluice run`: a Task's `Resource` names the function
+//! (the `${..._arn}` placeholder, or a Lambda ARN ending in the function name), and the
+//! handler runs against the same ports as in Lambda.
+
+use serde_json::Value;
+use sluice_asl::{TaskError, TaskRunner};
+
+use crate::errors::{FnError, BAD_INPUT};
+use crate::ports::Ports;
+use crate::{in_progress_check, ingest, notify, queue_generator};
+
+/// The function names, as directories under `functions/` and in `${<name>_arn}` placeholders.
+pub const FUNCTIONS: &[&str] = &["queue-generator", "in-progress-check", "ingest", "notify"];
+
+/// `${queue_generator_arn}`, `arn:aws:lambda:...:function:sluice-dev-queue-generator` →
+/// `queue-generator`.
+pub fn function_of(resource: &str) -> Option<&'static str> {
+    let name = resource
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix("_arn}"))
+        .map(|r| r.replace('_', "-"))
+        .unwrap_or_else(|| resource.rsplit(':').next().unwrap_or(resource).to_owned());
+    FUNCTIONS
+        .iter()
+        .copied()
+        .find(|f| name == *f || name.ends_with(&format!("-{f}")))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(input: &Value) -> Result<T, FnError> {
+    serde_json::from_value(input.clone()).map_err(FnError::bad_input)
+}
+
+fn json<T: serde::Serialize>(v: T) -> Result<Value, FnError> {
+    serde_json::to_value(v).map_err(FnError::bad_input)
+}
+
+/// Calls the named function's handler.
+pub async fn invoke<P: Ports>(ports: &P, function: &str, input: &Value) -> Result<Value, FnError> {
+    match function {
+        "queue-generator" => json(queue_generator::handle(ports, parse(input)?).await?),
+        "in-progress-check" => json(in_progress_check::handle(ports, parse(input)?).await?),
+        "ingest" => json(ingest::handle(ports, parse(input)?).await?),
+        "notify" => json(notify::handle(ports, parse(input)?).await?),
+        other => Err(FnError::new(BAD_INPUT, format!("no function {other}"))),
+    }
+}
+
+/// A `TaskRunner` over in-process handlers, driving async handlers from the interpreter's
+/// thread through a runtime handle.
+pub struct LocalLambdas<'a, P> {
+    pub ports: &'a P,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl<P: Ports> TaskRunner for LocalLambdas<'_, P> {
+    fn invoke(&self, resource: &str, input: &Value, _state_path: &str) -> Result<Value, TaskError> {
+        let Some(function) = function_of(resource) else {
+            return Err(TaskError {
+                error: "States.TaskFailed".into(),
+                cause: format!("no local function for resource {resource}"),
+            });
+        };
+        self.runtime
+            .block_on(invoke(self.ports, function, input))
+            .map_err(|e| TaskError {
+                error: e.name.to_owned(),
+                cause: e.message,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_name_their_function() {
+        assert_eq!(
+            function_of("${queue_generator_arn}"),
+            Some("queue-generator")
+        );
+        assert_eq!(
+            function_of("${in_progress_check_arn}"),
+            Some("in-progress-check")
+        );
+        assert_eq!(
+            function_of("arn:aws:lambda:us-east-1:123456789012:function:sluice-dev-ingest"),
+            Some("ingest")
+        );
+        assert_eq!(function_of("${normalize_arn}"), None);
+    }
+}

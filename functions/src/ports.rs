@@ -1,0 +1,120 @@
+//! The ports a handler needs, bundled, and their AWS implementation.
+
+use sluice_aws::dynamo::{DynamoLocks, DynamoSpecs, DynamoWork};
+use sluice_aws::glue::GlueCatalog;
+use sluice_aws::s3::S3Store;
+use sluice_aws::sfn::SfnExecutions;
+use sluice_aws::sns::SnsNotifier;
+use sluice_aws::ssm::SsmSettings;
+use sluice_aws::{Clients, Names};
+use sluice_core::ports::{
+    Catalog, Executions, LockStore, Notifier, ObjectStore, PortResult, Settings, SpecStore,
+    WorkQueue,
+};
+
+pub trait Ports: Send + Sync {
+    type Store: ObjectStore;
+    type Work: WorkQueue;
+    type Locks: LockStore;
+    type Specs: SpecStore;
+    type Catalog: Catalog;
+    type Notifier: Notifier;
+    type Executions: Executions;
+    type Settings: Settings;
+
+    fn store(&self) -> &Self::Store;
+    fn work(&self) -> &Self::Work;
+    fn locks(&self) -> &Self::Locks;
+    fn specs(&self) -> &Self::Specs;
+    fn catalog(&self) -> &Self::Catalog;
+    fn notifier(&self) -> &Self::Notifier;
+    fn executions(&self) -> &Self::Executions;
+    fn settings(&self) -> &Self::Settings;
+    fn names(&self) -> &Names;
+    /// Seconds since the epoch.
+    fn now(&self) -> i64 {
+        sluice_aws::now_secs()
+    }
+}
+
+/// The ports over AWS, built once per process (per Lambda container).
+pub struct AwsPorts {
+    pub store: S3Store,
+    pub work: DynamoWork,
+    pub locks: DynamoLocks,
+    pub specs: DynamoSpecs,
+    pub catalog: GlueCatalog,
+    pub notifier: SnsNotifier,
+    pub executions: SfnExecutions,
+    pub settings: SsmSettings,
+    pub names: Names,
+}
+
+impl AwsPorts {
+    pub async fn new(clients: &Clients, names: Names) -> PortResult<AwsPorts> {
+        Ok(AwsPorts {
+            store: S3Store::new(clients.s3.clone()),
+            work: DynamoWork::new(clients.dynamodb.clone(), &names.work_table),
+            locks: DynamoLocks::new(clients.dynamodb.clone(), &names.locks_table),
+            specs: DynamoSpecs::new(clients.dynamodb.clone(), &names.specs_table),
+            catalog: GlueCatalog::new(clients.glue.clone()),
+            notifier: SnsNotifier::by_name(clients.sns.clone(), &names.topic_name).await?,
+            executions: SfnExecutions::new(clients.sfn.clone()),
+            settings: SsmSettings::new(clients.ssm.clone(), &names.settings_path),
+            names,
+        })
+    }
+
+    /// From the environment: the default AWS chain and `SLUICE_*` names (set by Terraform).
+    pub async fn from_env() -> PortResult<AwsPorts> {
+        let clients = Clients::load().await;
+        AwsPorts::new(&clients, Names::from_env()).await
+    }
+}
+
+impl Ports for AwsPorts {
+    type Store = S3Store;
+    type Work = DynamoWork;
+    type Locks = DynamoLocks;
+    type Specs = DynamoSpecs;
+    type Catalog = GlueCatalog;
+    type Notifier = SnsNotifier;
+    type Executions = SfnExecutions;
+    type Settings = SsmSettings;
+
+    fn store(&self) -> &S3Store {
+        &self.store
+    }
+    fn work(&self) -> &DynamoWork {
+        &self.work
+    }
+    fn locks(&self) -> &DynamoLocks {
+        &self.locks
+    }
+    fn specs(&self) -> &DynamoSpecs {
+        &self.specs
+    }
+    fn catalog(&self) -> &GlueCatalog {
+        &self.catalog
+    }
+    fn notifier(&self) -> &SnsNotifier {
+        &self.notifier
+    }
+    fn executions(&self) -> &SfnExecutions {
+        &self.executions
+    }
+    fn settings(&self) -> &SsmSettings {
+        &self.settings
+    }
+    fn names(&self) -> &Names {
+        &self.names
+    }
+}
+
+/// A numeric setting, or its default when absent or unreadable.
+pub async fn setting_or<P: Ports>(ports: &P, name: &str, default: i64) -> i64 {
+    match ports.settings().get(name).await {
+        Ok(Some(v)) => v.trim().parse().unwrap_or(default),
+        _ => default,
+    }
+}

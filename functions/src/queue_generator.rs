@@ -1,0 +1,396 @@
+//! queue-generator: turns a trigger into the batch of work items one execution processes.
+//!
+//! - Scheduled event: lists every dataset prefix's `yyyy=/mm=/dd=/hh=` partitions from the
+//!   hour after the watermark (minus `lookback_hours` for late files) up to the previous hour,
+//!   then moves the watermark to the previous hour. A run after an outage catches up (at most
+//!   [`MAX_CATCH_UP_HOURS`] at a time). Items left queued by earlier runs join the batch.
+//! - S3 "Object Created" event (EventBridge form): that one object.
+//!
+//! Every (object, ETag, dataset) becomes one work item through a conditional write, so
+//! duplicate events and overlapping listings never create a second one. An object that
+//! matches no spec is recorded as a failed item (`Sluice.NoMatchingSpec`) and reported once.
+//! A batch too large for a state payload travels as an S3 manifest.
+
+use std::collections::BTreeSet;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice_core::ports::{ObjectInfo, ObjectStore, SpecStore, WorkItem, WorkQueue, WorkStatus};
+use sluice_core::TableSpec;
+
+use crate::errors::{FnError, BAD_INPUT};
+use crate::ports::{setting_or, Ports};
+
+/// The most hours one scheduled run lists.
+pub const MAX_CATCH_UP_HOURS: i64 = 7 * 24;
+/// The most work items one execution takes on; the rest stay queued for the next run.
+pub const MAX_ITEMS: usize = 10_000;
+/// The error recorded for an object no spec matches.
+pub const NO_MATCHING_SPEC: &str = "Sluice.NoMatchingSpec";
+const WATERMARK: &str = "watermark";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueInput {
+    /// The execution's input: the EventBridge event.
+    pub event: EventBridgeEvent<Value>,
+    /// `$$.Execution.Id`
+    pub execution: String,
+}
+
+/// What the ingest function needs to find one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemRef {
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    /// The ETag the item was registered with.
+    pub etag: String,
+    /// The S3 version id, when the trigger named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    pub dataset: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRef {
+    pub bucket: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unmatched {
+    pub key: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueOutput {
+    pub batch: String,
+    /// `schedule` or `object`.
+    pub trigger: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    /// Item references, or indexes into the manifest when there is one.
+    pub items: Vec<Value>,
+    #[serde(default)]
+    pub manifest: Option<ManifestRef>,
+    pub count: usize,
+    /// New work items registered by this run.
+    pub registered: usize,
+    /// Objects seen again (duplicate events, overlapping listings): not registered twice.
+    pub already_known: usize,
+    /// Newly seen objects that match no spec (recorded as failed items).
+    pub unmatched: Vec<Unmatched>,
+}
+
+/// `2026-11-21T22` for the hour starting then.
+pub fn hour_label(h: DateTime<Utc>) -> String {
+    h.format("%Y-%m-%dT%H").to_string()
+}
+
+fn parse_hour(label: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(&format!("{label}:00:00"), "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|n| Utc.from_utc_datetime(&n))
+}
+
+fn truncate_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(t)
+}
+
+/// The hours a scheduled run at `now` lists: from the hour after `watermark` minus
+/// `lookback` hours (or `lookback` hours back when there is no watermark) to the previous
+/// hour, at most [`MAX_CATCH_UP_HOURS`].
+pub fn hours_to_list(
+    now: DateTime<Utc>,
+    watermark: Option<&str>,
+    lookback: i64,
+) -> Vec<DateTime<Utc>> {
+    let last = truncate_hour(now) - Duration::hours(1);
+    let first = match watermark.and_then(parse_hour) {
+        Some(w) => w + Duration::hours(1) - Duration::hours(lookback.max(0)),
+        None => last - Duration::hours(lookback.max(0)),
+    };
+    let first = first.max(last - Duration::hours(MAX_CATCH_UP_HOURS - 1));
+    let mut out = Vec::new();
+    let mut h = first;
+    while h <= last {
+        out.push(h);
+        h += Duration::hours(1);
+    }
+    out
+}
+
+/// `<prefix>yyyy=2026/mm=11/dd=21/hh=23/`
+pub fn hour_prefix(prefix: &str, h: DateTime<Utc>) -> String {
+    format!("{prefix}{}", h.format("yyyy=%Y/mm=%m/dd=%d/hh=%H/"))
+}
+
+/// The datasets an object key belongs to.
+pub fn datasets_for<'a>(specs: &'a [TableSpec], key: &str) -> Vec<&'a TableSpec> {
+    specs.iter().filter(|s| s.matches_key(key)).collect()
+}
+
+pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutput, FnError> {
+    let batch = input
+        .execution
+        .rsplit(':')
+        .next()
+        .unwrap_or(&input.execution)
+        .to_owned();
+    let specs: Vec<TableSpec> = ports
+        .specs()
+        .list_specs()
+        .await?
+        .into_iter()
+        .map(|s| s.spec)
+        .collect();
+    let raw = ports.names().raw_bucket.clone();
+    let event = &input.event;
+    let now_secs = ports.now();
+    let mut objects: Vec<(ObjectInfo, Option<String>)> = Vec::new();
+    let (trigger, window) = match (event.source.as_str(), event.detail_type.as_str()) {
+        ("aws.s3", "Object Created") => {
+            let d = &event.detail;
+            let bucket = d.pointer("/bucket/name").and_then(Value::as_str);
+            let key = d.pointer("/object/key").and_then(Value::as_str);
+            let (Some(bucket), Some(key)) = (bucket, key) else {
+                return Err(FnError::new(BAD_INPUT, "an Object Created event needs detail.bucket.name and detail.object.key"));
+            };
+            let etag = d.pointer("/object/etag").and_then(Value::as_str).map(|e| e.trim_matches('"').to_owned());
+            let info = match etag {
+                Some(etag) => ObjectInfo {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    size: d.pointer("/object/size").and_then(Value::as_u64).unwrap_or(0),
+                    etag: Some(etag),
+                    version_id: None,
+                },
+                None => match ports.store().head(bucket, key).await? {
+                    Some(info) => info,
+                    None => return Err(FnError::new(BAD_INPUT, format!("s3://{bucket}/{key} no longer exists"))),
+                },
+            };
+            let version = d.pointer("/object/version-id").and_then(Value::as_str).map(str::to_owned);
+            objects.push((info, version));
+            ("object".to_owned(), None)
+        }
+        (_, "Scheduled Event") => {
+            let now = event
+                .time
+                .unwrap_or_else(|| Utc.timestamp_opt(now_secs, 0).single().unwrap_or_default());
+            let lookback = setting_or(ports, "lookback_hours", 6).await;
+            let watermark = ports.work().get_marker(WATERMARK).await?;
+            let hours = hours_to_list(now, watermark.as_deref(), lookback);
+            let prefixes: BTreeSet<&str> = specs.iter().map(|s| s.source.prefix.as_str()).collect();
+            for h in &hours {
+                for p in &prefixes {
+                    for o in ports.store().list(&raw, &hour_prefix(p, *h)).await? {
+                        objects.push((o, None));
+                    }
+                }
+            }
+            // Move the watermark to the last hour listed (never backwards).
+            if let Some(last) = hours.last() {
+                let label = hour_label(*last);
+                if watermark.as_deref().is_none_or(|w| w < label.as_str()) {
+                    ports.work().set_marker(WATERMARK, watermark.as_deref(), &label).await?;
+                }
+            }
+            let window = match (hours.first(), hours.last()) {
+                (Some(f), Some(l)) => Some(Window {
+                    from: hour_label(*f),
+                    to: hour_label(*l),
+                }),
+                _ => None,
+            };
+            ("schedule".to_owned(), window)
+        }
+        (source, kind) => {
+            return Err(FnError::new(
+                BAD_INPUT,
+                format!("unsupported event: source {source:?}, detail-type {kind:?} (expected a Scheduled Event or an S3 Object Created event)"),
+            ))
+        }
+    };
+
+    let mut refs: Vec<ItemRef> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let (mut registered, mut already_known) = (0, 0);
+    let mut unmatched = Vec::new();
+    for (o, version_id) in objects {
+        let etag = o.etag.clone().unwrap_or_default();
+        let matching = datasets_for(&specs, &o.key);
+        if matching.is_empty() {
+            let item = new_item(&o, &etag, "", &batch, now_secs, WorkStatus::Failed);
+            let item = WorkItem {
+                error: Some(NO_MATCHING_SPEC.into()),
+                error_message: Some(format!("no table spec matches s3://{}/{}", o.bucket, o.key)),
+                ..item
+            };
+            if ports.work().register(&item).await? {
+                unmatched.push(Unmatched {
+                    key: o.key.clone(),
+                    reason: "no table spec matches this key".into(),
+                });
+            }
+            continue;
+        }
+        for spec in matching {
+            let item = new_item(
+                &o,
+                &etag,
+                &spec.dataset,
+                &batch,
+                now_secs,
+                WorkStatus::Queued,
+            );
+            let take = if ports.work().register(&item).await? {
+                registered += 1;
+                true
+            } else {
+                already_known += 1;
+                // Seen before: take it only if it still waits (a run that lost the lock).
+                matches!(ports.work().get(&item.id).await?, Some(w) if w.status == WorkStatus::Queued)
+            };
+            if take && seen.insert(item.id.clone()) {
+                refs.push(ItemRef {
+                    id: item.id,
+                    bucket: o.bucket.clone(),
+                    key: o.key.clone(),
+                    etag: etag.clone(),
+                    version_id: version_id.clone(),
+                    dataset: spec.dataset.clone(),
+                });
+            }
+        }
+    }
+    if trigger == "schedule" {
+        for w in ports.work().by_status(WorkStatus::Queued).await? {
+            if refs.len() >= MAX_ITEMS {
+                break;
+            }
+            if seen.insert(w.id.clone()) {
+                refs.push(ItemRef {
+                    id: w.id,
+                    bucket: w.bucket,
+                    key: w.key,
+                    etag: w.version,
+                    version_id: None,
+                    dataset: w.dataset,
+                });
+            }
+        }
+    }
+    refs.truncate(MAX_ITEMS);
+    let count = refs.len();
+    let threshold = setting_or(ports, "manifest_threshold_bytes", 200_000)
+        .await
+        .max(1) as usize;
+    let inline = serde_json::to_vec(&refs).map_err(FnError::bad_input)?;
+    let (items, manifest) = if inline.len() > threshold {
+        let m = ManifestRef {
+            bucket: ports.names().lake_bucket.clone(),
+            key: format!("manifests/{batch}.json"),
+        };
+        ports.store().put_bytes(&m.bucket, &m.key, inline).await?;
+        ((0..count).map(Value::from).collect(), Some(m))
+    } else {
+        let items = refs
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(FnError::bad_input)?;
+        (items, None)
+    };
+    Ok(QueueOutput {
+        batch,
+        trigger,
+        window,
+        items,
+        manifest,
+        count,
+        registered,
+        already_known,
+        unmatched,
+    })
+}
+
+fn new_item(
+    o: &ObjectInfo,
+    etag: &str,
+    dataset: &str,
+    batch: &str,
+    now: i64,
+    status: WorkStatus,
+) -> WorkItem {
+    WorkItem {
+        id: WorkItem::item_id(
+            &o.bucket,
+            &o.key,
+            etag,
+            if dataset.is_empty() { "-" } else { dataset },
+        ),
+        batch: batch.to_owned(),
+        bucket: o.bucket.clone(),
+        key: o.key.clone(),
+        version: etag.to_owned(),
+        dataset: dataset.to_owned(),
+        status,
+        attempts: 0,
+        updated_at: now,
+        execution: None,
+        counts: None,
+        error: None,
+        error_message: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_window_runs_from_the_watermark_minus_lookback_to_the_previous_hour() {
+        let hours = hours_to_list(at("2026-11-22T03:05:00Z"), Some("2026-11-22T01"), 1);
+        let labels: Vec<String> = hours.into_iter().map(hour_label).collect();
+        assert_eq!(labels, ["2026-11-22T01", "2026-11-22T02"]);
+        let fresh: Vec<String> = hours_to_list(at("2026-11-22T03:05:00Z"), None, 0)
+            .into_iter()
+            .map(hour_label)
+            .collect();
+        assert_eq!(fresh, ["2026-11-22T02"]);
+        // After a long outage: capped.
+        assert_eq!(
+            hours_to_list(at("2026-11-22T03:05:00Z"), Some("2025-01-01T00"), 6).len() as i64,
+            MAX_CATCH_UP_HOURS
+        );
+        // Already up to date and no lookback: nothing to list.
+        assert!(hours_to_list(at("2026-11-22T03:05:00Z"), Some("2026-11-22T02"), 0).is_empty());
+    }
+
+    #[test]
+    fn hour_prefixes_use_the_raw_layout() {
+        assert_eq!(
+            hour_prefix("credit/", at("2026-11-21T23:00:00Z")),
+            "credit/yyyy=2026/mm=11/dd=21/hh=23/"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Offline checks that the definition, the functions and the example events fit together.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use sluice_functions::errors::{ALL, LAMBDA_SERVICE_ERRORS};
+use sluice_functions::local::{function_of, FUNCTIONS};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn definition() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(root().join("statemachine/ingest.asl.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Checks one scope (a machine or a Map's ItemProcessor) and recurses; returns problems.
+fn check_scope(scope: &Value, where_: &str, problems: &mut Vec<String>, tasks: &mut Vec<String>) {
+    let states = scope["States"].as_object().unwrap();
+    let exists = |n: &str| states.contains_key(n);
+    let start = scope["StartAt"].as_str().unwrap_or("");
+    if !exists(start) {
+        problems.push(format!("{where_}: StartAt {start:?} does not exist"));
+    }
+    for (name, s) in states {
+        let at = format!("{where_}{name}");
+        let mut targets: Vec<&str> = Vec::new();
+        if let Some(n) = s["Next"].as_str() {
+            targets.push(n);
+        }
+        if let Some(n) = s["Default"].as_str() {
+            targets.push(n);
+        }
+        for c in s["Choices"].as_array().into_iter().flatten() {
+            targets.extend(c["Next"].as_str());
+        }
+        for c in s["Catch"].as_array().into_iter().flatten() {
+            targets.extend(c["Next"].as_str());
+        }
+        for t in targets {
+            if !exists(t) {
+                problems.push(format!("{at}: target {t:?} does not exist"));
+            }
+        }
+        let errors = s["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(s["Catch"].as_array().into_iter().flatten())
+            .flat_map(|r| r["ErrorEquals"].as_array().cloned().unwrap_or_default());
+        for e in errors {
+            let e = e.as_str().unwrap_or("");
+            let known =
+                e.starts_with("States.") || ALL.contains(&e) || LAMBDA_SERVICE_ERRORS.contains(&e);
+            if !known {
+                problems.push(format!(
+                    "{at}: ErrorEquals names {e:?}, which no function raises"
+                ));
+            }
+        }
+        match s["Type"].as_str() {
+            Some("Task") => {
+                let r = s["Resource"].as_str().unwrap_or("");
+                match function_of(r) {
+                    Some(f) if root().join("functions").join(f).join("main.rs").is_file() => {
+                        tasks.push(f.to_owned())
+                    }
+                    _ => problems.push(format!(
+                        "{at}: Resource {r:?} names no function under functions/"
+                    )),
+                }
+            }
+            Some("Fail") => {
+                let e = s["Error"].as_str().unwrap_or("");
+                if !ALL.contains(&e) {
+                    problems.push(format!(
+                        "{at}: Fail Error {e:?} is not one of the error constants"
+                    ));
+                }
+            }
+            Some("Map") => check_scope(&s["ItemProcessor"], &format!("{at}/"), problems, tasks),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn every_target_function_and_error_name_exists() {
+    let mut problems = Vec::new();
+    let mut tasks = Vec::new();
+    check_scope(&definition(), "", &mut problems, &mut tasks);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    tasks.sort();
+    tasks.dedup();
+    assert_eq!(
+        tasks,
+        ["in-progress-check", "ingest", "notify", "queue-generator"]
+    );
+    for f in FUNCTIONS {
+        assert!(
+            root().join("functions").join(f).join("main.rs").is_file(),
+            "functions/{f}/main.rs"
+        );
+    }
+}
+
+#[test]
+fn every_event_file_parses_into_its_functions_input() {
+    use sluice_functions::{in_progress_check, ingest, notify, queue_generator};
+    let dir = root().join("events");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let result = if name.starts_with("queue-generator") {
+            serde_json::from_value::<queue_generator::QueueInput>(v).map(|_| ())
+        } else if name.starts_with("in-progress-check") {
+            serde_json::from_value::<in_progress_check::LockInput>(v).map(|_| ())
+        } else if name.starts_with("ingest") {
+            serde_json::from_value::<ingest::IngestInput>(v).map(|_| ())
+        } else if name.starts_with("notify") {
+            serde_json::from_value::<notify::NotifyInput>(v).map(|_| ())
+        } else if name.starts_with("scheduled") || name.starts_with("s3-") {
+            // An execution input: what queue-generator receives as its `event`.
+            let wrapped = serde_json::json!({"event": v, "execution": "arn:aws:states:us-east-1:000000000000:execution:m:e"});
+            serde_json::from_value::<queue_generator::QueueInput>(wrapped).map(|_| ())
+        } else {
+            panic!("events/{name}: no function claims this file (name it after the function)");
+        };
+        assert!(result.is_ok(), "events/{name}: {:?}", result.err());
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} event files");
+}
