@@ -1,0 +1,471 @@
+//! The state machine end to end: statemachine/ingest.asl.json run by the local runner, the
+//! real handlers in-process, against the emulator. What landed is read back independently
+//! (Parquet with pyarrow, Glue and DynamoDB through the SDK, SNS through an SQS queue).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::mpsc;
+
+use common::{object_created, sample, scheduled, Fault, FaultyPorts, Lab};
+use serde_json::Value;
+use sluice_asl::{Record, Status, TaskError, TaskRunner};
+use sluice_core::ports::{LockStore, WorkStatus};
+use sluice_functions::local::LocalLambdas;
+
+const HOUR: &str = "2026-11-22T00:05:00Z";
+const CREDIT_A: &str = "credit/yyyy=2026/mm=11/dd=21/hh=22/credit-a.csv";
+const CREDIT_B: &str = "credit/yyyy=2026/mm=11/dd=21/hh=23/credit-b.csv";
+const LOANS_CSV: &str = "loans/yyyy=2026/mm=11/dd=21/hh=23/loans-2023-06.csv";
+const LOANS_XLSX: &str = "loans/yyyy=2026/mm=11/dd=21/hh=22/loan-book.xlsx";
+
+/// CSV and XLSX files for two datasets in two hourly partitions.
+fn upload_standard(lab: &Lab) {
+    let credit = sample("credit/yyyy=2026/mm=11/dd=21/hh=23/credit-0001.csv");
+    lab.put(CREDIT_A, credit.clone());
+    lab.put(CREDIT_B, credit);
+    lab.put(LOANS_CSV, sample("loans/loans-2023-06.csv"));
+    lab.put(LOANS_XLSX, common::loans_xlsx());
+}
+
+fn states(r: &Record) -> Vec<&str> {
+    r.states_entered_top_level()
+}
+
+#[test]
+fn hourly_run_lands_every_file_and_leaves_the_pipeline_clean() {
+    let lab = Lab::new();
+    upload_standard(&lab);
+    let r = lab.run(scheduled(HOUR), "hourly-1");
+    assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
+    assert_eq!(
+        states(&r),
+        [
+            "GenerateQueue",
+            "AcquireLock",
+            "LockAcquired?",
+            "ProcessItems",
+            "ReleaseLock",
+            "Report",
+            "AnyItemFailed?",
+            "Done"
+        ]
+    );
+    let out = r.output.clone().unwrap();
+    assert_eq!(out["items"], 4, "{out}");
+    assert_eq!(out["failed_items"], 0);
+    assert_eq!(
+        out["rows_quarantined"], 8,
+        "2 + 2 credit rows and 4 loans rows are rejected"
+    );
+    assert_eq!(out["published"], true, "quarantined rows are reported");
+
+    // Read back with pyarrow, not with our code.
+    let credit = lab.rows("credit");
+    assert_eq!(credit.len(), 40, "20 good rows from each credit file");
+    let loans = lab.rows("loans");
+    let mut ids: Vec<i64> = loans
+        .iter()
+        .map(|r| r["loan_id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [1, 2, 3, 5, 101, 102, 103],
+        "the CSV's 4 good rows and the workbook's 3"
+    );
+    let r103 = loans.iter().find(|r| r["loan_id"] == 103).unwrap();
+    assert_eq!(
+        (r103["amount"].as_str(), r103["loan_date"].as_str()),
+        (Some("15000.00"), Some("2023-08-02"))
+    );
+
+    let lake = lab.lake();
+    assert_eq!(
+        lake.keys().filter(|k| k.starts_with("quarantine/")).count(),
+        3,
+        "{:?}",
+        lake.keys()
+    );
+    assert_eq!(
+        lab.partitions("credit"),
+        [
+            vec!["2026", "11", "21", "22"],
+            vec!["2026", "11", "21", "23"]
+        ]
+    );
+    assert_eq!(
+        lab.partitions("loans"),
+        [
+            ["2023", "03"],
+            ["2023", "04"],
+            ["2023", "05"],
+            ["2023", "07"],
+            ["2023", "08"]
+        ]
+    );
+    let items = lab.items();
+    assert_eq!(items.len(), 4);
+    assert!(
+        items
+            .iter()
+            .all(|w| w.status == WorkStatus::Done && w.attempts == 1),
+        "{items:?}"
+    );
+    assert_eq!(lab.lock_holder(), None, "lock released");
+    assert_eq!(lab.watermark().as_deref(), Some("2026-11-21T23"));
+}
+
+#[test]
+fn duplicate_events_and_an_overlapping_schedule_process_each_object_once() {
+    let lab = Lab::new();
+    upload_standard(&lab);
+    let etag = lab.put(
+        CREDIT_B,
+        sample("credit/yyyy=2026/mm=11/dd=21/hh=23/credit-0001.csv"),
+    );
+    for i in 0..5 {
+        let r = lab.run(
+            object_created(&lab.names.raw_bucket, CREDIT_B, &etag),
+            &format!("event-{i}"),
+        );
+        assert_eq!(
+            r.status,
+            Status::Succeeded,
+            "delivery {i}: {:?} {:?}",
+            r.error,
+            r.cause
+        );
+    }
+    let r = lab.run(scheduled(HOUR), "hourly");
+    assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
+    let items = lab.items();
+    assert_eq!(items.len(), 4, "one item per object: {items:?}");
+    assert!(
+        items
+            .iter()
+            .all(|w| w.status == WorkStatus::Done && w.attempts == 1),
+        "each processed once: {items:?}"
+    );
+
+    let clean = Lab::new();
+    upload_standard(&clean);
+    let c = clean.run(scheduled(HOUR), "clean");
+    assert_eq!(c.status, Status::Succeeded);
+    // Quarantine records name the raw object, whose bucket is per environment.
+    common::assert_same_lake(&lab.lake_normalized(), &clean.lake_normalized());
+}
+
+/// Runs execution A until its first ingest, lets execution B run to the end meanwhile, then
+/// lets A go on: the two overlap for certain.
+struct Pausing<'a, R> {
+    inner: &'a R,
+    at_ingest: mpsc::Sender<()>,
+    resume: std::sync::Mutex<mpsc::Receiver<()>>,
+    paused: std::sync::atomic::AtomicBool,
+}
+
+impl<R: TaskRunner> TaskRunner for Pausing<'_, R> {
+    fn invoke(&self, resource: &str, input: &Value, path: &str) -> Result<Value, TaskError> {
+        if resource.contains("ingest")
+            && !self.paused.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.at_ingest.send(()).unwrap();
+            self.resume.lock().unwrap().recv().unwrap();
+        }
+        self.inner.invoke(resource, input, path)
+    }
+}
+
+#[test]
+fn of_two_executions_at_once_one_processes_and_the_other_says_why_not() {
+    let lab = Lab::new();
+    upload_standard(&lab);
+    let (at_ingest_tx, at_ingest_rx) = mpsc::channel();
+    let (resume_tx, resume_rx) = mpsc::channel();
+    let (a, b) = std::thread::scope(|s| {
+        let lab = &lab;
+        let a = s.spawn(move || {
+            let inner = LocalLambdas {
+                ports: &lab.ports,
+                runtime: lab.rt.handle().clone(),
+            };
+            let pausing = Pausing {
+                inner: &inner,
+                at_ingest: at_ingest_tx,
+                resume: std::sync::Mutex::new(resume_rx),
+                paused: Default::default(),
+            };
+            lab.run_on(&pausing, scheduled(HOUR), "run-a")
+        });
+        at_ingest_rx.recv().unwrap();
+        let b = lab.run(scheduled(HOUR), "run-b");
+        resume_tx.send(()).unwrap();
+        (a.join().unwrap(), b)
+    });
+    assert_eq!(a.status, Status::Succeeded, "{:?} {:?}", a.error, a.cause);
+    assert_eq!(b.status, Status::Succeeded, "{:?} {:?}", b.error, b.cause);
+    assert_eq!(states(&b).last(), Some(&"AnotherRunIsActive"));
+    let why = b.output.unwrap();
+    assert_eq!(why["acquired"], false);
+    assert_eq!(
+        why["holder"].as_str(),
+        Some(a.execution.execution_arn.as_str())
+    );
+    assert!(
+        why["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another execution is processing"),
+        "{why}"
+    );
+    assert!(
+        !b.events.iter().any(|e| e.state == "Ingest"),
+        "B ingested nothing"
+    );
+    let items = lab.items();
+    assert_eq!(items.len(), 4);
+    assert!(
+        items
+            .iter()
+            .all(|w| w.status == WorkStatus::Done && w.attempts == 1),
+        "{items:?}"
+    );
+    assert_eq!(lab.lock_holder(), None);
+}
+
+#[test]
+fn a_corrupt_file_fails_alone_is_reported_and_fails_the_execution() {
+    let lab = Lab::new();
+    upload_standard(&lab);
+    let bad = "loans/yyyy=2026/mm=11/dd=21/hh=23/broken.xlsx";
+    lab.put(bad, b"PK\x03\x04 this is not really a workbook".to_vec());
+    // Read the topic back through an SQS subscription.
+    let sqs = aws_sdk_sqs::Client::new(&lab.clients.config);
+    let queue_url = lab.rt.block_on(async {
+        let url = sqs
+            .create_queue()
+            .queue_name(sluice_testkit::unique("notes"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap();
+        let arn =
+            attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+        lab.clients
+            .sns
+            .subscribe()
+            .topic_arn(lab.ports.notifier.topic_arn())
+            .protocol("sqs")
+            .endpoint(arn)
+            .send()
+            .await
+            .unwrap();
+        url
+    });
+
+    let r = lab.run(scheduled(HOUR), "with-bad-file");
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(r.error.as_deref(), Some("Sluice.ItemsFailed"));
+    let items = lab.items();
+    assert_eq!(items.len(), 5);
+    let failed: Vec<_> = items
+        .iter()
+        .filter(|w| w.status == WorkStatus::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{items:?}");
+    assert_eq!(failed[0].key, bad);
+    assert_eq!(failed[0].error.as_deref(), Some("Sluice.BadFile"));
+    assert!(!failed[0].error_message.as_deref().unwrap_or("").is_empty());
+    assert_eq!(
+        items
+            .iter()
+            .filter(|w| w.status == WorkStatus::Done)
+            .count(),
+        4,
+        "the others landed"
+    );
+    assert_eq!(lab.rows("loans").len(), 7);
+    assert_eq!(lab.lock_holder(), None);
+
+    let body = lab.rt.block_on(async {
+        let got = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .unwrap();
+        got.messages()[0].body().unwrap().to_owned()
+    });
+    let envelope: Value = serde_json::from_str(&body).unwrap();
+    let msg: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        msg["execution_arn"].as_str(),
+        Some(r.execution.execution_arn.as_str())
+    );
+    let failed_items = msg["failed_items"].as_array().unwrap();
+    assert_eq!(failed_items.len(), 1, "{msg}");
+    assert_eq!(
+        failed_items[0]["file"].as_str().unwrap(),
+        format!("s3://{}/{bad}", lab.names.raw_bucket)
+    );
+    assert_eq!(failed_items[0]["error"], "Sluice.BadFile");
+    assert!(msg["console"]
+        .as_str()
+        .unwrap()
+        .contains(&r.execution.execution_arn));
+    assert!(
+        envelope["Subject"]
+            .as_str()
+            .unwrap()
+            .contains("1 file(s) failed"),
+        "{envelope}"
+    );
+}
+
+#[test]
+fn a_transient_fault_is_retried_and_the_run_succeeds() {
+    let lab = Lab::new();
+    upload_standard(&lab);
+    let faulty = FaultyPorts::new(&lab.ports, Fault::ThrottleGet(2));
+    let r = lab.run_with(&faulty, scheduled(HOUR), "throttled");
+    assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
+    let retries: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| e.kind == "RetryScheduled")
+        .collect();
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(retries[0].state, "Ingest");
+    assert_eq!(retries[0].detail["error"], "Sluice.Transient");
+    let items = lab.items();
+    assert!(
+        items.iter().all(|w| w.status == WorkStatus::Done),
+        "{items:?}"
+    );
+    assert_eq!(
+        items.iter().map(|w| w.attempts).sum::<u32>(),
+        5,
+        "one item took two attempts"
+    );
+}
+
+#[test]
+fn a_crash_mid_ingest_is_finished_by_redrive_and_matches_a_clean_run() {
+    let lab = Lab::new();
+    upload_standard(&lab);
+    // The first loans file writes 3 data files and a quarantine file; die on the 2nd upload
+    // of the run, after some output is already in the lake.
+    let faulty = FaultyPorts::new(&lab.ports, Fault::FailPut(2));
+    let r = lab.run_with(&faulty, scheduled(HOUR), "crashing");
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(r.error.as_deref(), Some("Sluice.PipelineFailed"));
+    assert!(states(&r).contains(&"NotifyFailure"));
+    assert_eq!(
+        lab.lock_holder(),
+        None,
+        "the catch-all path released the lock"
+    );
+    let partial = lab.lake();
+    assert!(
+        !partial.is_empty(),
+        "some output was written before the crash"
+    );
+
+    let redriven = lab.redrive_with(&lab.ports, &r);
+    assert_eq!(
+        redriven.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        redriven.error,
+        redriven.cause
+    );
+    assert_eq!(redriven.execution.execution_arn, r.execution.execution_arn);
+    assert_eq!(redriven.execution.redrive_count, 1);
+    assert!(redriven
+        .events
+        .iter()
+        .any(|e| e.kind == "TaskReplayed" && e.state == "GenerateQueue"));
+    let items = lab.items();
+    assert!(
+        items.iter().all(|w| w.status == WorkStatus::Done),
+        "{items:?}"
+    );
+    assert_eq!(lab.lock_holder(), None);
+
+    let clean = Lab::new();
+    upload_standard(&clean);
+    assert_eq!(
+        clean.run(scheduled(HOUR), "clean").status,
+        Status::Succeeded
+    );
+    common::assert_same_lake(&lab.lake_normalized(), &clean.lake_normalized());
+}
+
+#[test]
+fn a_stale_lock_from_a_dead_execution_is_taken_over() {
+    let lab = Lab::new();
+    upload_standard(&lab);
+    // A real (emulated) execution that is no longer running holds a lease that has not expired.
+    let dead = lab.rt.block_on(async {
+        let sfn = aws_sdk_sfn::Client::new(&lab.clients.config);
+        let machine = sfn
+            .create_state_machine()
+            .name(sluice_testkit::unique("dead"))
+            .role_arn("arn:aws:iam::123456789012:role/sluice-test")
+            .definition(
+                r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":3600,"End":true}}}"#,
+            )
+            .send()
+            .await
+            .unwrap();
+        let exec = sfn
+            .start_execution()
+            .state_machine_arn(machine.state_machine_arn())
+            .name(sluice_testkit::unique("run"))
+            .send()
+            .await
+            .unwrap();
+        sfn.stop_execution()
+            .execution_arn(exec.execution_arn())
+            .send()
+            .await
+            .unwrap();
+        let owner = exec.execution_arn().to_owned();
+        lab.ports
+            .locks
+            .acquire(
+                sluice_functions::in_progress_check::PIPELINE_LOCK,
+                &owner,
+                3600,
+                sluice_aws::now_secs(),
+            )
+            .await
+            .unwrap();
+        owner
+    });
+    assert_eq!(lab.lock_holder().as_deref(), Some(dead.as_str()));
+    let r = lab.run(scheduled(HOUR), "after-the-dead");
+    assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
+    let lock = r
+        .events
+        .iter()
+        .find(|e| e.kind == "TaskSucceeded" && e.state == "AcquireLock")
+        .unwrap();
+    assert_eq!(lock.detail["output"]["acquired"], true);
+    assert_eq!(
+        lock.detail["output"]["took_over_from"].as_str(),
+        Some(dead.as_str())
+    );
+    assert!(lab.items().iter().all(|w| w.status == WorkStatus::Done));
+    assert_eq!(lab.lock_holder(), None);
+}
