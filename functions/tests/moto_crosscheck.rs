@@ -15,11 +15,23 @@ use sluice_asl::Status;
 #[test]
 fn moto_runs_the_happy_path_to_the_same_output_and_states() {
     let lab = Lab::new();
-    lab.put("credit/yyyy=2026/mm=11/dd=21/hh=23/credit-b.csv", sample("credit/yyyy=2026/mm=11/dd=21/hh=23/credit-0001.csv"));
-    lab.put("loans/yyyy=2026/mm=11/dd=21/hh=22/loan-book.xlsx", common::loans_xlsx());
+    lab.put(
+        "credit/yyyy=2026/mm=11/dd=21/hh=23/credit-b.csv",
+        sample("credit/yyyy=2026/mm=11/dd=21/hh=23/credit-0001.csv"),
+    );
+    lab.put(
+        "loans/yyyy=2026/mm=11/dd=21/hh=22/loan-book.xlsx",
+        common::loans_xlsx(),
+    );
     let input = scheduled("2026-11-22T00:05:00Z");
     let local = lab.run(input.clone(), "xcheck");
-    assert_eq!(local.status, Status::Succeeded, "{:?} {:?}", local.error, local.cause);
+    assert_eq!(
+        local.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        local.error,
+        local.cause
+    );
     let results: Vec<Value> = local
         .events
         .iter()
@@ -48,15 +60,33 @@ fn moto_runs_the_happy_path_to_the_same_output_and_states() {
         .arg(sluice_testkit::endpoint())
         .output()
         .unwrap();
-    assert!(out.status.success(), "moto run failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "moto run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let moto: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(moto["status"], "SUCCEEDED", "{moto}");
 
     // Top-level states in order; nested (Map) states as a multiset, since moto may run
     // iterations at the same time.
-    let top: Vec<&str> = definition["States"].as_object().unwrap().keys().map(String::as_str).collect();
-    let moto_states: Vec<&str> = moto["states_entered"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    let moto_top: Vec<&str> = moto_states.iter().copied().filter(|s| top.contains(s)).collect();
+    let top: Vec<&str> = definition["States"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let moto_states: Vec<&str> = moto["states_entered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let moto_top: Vec<&str> = moto_states
+        .iter()
+        .copied()
+        .filter(|s| top.contains(s))
+        .collect();
     assert_eq!(moto_top, local.states_entered_top_level());
     let mut a = moto_states.clone();
     let mut b = local.states_entered();
