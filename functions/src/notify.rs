@@ -142,6 +142,15 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "unmatched_objects": unmatched,
         "redrive": "fix the cause, then Redrive the execution in the console (or `sluice redrive <history.json>` locally)",
     });
+    // One structured line per run; the deployed metric filter counts `stuck_items`.
+    lambda_runtime::tracing::info!(
+        execution = %input.execution,
+        items = items.len(),
+        items_done = done,
+        stuck_items = failed.len(),
+        rows_quarantined = quarantined,
+        "run summary"
+    );
     let message_id = if should_publish {
         Some(ports.notifier().publish(&subject, &body).await?)
     } else {

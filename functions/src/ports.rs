@@ -58,7 +58,10 @@ impl AwsPorts {
             locks: DynamoLocks::new(clients.dynamodb.clone(), &names.locks_table),
             specs: DynamoSpecs::new(clients.dynamodb.clone(), &names.specs_table),
             catalog: GlueCatalog::new(clients.glue.clone()),
-            notifier: SnsNotifier::by_name(clients.sns.clone(), &names.topic_name).await?,
+            notifier: match &names.topic_arn {
+                Some(arn) => SnsNotifier::new(clients.sns.clone(), arn),
+                None => SnsNotifier::by_name(clients.sns.clone(), &names.topic_name).await?,
+            },
             executions: SfnExecutions::new(clients.sfn.clone()),
             settings: SsmSettings::new(clients.ssm.clone(), &names.settings_path),
             names,

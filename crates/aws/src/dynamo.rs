@@ -383,7 +383,7 @@ impl SpecStore for DynamoSpecs {
             Some(a) => (
                 get_n::<u64>(a, "version").unwrap_or(0) + 1,
                 SpecChange::Updated,
-                "version = :old",
+                "#version = :old",
             ),
         };
         let mut req = self

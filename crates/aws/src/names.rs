@@ -4,6 +4,22 @@
 
 use serde::Serialize;
 
+/// Every environment variable the functions' configuration reads (Terraform sets each one on
+/// every function; a test checks it).
+pub const ENV_VARS: &[&str] = &[
+    "SLUICE_ENV",
+    "SLUICE_RAW_BUCKET",
+    "SLUICE_LAKE_BUCKET",
+    "SLUICE_EXTRACTS_BUCKET",
+    "SLUICE_SPECS_TABLE",
+    "SLUICE_WORK_TABLE",
+    "SLUICE_LOCKS_TABLE",
+    "SLUICE_SETTINGS_PATH",
+    "SLUICE_TOPIC_NAME",
+    "SLUICE_TOPIC_ARN",
+    "SLUICE_GLUE_DATABASE",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Names {
     pub env: String,
@@ -16,6 +32,8 @@ pub struct Names {
     /// SSM parameter path, with a trailing slash.
     pub settings_path: String,
     pub topic_name: String,
+    /// The topic's ARN when known (deployed functions get it; locally it is looked up by name).
+    pub topic_arn: Option<String>,
     pub glue_database: String,
 }
 
@@ -32,6 +50,7 @@ impl Names {
             locks_table: format!("sluice-{env}-locks"),
             settings_path: format!("/sluice/{env}/"),
             topic_name: format!("sluice-{env}-notifications"),
+            topic_arn: None,
             glue_database: format!("sluice_{}", env.replace('-', "_")),
         }
     }
@@ -56,6 +75,7 @@ impl Names {
                 *slot = v;
             }
         }
+        n.topic_arn = var("SLUICE_TOPIC_ARN");
         if !n.settings_path.ends_with('/') {
             n.settings_path.push('/');
         }

@@ -1,0 +1,309 @@
+//! Invariants of terraform/, checked offline (no Terraform binary can be installed here): the
+//! files parse (with line and column on error), every function is deployed with its own role
+//! and artifact, the state machine gets every placeholder, every function gets every
+//! environment variable its configuration reads, IAM grants no wildcard action and uses "*"
+//! resources only where AWS requires them (with a comment saying why), and the schedule and
+//! the S3 rule start the state machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use hcl::{Block, Body, Expression};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct File {
+    name: String,
+    text: String,
+    body: Body,
+}
+
+fn terraform() -> Vec<File> {
+    let mut out = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(root().join("terraform"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).unwrap();
+        let body = hcl::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        out.push(File {
+            name: p.file_name().unwrap().to_string_lossy().into_owned(),
+            text,
+            body,
+        });
+    }
+    assert!(out.len() >= 10, "terraform/ has {} files", out.len());
+    out
+}
+
+fn blocks<'a>(files: &'a [File], kind: &str, labels: &[&str]) -> Vec<&'a Block> {
+    files
+        .iter()
+        .flat_map(|f| f.body.blocks())
+        .filter(|b| {
+            b.identifier() == kind
+                && b.labels()
+                    .iter()
+                    .zip(labels)
+                    .all(|(l, want)| l.as_str() == *want)
+        })
+        .collect()
+}
+
+fn one<'a>(files: &'a [File], kind: &str, labels: &[&str]) -> &'a Block {
+    let found = blocks(files, kind, labels);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {kind} {labels:?}, found {}",
+        found.len()
+    );
+    found[0]
+}
+
+fn attr<'a>(b: &'a Body, key: &str) -> Option<&'a Expression> {
+    b.attributes().find(|a| a.key() == key).map(|a| a.expr())
+}
+
+fn text(e: &Expression) -> String {
+    hcl::format::to_string(e).unwrap_or_default()
+}
+
+fn object_keys(e: &Expression) -> BTreeSet<String> {
+    match e {
+        Expression::Object(o) => o
+            .keys()
+            .map(|k| match k {
+                hcl::ObjectKey::Identifier(i) => i.to_string(),
+                hcl::ObjectKey::Expression(e) => text(e).trim_matches('"').to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("expected an object, got {}", text(other)),
+    }
+}
+
+fn local<'a>(files: &'a [File], name: &str) -> &'a Expression {
+    blocks(files, "locals", &[])
+        .into_iter()
+        .find_map(|b| attr(b.body(), name))
+        .unwrap_or_else(|| panic!("no local.{name}"))
+}
+
+fn function_dirs() -> BTreeSet<String> {
+    std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("main.rs").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn every_function_has_its_lambda_artifact_and_own_role() {
+    let tf = terraform();
+    let functions = object_keys(local(&tf, "functions"));
+    assert_eq!(
+        functions,
+        function_dirs(),
+        "local.functions must list exactly the functions under functions/"
+    );
+    let lambda = one(&tf, "resource", &["aws_lambda_function", "function"]).body();
+    assert_eq!(text(attr(lambda, "for_each").unwrap()), "local.functions");
+    assert!(text(attr(lambda, "function_name").unwrap()).contains("${each.key}"));
+    assert!(text(attr(lambda, "filename").unwrap()).contains("/${each.key}/bootstrap.zip"));
+    assert_eq!(
+        text(attr(lambda, "role").unwrap()),
+        "aws_iam_role.function[each.key].arn"
+    );
+    assert_eq!(
+        text(attr(lambda, "architectures").unwrap())
+            .split_whitespace()
+            .collect::<String>(),
+        "[\"arm64\"]"
+    );
+    assert_eq!(
+        text(attr(lambda, "runtime").unwrap()),
+        "\"provided.al2023\""
+    );
+    let role = one(&tf, "resource", &["aws_iam_role", "function"]).body();
+    assert_eq!(text(attr(role, "for_each").unwrap()), "local.functions");
+    // Each function's role gets its own policy document.
+    let policy = one(&tf, "resource", &["aws_iam_role_policy", "function"]).body();
+    let policy_expr = text(attr(policy, "policy").unwrap());
+    let mut documents = BTreeSet::new();
+    for f in &functions {
+        let doc = f.replace('-', "_");
+        assert!(
+            policy_expr.contains(&format!("\"{f}\"")),
+            "no policy entry for {f}"
+        );
+        assert!(
+            policy_expr.contains(&format!("data.aws_iam_policy_document.{doc}.json")),
+            "{f} has no policy document of its own"
+        );
+        documents.insert(doc);
+    }
+    assert_eq!(documents.len(), functions.len());
+}
+
+#[test]
+fn every_placeholder_of_every_definition_is_passed_by_templatefile() {
+    let tf = terraform();
+    let machines = blocks(&tf, "resource", &["aws_sfn_state_machine"]);
+    let defs: Vec<PathBuf> = std::fs::read_dir(root().join("statemachine"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".asl.json"))
+        .collect();
+    assert!(!defs.is_empty());
+    for def in defs {
+        let file = def.file_name().unwrap().to_string_lossy().into_owned();
+        let asl = std::fs::read_to_string(&def).unwrap();
+        let placeholders: BTreeSet<String> = asl
+            .split("${")
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(p, _)| p.to_owned()))
+            .collect();
+        let call = machines
+            .iter()
+            .filter_map(|m| match attr(m.body(), "definition") {
+                Some(Expression::FuncCall(f)) if f.name.to_string() == "templatefile" => Some(f),
+                _ => None,
+            })
+            .find(|f| {
+                f.args
+                    .first()
+                    .is_some_and(|a| text(a).contains(&format!("statemachine/{file}")))
+            })
+            .unwrap_or_else(|| {
+                panic!("no aws_sfn_state_machine renders statemachine/{file} with templatefile()")
+            });
+        let passed = object_keys(&call.args[1]);
+        let missing: Vec<_> = placeholders.difference(&passed).collect();
+        assert!(
+            missing.is_empty(),
+            "statemachine/{file}: templatefile() does not pass {missing:?}"
+        );
+    }
+}
+
+#[test]
+fn every_function_gets_every_variable_its_configuration_reads() {
+    let tf = terraform();
+    let lambda = one(&tf, "resource", &["aws_lambda_function", "function"]).body();
+    let env = lambda
+        .blocks()
+        .find(|b| b.identifier() == "environment")
+        .expect("an environment block");
+    assert_eq!(
+        text(attr(env.body(), "variables").unwrap()),
+        "local.function_environment"
+    );
+    let set = object_keys(local(&tf, "function_environment"));
+    for var in sluice_aws::names::ENV_VARS {
+        assert!(
+            set.contains(*var),
+            "{var} is read by the functions but not set on them"
+        );
+    }
+}
+
+#[test]
+fn iam_grants_no_wildcard_action_and_star_resources_only_where_aws_requires() {
+    let tf = terraform();
+    let mut problems = Vec::new();
+    for f in &tf {
+        for doc in f.body.blocks().filter(|b| {
+            b.identifier() == "data"
+                && b.labels()
+                    .first()
+                    .is_some_and(|l| l.as_str() == "aws_iam_policy_document")
+        }) {
+            let name = doc
+                .labels()
+                .get(1)
+                .map(|l| l.as_str().to_owned())
+                .unwrap_or_default();
+            for st in doc
+                .body()
+                .blocks()
+                .filter(|b| b.identifier() == "statement")
+            {
+                if let Some(actions) = attr(st.body(), "actions") {
+                    let t = text(actions);
+                    if t.contains('*') {
+                        problems.push(format!("{}: {name}: wildcard action in {t}", f.name));
+                    }
+                }
+            }
+        }
+        // "*" resources: the line before must say why AWS requires it.
+        let lines: Vec<&str> = f.text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let compact = l.replace(' ', "");
+            if compact.starts_with("resources=") && compact.contains("\"*\"") {
+                let why = i > 0
+                    && lines[i - 1].trim_start().starts_with('#')
+                    && lines[i - 1].contains("requires \"*\"");
+                if !why {
+                    problems.push(format!(
+                        "{}:{}: \"*\" resource without a comment saying why AWS requires it",
+                        f.name,
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_schedule_and_the_s3_rule_start_the_state_machine() {
+    let tf = terraform();
+    let rules = blocks(&tf, "resource", &["aws_cloudwatch_event_rule"]);
+    let scheduled: Vec<String> = rules
+        .iter()
+        .filter(|r| attr(r.body(), "schedule_expression").is_some())
+        .map(|r| r.labels()[1].as_str().to_owned())
+        .collect();
+    let s3: Vec<String> = rules
+        .iter()
+        .filter(|r| {
+            attr(r.body(), "event_pattern")
+                .is_some_and(|p| text(p).contains("Object Created") && text(p).contains("aws.s3"))
+        })
+        .map(|r| r.labels()[1].as_str().to_owned())
+        .collect();
+    assert_eq!(
+        (scheduled.len(), s3.len()),
+        (1, 1),
+        "one schedule and one S3 rule"
+    );
+    let targets = blocks(&tf, "resource", &["aws_cloudwatch_event_target"]);
+    for rule in scheduled.iter().chain(&s3) {
+        let t = targets
+            .iter()
+            .find(|t| {
+                text(attr(t.body(), "rule").unwrap())
+                    == format!("aws_cloudwatch_event_rule.{rule}.name")
+            })
+            .unwrap_or_else(|| panic!("rule {rule} has no target"));
+        assert_eq!(
+            text(attr(t.body(), "arn").unwrap()),
+            "aws_sfn_state_machine.ingest.arn",
+            "rule {rule}"
+        );
+        assert!(
+            attr(t.body(), "role_arn").is_some(),
+            "rule {rule} needs a role to start executions"
+        );
+    }
+}

@@ -1,0 +1,101 @@
+# Shapes match `sluice bootstrap` (crates/aws/src/bootstrap.rs).
+resource "aws_dynamodb_table" "specs" {
+  name         = "${local.prefix}-specs"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "dataset"
+
+  attribute {
+    name = "dataset"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.main.arn
+  }
+}
+
+resource "aws_dynamodb_table" "work" {
+  name         = "${local.prefix}-work"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "id"
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+  attribute {
+    name = "status"
+    type = "S"
+  }
+  attribute {
+    name = "updated_at"
+    type = "N"
+  }
+  attribute {
+    name = "batch"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "status-index"
+    hash_key        = "status"
+    range_key       = "updated_at"
+    projection_type = "ALL"
+  }
+  global_secondary_index {
+    name            = "batch-index"
+    hash_key        = "batch"
+    range_key       = "id"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.main.arn
+  }
+}
+
+resource "aws_dynamodb_table" "locks" {
+  name         = "${local.prefix}-locks"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "name"
+
+  attribute {
+    name = "name"
+    type = "S"
+  }
+
+  # Expired leases disappear by themselves (the code never depends on it: an expired lease
+  # is taken over whether or not TTL has removed it yet).
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.main.arn
+  }
+}
+
+# The table specs of config/tables/, loaded as `sluice bootstrap` loads them.
+resource "aws_dynamodb_table_item" "spec" {
+  for_each   = fileset("${path.module}/../config/tables", "*.json")
+  table_name = aws_dynamodb_table.specs.name
+  hash_key   = aws_dynamodb_table.specs.hash_key
+  item = jsonencode({
+    dataset  = { S = jsondecode(file("${path.module}/../config/tables/${each.value}")).dataset }
+    document = { S = file("${path.module}/../config/tables/${each.value}") }
+    version  = { N = "1" }
+  })
+}

@@ -1,0 +1,73 @@
+# The hourly run.
+resource "aws_cloudwatch_event_rule" "hourly" {
+  name                = "${local.prefix}-hourly"
+  description         = "Sluice ${var.env}: hourly ingestion of the raw bucket's last hours"
+  schedule_expression = var.hourly_schedule
+}
+
+resource "aws_cloudwatch_event_target" "hourly" {
+  rule     = aws_cloudwatch_event_rule.hourly.name
+  arn      = aws_sfn_state_machine.ingest.arn
+  role_arn = aws_iam_role.events.arn
+}
+
+# Each upload to the raw bucket.
+resource "aws_cloudwatch_event_rule" "object_created" {
+  name        = "${local.prefix}-object-created"
+  description = "Sluice ${var.env}: a file landed in the raw bucket"
+  event_pattern = jsonencode({
+    source        = ["aws.s3"]
+    "detail-type" = ["Object Created"]
+    detail = {
+      bucket = { name = [aws_s3_bucket.this["raw"].id] }
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "object_created" {
+  rule     = aws_cloudwatch_event_rule.object_created.name
+  arn      = aws_sfn_state_machine.ingest.arn
+  role_arn = aws_iam_role.events.arn
+}
+
+# An execution that ended badly in a way the definition's own catch-all path cannot see
+# (timed out, aborted, a States.Runtime error): notify, and free the lock it may hold.
+resource "aws_cloudwatch_event_rule" "execution_failed" {
+  name        = "${local.prefix}-execution-failed"
+  description = "Sluice ${var.env}: an ingestion execution FAILED, TIMED_OUT or was ABORTED"
+  event_pattern = jsonencode({
+    source        = ["aws.states"]
+    "detail-type" = ["Step Functions Execution Status Change"]
+    detail = {
+      status          = ["FAILED", "TIMED_OUT", "ABORTED"]
+      stateMachineArn = [aws_sfn_state_machine.ingest.arn]
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "notify_on_failure" {
+  rule = aws_cloudwatch_event_rule.execution_failed.name
+  arn  = aws_lambda_function.function["notify"].arn
+  input_transformer {
+    input_paths = {
+      execution = "$.detail.executionArn"
+      status    = "$.detail.status"
+    }
+    input_template = <<-JSON
+      {"kind": "failure", "execution": <execution>, "failed_state": "execution ended <status>", "error": {"Error": <status>, "Cause": "reported by the execution status-change rule"}}
+    JSON
+  }
+}
+
+resource "aws_cloudwatch_event_target" "release_on_failure" {
+  rule = aws_cloudwatch_event_rule.execution_failed.name
+  arn  = aws_lambda_function.function["in-progress-check"].arn
+  input_transformer {
+    input_paths = {
+      execution = "$.detail.executionArn"
+    }
+    input_template = <<-JSON
+      {"action": "release", "execution": <execution>}
+    JSON
+  }
+}

@@ -1,0 +1,270 @@
+# One role per function, each with only the actions and resources that function uses.
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each           = local.functions
+  name               = "${local.prefix}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+  name     = "${local.prefix}-${each.key}"
+  role     = aws_iam_role.function[each.key].id
+  policy = {
+    "queue-generator"   = data.aws_iam_policy_document.queue_generator.json
+    "in-progress-check" = data.aws_iam_policy_document.in_progress_check.json
+    "ingest"            = data.aws_iam_policy_document.ingest.json
+    "notify"            = data.aws_iam_policy_document.notify.json
+  }[each.key]
+}
+
+locals {
+  settings_arn = "arn:${local.partition}:ssm:${var.region}:${local.account_id}:parameter${trimsuffix(local.settings_path, "/")}"
+  glue_catalog = "arn:${local.partition}:glue:${var.region}:${local.account_id}:catalog"
+  glue_db      = "arn:${local.partition}:glue:${var.region}:${local.account_id}:database/${local.glue_database}"
+  glue_tables  = "arn:${local.partition}:glue:${var.region}:${local.account_id}:table/${local.glue_database}/*"
+}
+
+# What every function does: write its logs, send traces, read settings, use the key.
+data "aws_iam_policy_document" "common" {
+  for_each = local.functions
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
+  }
+  statement {
+    sid     = "Traces"
+    actions = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    # X-Ray trace segments have no resource ARN: AWS requires "*" here.
+    resources = ["*"]
+  }
+  statement {
+    sid       = "Settings"
+    actions   = ["ssm:GetParametersByPath", "ssm:GetParameter"]
+    resources = [local.settings_arn, "${local.settings_arn}/*"]
+  }
+  statement {
+    sid       = "Key"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.main.arn]
+  }
+}
+
+data "aws_iam_policy_document" "queue_generator" {
+  source_policy_documents = [data.aws_iam_policy_document.common["queue-generator"].json]
+  statement {
+    sid       = "ListRaw"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this["raw"].arn]
+  }
+  statement {
+    sid       = "HeadRaw"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this["raw"].arn}/*"]
+  }
+  statement {
+    sid       = "WriteManifests"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
+  }
+  statement {
+    sid       = "RegisterWork"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"]
+    resources = [aws_dynamodb_table.work.arn, "${aws_dynamodb_table.work.arn}/index/*"]
+  }
+  statement {
+    sid       = "ReadSpecs"
+    actions   = ["dynamodb:Scan"]
+    resources = [aws_dynamodb_table.specs.arn]
+  }
+}
+
+data "aws_iam_policy_document" "in_progress_check" {
+  source_policy_documents = [data.aws_iam_policy_document.common["in-progress-check"].json]
+  statement {
+    sid       = "Lock"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.locks.arn]
+  }
+  statement {
+    sid       = "IsTheOwnerStillRunning"
+    actions   = ["states:DescribeExecution"]
+    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-ingest:*"]
+  }
+}
+
+data "aws_iam_policy_document" "ingest" {
+  source_policy_documents = [data.aws_iam_policy_document.common["ingest"].json]
+  statement {
+    sid       = "ReadRaw"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${aws_s3_bucket.this["raw"].arn}/*"]
+  }
+  statement {
+    sid       = "ReadManifests"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
+  }
+  statement {
+    sid       = "WriteCurated"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/data/*", "${aws_s3_bucket.this["lake"].arn}/quarantine/*"]
+  }
+  statement {
+    sid       = "WorkItem"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.work.arn]
+  }
+  statement {
+    sid       = "ReadSpecs"
+    actions   = ["dynamodb:Scan"]
+    resources = [aws_dynamodb_table.specs.arn]
+  }
+  statement {
+    sid       = "Catalog"
+    actions   = ["glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:BatchCreatePartition"]
+    resources = [local.glue_catalog, local.glue_db, local.glue_tables]
+  }
+}
+
+data "aws_iam_policy_document" "notify" {
+  source_policy_documents = [data.aws_iam_policy_document.common["notify"].json]
+  statement {
+    sid       = "ReadBatch"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.work.arn}/index/batch-index"]
+  }
+  statement {
+    sid       = "Publish"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.notifications.arn]
+  }
+}
+
+# The state machine: invoke the four functions, log, trace.
+data "aws_iam_policy_document" "states_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "state_machine" {
+  name               = "${local.prefix}-state-machine"
+  assume_role_policy = data.aws_iam_policy_document.states_assume.json
+}
+
+data "aws_iam_policy_document" "state_machine" {
+  statement {
+    sid       = "InvokeFunctions"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [for f in aws_lambda_function.function : f.arn]
+  }
+  statement {
+    sid     = "DeliverLogs"
+    actions = ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"]
+    # CloudWatch Logs delivery for Step Functions does not support resource-level permissions: AWS requires "*" here.
+    resources = ["*"]
+  }
+  statement {
+    sid     = "Traces"
+    actions = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
+    # X-Ray has no resource ARNs for these actions: AWS requires "*" here.
+    resources = ["*"]
+  }
+  statement {
+    sid       = "Key"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.main.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "state_machine" {
+  name   = "${local.prefix}-state-machine"
+  role   = aws_iam_role.state_machine.id
+  policy = data.aws_iam_policy_document.state_machine.json
+}
+
+# EventBridge starts executions.
+data "aws_iam_policy_document" "events_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "events" {
+  name               = "${local.prefix}-events"
+  assume_role_policy = data.aws_iam_policy_document.events_assume.json
+}
+
+data "aws_iam_policy_document" "events" {
+  statement {
+    sid       = "StartIngest"
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.ingest.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "events" {
+  name   = "${local.prefix}-events"
+  role   = aws_iam_role.events.id
+  policy = data.aws_iam_policy_document.events.json
+}
+
+# On call: look at executions and redrive them; attach to the on-call group or role.
+data "aws_iam_policy_document" "oncall" {
+  statement {
+    sid       = "SeeTheStateMachine"
+    actions   = ["states:DescribeStateMachine", "states:ListExecutions"]
+    resources = [aws_sfn_state_machine.ingest.arn]
+  }
+  statement {
+    sid       = "SeeAndRedriveExecutions"
+    actions   = ["states:DescribeExecution", "states:GetExecutionHistory", "states:RedriveExecution", "states:StopExecution"]
+    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${aws_sfn_state_machine.ingest.name}:*"]
+  }
+  statement {
+    sid       = "ReadWorkItems"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
+    resources = [aws_dynamodb_table.work.arn, "${aws_dynamodb_table.work.arn}/index/*", aws_dynamodb_table.locks.arn]
+  }
+  statement {
+    sid       = "ReadQuarantine"
+    actions   = ["s3:GetObject", "s3:ListBucket"]
+    resources = [aws_s3_bucket.this["lake"].arn, "${aws_s3_bucket.this["lake"].arn}/quarantine/*"]
+  }
+  statement {
+    sid       = "Key"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.main.arn]
+  }
+}
+
+resource "aws_iam_policy" "oncall" {
+  name        = "${local.prefix}-oncall"
+  description = "Sluice ${var.env} on call: inspect executions and work items, read quarantine, redrive failed executions."
+  policy      = data.aws_iam_policy_document.oncall.json
+}

@@ -1,0 +1,56 @@
+resource "aws_cloudwatch_log_group" "function" {
+  for_each          = local.functions
+  name              = "/aws/lambda/${local.prefix}-${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.main.arn
+}
+
+resource "aws_lambda_function" "function" {
+  #checkov:skip=CKV_AWS_117:The functions call only AWS APIs; no VPC resources to reach, and a VPC would add NAT cost and cold-start time.
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by Step Functions (and EventBridge for notify/release, which retries itself); failures surface in the execution, not a DLQ.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile per account; artifacts come from the CI build of this repository.
+  for_each      = local.functions
+  function_name = "${local.prefix}-${each.key}"
+  description   = each.value.description
+  role          = aws_iam_role.function[each.key].arn
+  runtime       = "provided.al2023"
+  architectures = ["arm64"]
+  handler       = "bootstrap"
+  # Built by: cargo lambda build --release --arm64 --output-format zip
+  filename                       = "${var.artifacts_dir}/${each.key}/bootstrap.zip"
+  source_code_hash               = filebase64sha256("${var.artifacts_dir}/${each.key}/bootstrap.zip")
+  memory_size                    = each.value.memory
+  timeout                        = each.value.timeout
+  reserved_concurrent_executions = each.key == "ingest" ? 20 : 5
+  kms_key_arn                    = aws_kms_key.main.arn
+
+  environment {
+    variables = local.function_environment
+  }
+
+  logging_config {
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.function[each.key].name
+    application_log_level = "INFO"
+    system_log_level      = "WARN"
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  ephemeral_storage {
+    # ingest spools the raw object and its outputs to /tmp.
+    size = each.key == "ingest" ? 4096 : 512
+  }
+}
+
+# EventBridge invokes notify and in-progress-check when an execution ends badly.
+resource "aws_lambda_permission" "status_change" {
+  for_each      = toset(["notify", "in-progress-check"])
+  statement_id  = "AllowExecutionStatusChange"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function[each.key].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.execution_failed.arn
+}

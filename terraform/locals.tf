@@ -1,0 +1,44 @@
+locals {
+  prefix        = "sluice-${var.env}"
+  account_id    = data.aws_caller_identity.current.account_id
+  partition     = data.aws_partition.current.partition
+  settings_path = "/sluice/${var.env}/"
+  glue_database = "sluice_${replace(var.env, "-", "_")}"
+
+  buckets = {
+    raw      = "${local.prefix}-raw"
+    lake     = "${local.prefix}-lake"
+    extracts = "${local.prefix}-extracts"
+    athena   = "${local.prefix}-athena-results"
+  }
+
+  # One entry per directory under functions/ with a main.rs (a test checks it).
+  functions = {
+    "queue-generator"   = { memory = 512, timeout = 300, description = "Scheduled or S3 event -> registered work items" }
+    "in-progress-check" = { memory = 128, timeout = 30, description = "The pipeline lock: acquire with stale-lock takeover, release" }
+    "ingest"            = { memory = 2048, timeout = 900, description = "One work item -> curated Parquet, quarantine, Glue partitions" }
+    "notify"            = { memory = 256, timeout = 60, description = "Run summary or failure -> SNS" }
+  }
+
+  # What every function's configuration reads (sluice_aws::names::ENV_VARS).
+  function_environment = {
+    SLUICE_ENV             = var.env
+    SLUICE_RAW_BUCKET      = local.buckets.raw
+    SLUICE_LAKE_BUCKET     = local.buckets.lake
+    SLUICE_EXTRACTS_BUCKET = local.buckets.extracts
+    SLUICE_SPECS_TABLE     = aws_dynamodb_table.specs.name
+    SLUICE_WORK_TABLE      = aws_dynamodb_table.work.name
+    SLUICE_LOCKS_TABLE     = aws_dynamodb_table.locks.name
+    SLUICE_SETTINGS_PATH   = local.settings_path
+    SLUICE_TOPIC_NAME      = aws_sns_topic.notifications.name
+    SLUICE_TOPIC_ARN       = aws_sns_topic.notifications.arn
+    SLUICE_GLUE_DATABASE   = local.glue_database
+  }
+
+  settings = {
+    lookback_hours           = tostring(var.lookback_hours)
+    lease_seconds            = tostring(var.lease_seconds)
+    manifest_threshold_bytes = "200000"
+    notify_on_quarantine     = "true"
+  }
+}

@@ -1,0 +1,140 @@
+resource "aws_cloudwatch_metric_alarm" "executions_failed" {
+  alarm_name          = "${local.prefix}-executions-failed"
+  alarm_description   = "An ingestion execution failed, timed out or was aborted: see the notification, then redrive."
+  namespace           = "AWS/States"
+  metric_name         = "ExecutionsFailed"
+  dimensions          = { StateMachineArn = aws_sfn_state_machine.ingest.arn }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.notifications.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "executions_timed_out" {
+  alarm_name          = "${local.prefix}-executions-timed-out"
+  alarm_description   = "An ingestion execution timed out."
+  namespace           = "AWS/States"
+  metric_name         = "ExecutionsTimedOut"
+  dimensions          = { StateMachineArn = aws_sfn_state_machine.ingest.arn }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.notifications.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
+  for_each            = local.functions
+  alarm_name          = "${local.prefix}-${each.key}-errors"
+  alarm_description   = "The ${each.key} function reported errors."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.function[each.key].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.notifications.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
+  for_each            = local.functions
+  alarm_name          = "${local.prefix}-${each.key}-throttles"
+  alarm_description   = "The ${each.key} function was throttled."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = aws_lambda_function.function[each.key].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.notifications.arn]
+}
+
+# Work items left failed or running at the end of a run: notify logs `stuck_items` in its
+# JSON log line "run summary".
+resource "aws_cloudwatch_log_metric_filter" "stuck_items" {
+  name           = "${local.prefix}-stuck-items"
+  log_group_name = aws_cloudwatch_log_group.function["notify"].name
+  pattern        = "{ $.fields.stuck_items > 0 }"
+  metric_transformation {
+    name      = "StuckWorkItems"
+    namespace = "Sluice/${var.env}"
+    value     = "$.fields.stuck_items"
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "stuck_items" {
+  alarm_name          = "${local.prefix}-work-items-stuck"
+  alarm_description   = "A run ended with work items failed or still running: see the work table and the notification."
+  namespace           = "Sluice/${var.env}"
+  metric_name         = "StuckWorkItems"
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.notifications.arn]
+}
+
+resource "aws_cloudwatch_dashboard" "pipeline" {
+  dashboard_name = "${local.prefix}-pipeline"
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title  = "Executions"
+          region = var.region
+          stat   = "Sum"
+          period = 3600
+          metrics = [
+            ["AWS/States", "ExecutionsSucceeded", "StateMachineArn", aws_sfn_state_machine.ingest.arn],
+            ["AWS/States", "ExecutionsFailed", "StateMachineArn", aws_sfn_state_machine.ingest.arn],
+            ["AWS/States", "ExecutionsTimedOut", "StateMachineArn", aws_sfn_state_machine.ingest.arn],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title   = "Function errors and throttles"
+          region  = var.region
+          stat    = "Sum"
+          period  = 300
+          metrics = concat([for k, f in aws_lambda_function.function : ["AWS/Lambda", "Errors", "FunctionName", f.function_name]], [for k, f in aws_lambda_function.function : ["AWS/Lambda", "Throttles", "FunctionName", f.function_name]])
+        }
+      },
+      {
+        type = "metric", x = 0, y = 6, width = 12, height = 6
+        properties = {
+          title   = "ingest duration (p95)"
+          region  = var.region
+          stat    = "p95"
+          period  = 300
+          metrics = [["AWS/Lambda", "Duration", "FunctionName", aws_lambda_function.function["ingest"].function_name]]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 6, width = 12, height = 6
+        properties = {
+          title   = "Work items left failed or running"
+          region  = var.region
+          stat    = "Maximum"
+          period  = 3600
+          metrics = [["Sluice/${var.env}", "StuckWorkItems"]]
+        }
+      },
+    ]
+  })
+}

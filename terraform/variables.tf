@@ -1,0 +1,65 @@
+variable "env" {
+  description = "Environment name; every resource name derives from it (sluice-<env>-raw, ...), as `sluice bootstrap` does."
+  type        = string
+  default     = "dev"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.env))
+    error_message = "env: lowercase letters, digits and dashes, 2 to 21 characters, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "artifacts_dir" {
+  description = "Where `cargo lambda build --release --arm64 --output-format zip` put the functions (<dir>/<function>/bootstrap.zip)."
+  type        = string
+  default     = "../target/lambda"
+}
+
+variable "notification_email" {
+  description = "Support address subscribed to the notification topic (it must confirm the subscription e-mail). null: no subscription."
+  type        = string
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and the state machine's log groups (days)."
+  type        = number
+  default     = 365
+}
+
+variable "hourly_schedule" {
+  description = "When the hourly ingestion runs (EventBridge schedule expression, UTC)."
+  type        = string
+  default     = "cron(5 * * * ? *)"
+}
+
+variable "lookback_hours" {
+  description = "Hours before the watermark that the hourly run lists again, for late files."
+  type        = number
+  default     = 6
+}
+
+variable "lease_seconds" {
+  description = "Lease of the pipeline lock; a holder past it (or no longer running) is taken over."
+  type        = number
+  default     = 900
+}
+
+variable "quarantine_retention_days" {
+  description = "Days quarantine records are kept in the lake bucket."
+  type        = number
+  default     = 400
+}
+
+variable "secure_settings" {
+  description = "Secrets stored as SSM SecureString parameters under /sluice/<env>/ (name => value)."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+}
