@@ -71,3 +71,16 @@ resource "aws_cloudwatch_event_target" "release_on_failure" {
     JSON
   }
 }
+
+# The monthly bank extract.
+resource "aws_cloudwatch_event_rule" "monthly_extract" {
+  name                = "${local.prefix}-monthly-extract"
+  description         = "Sluice ${var.env}: the monthly bank extract (completed months only)"
+  schedule_expression = var.extract_schedule
+}
+
+resource "aws_cloudwatch_event_target" "monthly_extract" {
+  rule     = aws_cloudwatch_event_rule.monthly_extract.name
+  arn      = aws_sfn_state_machine.extract.arn
+  role_arn = aws_iam_role.events.arn
+}

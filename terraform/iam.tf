@@ -25,6 +25,7 @@ resource "aws_iam_role_policy" "function" {
     "in-progress-check" = data.aws_iam_policy_document.in_progress_check.json
     "ingest"            = data.aws_iam_policy_document.ingest.json
     "notify"            = data.aws_iam_policy_document.notify.json
+    "extract"           = data.aws_iam_policy_document.extract.json
   }[each.key]
 }
 
@@ -152,7 +153,36 @@ data "aws_iam_policy_document" "notify" {
   }
 }
 
-# The state machine: invoke the four functions, log, trace.
+data "aws_iam_policy_document" "extract" {
+  source_policy_documents = [data.aws_iam_policy_document.common["extract"].json]
+  statement {
+    sid       = "ListCurated"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this["lake"].arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["data/*"]
+    }
+  }
+  statement {
+    sid       = "ReadCurated"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/data/*"]
+  }
+  statement {
+    sid       = "WriteExtracts"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.this["extracts"].arn}/*"]
+  }
+  statement {
+    sid       = "Watermark"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.work.arn]
+  }
+}
+
+# The state machines: invoke the functions, log, trace.
 data "aws_iam_policy_document" "states_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -222,9 +252,9 @@ resource "aws_iam_role" "events" {
 
 data "aws_iam_policy_document" "events" {
   statement {
-    sid       = "StartIngest"
+    sid       = "StartExecutions"
     actions   = ["states:StartExecution"]
-    resources = [aws_sfn_state_machine.ingest.arn]
+    resources = [aws_sfn_state_machine.ingest.arn, aws_sfn_state_machine.extract.arn]
   }
 }
 
@@ -237,14 +267,17 @@ resource "aws_iam_role_policy" "events" {
 # On call: look at executions and redrive them; attach to the on-call group or role.
 data "aws_iam_policy_document" "oncall" {
   statement {
-    sid       = "SeeTheStateMachine"
+    sid       = "SeeTheStateMachines"
     actions   = ["states:DescribeStateMachine", "states:ListExecutions"]
-    resources = [aws_sfn_state_machine.ingest.arn]
+    resources = [aws_sfn_state_machine.ingest.arn, aws_sfn_state_machine.extract.arn]
   }
   statement {
-    sid       = "SeeAndRedriveExecutions"
-    actions   = ["states:DescribeExecution", "states:GetExecutionHistory", "states:RedriveExecution", "states:StopExecution"]
-    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${aws_sfn_state_machine.ingest.name}:*"]
+    sid     = "SeeAndRedriveExecutions"
+    actions = ["states:DescribeExecution", "states:GetExecutionHistory", "states:RedriveExecution", "states:StopExecution"]
+    resources = [
+      "arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${aws_sfn_state_machine.ingest.name}:*",
+      "arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${aws_sfn_state_machine.extract.name}:*",
+    ]
   }
   statement {
     sid       = "ReadWorkItems"

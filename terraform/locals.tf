@@ -18,6 +18,7 @@ locals {
     "in-progress-check" = { memory = 128, timeout = 30, description = "The pipeline lock: acquire with stale-lock takeover, release" }
     "ingest"            = { memory = 2048, timeout = 900, description = "One work item -> curated Parquet, quarantine, Glue partitions" }
     "notify"            = { memory = 256, timeout = 60, description = "Run summary or failure -> SNS" }
+    "extract"           = { memory = 2048, timeout = 900, description = "Monthly bank extract -> one CSV per bank and month" }
   }
 
   # What every function's configuration reads (sluice_aws::names::ENV_VARS).

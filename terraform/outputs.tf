@@ -46,3 +46,13 @@ output "settings_path" {
   description = "SSM path of the settings."
   value       = local.settings_path
 }
+
+output "extract_state_machine_arn" {
+  description = "The monthly bank extract state machine."
+  value       = aws_sfn_state_machine.extract.arn
+}
+
+output "sftp_endpoint" {
+  description = "Host name the external system fetches extracts from over SFTP."
+  value       = aws_transfer_server.extracts.endpoint
+}

@@ -32,3 +32,35 @@ resource "aws_sfn_state_machine" "ingest" {
     kms_data_key_reuse_period_seconds = 300
   }
 }
+
+resource "aws_cloudwatch_log_group" "extract_state_machine" {
+  name              = "/aws/vendedlogs/states/${local.prefix}-extract"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.main.arn
+}
+
+resource "aws_sfn_state_machine" "extract" {
+  name     = "${local.prefix}-extract"
+  type     = "STANDARD"
+  role_arn = aws_iam_role.state_machine.arn
+  definition = templatefile("${path.module}/../statemachine/extract.asl.json", {
+    extract_arn = aws_lambda_function.function["extract"].arn
+    notify_arn  = aws_lambda_function.function["notify"].arn
+  })
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.extract_state_machine.arn}:*"
+    include_execution_data = true
+    level                  = "ERROR"
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  encryption_configuration {
+    type                              = "CUSTOMER_MANAGED_KMS_KEY"
+    kms_key_id                        = aws_kms_key.main.arn
+    kms_data_key_reuse_period_seconds = 300
+  }
+}

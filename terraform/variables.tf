@@ -63,3 +63,15 @@ variable "secure_settings" {
   default     = {}
   sensitive   = true
 }
+
+variable "extract_schedule" {
+  description = "When the monthly bank extract runs (EventBridge schedule expression, UTC): the 1st of the month, 01:00."
+  type        = string
+  default     = "cron(0 1 1 * ? *)"
+}
+
+variable "sftp_users" {
+  description = "Users of the external system that fetch extracts over SFTP: name => SSH public key. Read-only access to the extracts bucket."
+  type        = map(string)
+  default     = {}
+}

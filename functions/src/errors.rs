@@ -17,6 +17,8 @@ pub const TRANSIENT: &str = "Sluice.Transient";
 pub const AWS: &str = "Sluice.AwsError";
 /// The function's input could not be read.
 pub const BAD_INPUT: &str = "Sluice.BadInput";
+/// The extract found nothing to work on (no loans in the lake): fix the data, then redrive.
+pub const NO_DATA: &str = "Sluice.NoData";
 /// Failed items at the end of a run (the final Fail state).
 pub const ITEMS_FAILED: &str = "Sluice.ItemsFailed";
 /// A step before or around the items failed (the catch-all Fail state).
@@ -30,6 +32,7 @@ pub const ALL: &[&str] = &[
     TRANSIENT,
     AWS,
     BAD_INPUT,
+    NO_DATA,
     ITEMS_FAILED,
     PIPELINE_FAILED,
 ];

@@ -6,9 +6,11 @@
 //! - `in-progress-check`: the pipeline lock (acquire, with stale-lock takeover; release).
 //! - `ingest`: one work item → curated Parquet, quarantine, Glue partitions, item done/failed.
 //! - `notify`: a run summary or a failure → SNS.
+//! - `extract`: the monthly bank extract → one CSV per bank and month in the extracts bucket.
 //! - `normalize`: comes with its own issue (`functions/normalize/`).
 
 pub mod errors;
+pub mod extract;
 pub mod in_progress_check;
 pub mod ingest;
 pub mod local;

@@ -7,10 +7,16 @@ use sluice_asl::{TaskError, TaskRunner};
 
 use crate::errors::{FnError, BAD_INPUT};
 use crate::ports::Ports;
-use crate::{in_progress_check, ingest, notify, queue_generator};
+use crate::{extract, in_progress_check, ingest, notify, queue_generator};
 
 /// The function names, as directories under `functions/` and in `${<name>_arn}` placeholders.
-pub const FUNCTIONS: &[&str] = &["queue-generator", "in-progress-check", "ingest", "notify"];
+pub const FUNCTIONS: &[&str] = &[
+    "queue-generator",
+    "in-progress-check",
+    "ingest",
+    "notify",
+    "extract",
+];
 
 /// `${queue_generator_arn}`, `arn:aws:lambda:...:function:sluice-dev-queue-generator` →
 /// `queue-generator`.
@@ -41,6 +47,7 @@ pub async fn invoke<P: Ports>(ports: &P, function: &str, input: &Value) -> Resul
         "in-progress-check" => json(in_progress_check::handle(ports, parse(input)?).await?),
         "ingest" => json(ingest::handle(ports, parse(input)?).await?),
         "notify" => json(notify::handle(ports, parse(input)?).await?),
+        "extract" => json(extract::handle(ports, parse(input)?).await?),
         other => Err(FnError::new(BAD_INPUT, format!("no function {other}"))),
     }
 }

@@ -266,29 +266,11 @@ fn iam_grants_no_wildcard_action_and_star_resources_only_where_aws_requires() {
 }
 
 #[test]
-fn the_schedule_and_the_s3_rule_start_the_state_machine() {
+fn the_schedules_and_the_s3_rule_start_their_state_machines() {
     let tf = terraform();
     let rules = blocks(&tf, "resource", &["aws_cloudwatch_event_rule"]);
-    let scheduled: Vec<String> = rules
-        .iter()
-        .filter(|r| attr(r.body(), "schedule_expression").is_some())
-        .map(|r| r.labels()[1].as_str().to_owned())
-        .collect();
-    let s3: Vec<String> = rules
-        .iter()
-        .filter(|r| {
-            attr(r.body(), "event_pattern")
-                .is_some_and(|p| text(p).contains("Object Created") && text(p).contains("aws.s3"))
-        })
-        .map(|r| r.labels()[1].as_str().to_owned())
-        .collect();
-    assert_eq!(
-        (scheduled.len(), s3.len()),
-        (1, 1),
-        "one schedule and one S3 rule"
-    );
     let targets = blocks(&tf, "resource", &["aws_cloudwatch_event_target"]);
-    for rule in scheduled.iter().chain(&s3) {
+    let target_of = |rule: &str| {
         let t = targets
             .iter()
             .find(|t| {
@@ -296,14 +278,38 @@ fn the_schedule_and_the_s3_rule_start_the_state_machine() {
                     == format!("aws_cloudwatch_event_rule.{rule}.name")
             })
             .unwrap_or_else(|| panic!("rule {rule} has no target"));
-        assert_eq!(
-            text(attr(t.body(), "arn").unwrap()),
-            "aws_sfn_state_machine.ingest.arn",
-            "rule {rule}"
-        );
         assert!(
             attr(t.body(), "role_arn").is_some(),
             "rule {rule} needs a role to start executions"
         );
+        text(attr(t.body(), "arn").unwrap())
+    };
+    let mut schedules = BTreeSet::new();
+    for r in &rules {
+        let name = r.labels()[1].as_str();
+        if attr(r.body(), "schedule_expression").is_some() {
+            schedules.insert((name.to_owned(), target_of(name)));
+        }
+        if attr(r.body(), "event_pattern")
+            .is_some_and(|p| text(p).contains("Object Created") && text(p).contains("aws.s3"))
+        {
+            assert_eq!(
+                target_of(name),
+                "aws_sfn_state_machine.ingest.arn",
+                "the S3 rule"
+            );
+        }
     }
+    let want: BTreeSet<(String, String)> = [
+        (
+            "hourly".to_owned(),
+            "aws_sfn_state_machine.ingest.arn".to_owned(),
+        ),
+        (
+            "monthly_extract".to_owned(),
+            "aws_sfn_state_machine.extract.arn".to_owned(),
+        ),
+    ]
+    .into();
+    assert_eq!(schedules, want);
 }

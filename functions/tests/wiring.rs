@@ -11,11 +11,21 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn definition() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(root().join("statemachine/ingest.asl.json")).unwrap(),
-    )
-    .unwrap()
+/// Every `statemachine/*.asl.json`, by file name.
+fn definitions() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root().join("statemachine")).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_string_lossy().ends_with(".asl.json") {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            out.push((
+                name,
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// Checks one scope (a machine or a Map's ItemProcessor) and recurses; returns problems.
@@ -92,13 +102,24 @@ fn check_scope(scope: &Value, where_: &str, problems: &mut Vec<String>, tasks: &
 fn every_target_function_and_error_name_exists() {
     let mut problems = Vec::new();
     let mut tasks = Vec::new();
-    check_scope(&definition(), "", &mut problems, &mut tasks);
+    let defs = definitions();
+    let names: Vec<&str> = defs.iter().map(|d| d.0.as_str()).collect();
+    assert_eq!(names, ["extract.asl.json", "ingest.asl.json"]);
+    for (name, def) in &defs {
+        check_scope(def, &format!("{name}: "), &mut problems, &mut tasks);
+    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     tasks.sort();
     tasks.dedup();
     assert_eq!(
         tasks,
-        ["in-progress-check", "ingest", "notify", "queue-generator"]
+        [
+            "extract",
+            "in-progress-check",
+            "ingest",
+            "notify",
+            "queue-generator"
+        ]
     );
     for f in FUNCTIONS {
         assert!(
@@ -126,6 +147,8 @@ fn every_event_file_parses_into_its_functions_input() {
             serde_json::from_value::<in_progress_check::LockInput>(v).map(|_| ())
         } else if name.starts_with("ingest") {
             serde_json::from_value::<ingest::IngestInput>(v).map(|_| ())
+        } else if name.starts_with("extract") {
+            serde_json::from_value::<sluice_functions::extract::ExtractInput>(v).map(|_| ())
         } else if name.starts_with("notify") {
             serde_json::from_value::<notify::NotifyInput>(v).map(|_| ())
         } else if name.starts_with("scheduled") || name.starts_with("s3-") {

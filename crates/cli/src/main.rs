@@ -1,6 +1,7 @@
 //! `sluice`: the data engineer's command line.
 
 mod aws_cmd;
+mod extract_cmd;
 mod ingest_cmd;
 mod run_cmd;
 
@@ -101,6 +102,28 @@ enum Command {
         #[arg(long)]
         real_account: bool,
     },
+    /// The monthly bank extract: per bank and completed month, one CSV with a row per branch
+    /// (the month's loans and the trailing 3-month window).
+    Extract {
+        /// One completed month, YYYY-MM.
+        #[arg(long, conflicts_with = "through")]
+        month: Option<String>,
+        /// Every month from the first month of the loan data through this one, YYYY-MM.
+        #[arg(long)]
+        through: Option<String>,
+        /// A flat loans file (CSV or Parquet), or a folder with data/<dataset>/ as `sluice
+        /// ingest` writes it (the banking model: bank, branch, client, account, bank_loans).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output root: bank=<Bank>/year=<YYYY>/month=<MM>/<Bank>_<YYYYMMDD>.csv
+        #[arg(long)]
+        out: PathBuf,
+        /// Today's date (YYYY-MM-DD) for deciding which months are complete (default: the clock).
+        #[arg(long, hide = true)]
+        today: Option<String>,
+        #[arg(long, hide = true)]
+        phases: bool,
+    },
     /// Table spec tools.
     Spec {
         #[command(subcommand)]
@@ -178,6 +201,21 @@ fn main() -> ExitCode {
             time_scale,
             real_account,
         } => run_cmd::redrive(&history, env.as_deref(), real_account, time_scale),
+        Command::Extract {
+            month,
+            through,
+            input,
+            out,
+            today,
+            phases,
+        } => extract_cmd::run(extract_cmd::ExtractArgs {
+            month: month.as_deref(),
+            through: through.as_deref(),
+            input: &input,
+            out: &out,
+            today: today.as_deref(),
+            phases,
+        }),
         Command::Bootstrap {
             env,
             tables,

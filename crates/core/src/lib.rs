@@ -4,6 +4,8 @@
 //! without a network. The AWS adapters and the Lambda functions build on these pieces.
 
 pub mod coerce;
+pub mod extract;
+pub mod extract_input;
 pub mod ingest;
 pub mod ports;
 pub mod read;

@@ -1,0 +1,390 @@
+//! `sluice extract` on the banking group's own dummy data (both candidates' SQL inserts under
+//! ../shared/seed-data), loaded through `sluice ingest`, compared row by row with the same
+//! statistics computed by DuckDB window functions from the raw exports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    sluice_testkit::repo_root()
+}
+
+fn seed(candidate: &str) -> Option<PathBuf> {
+    let p = root()
+        .join("../shared/seed-data/teraflow-ai-senior-data-engineer-coding-interview")
+        .join(candidate);
+    p.is_dir().then_some(p)
+}
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{text}");
+    text
+}
+
+/// The values of one SQL tuple: `('J.P. Morgan Chase', 100000)` → ["J.P. Morgan Chase", "100000"].
+fn tuple_values(t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = t.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('\'', false) => quoted = true,
+            ('\'', true) if chars.peek() == Some(&'\'') => {
+                chars.next();
+                cur.push('\'');
+            }
+            ('\'', true) => quoted = false,
+            (',', false) => out.push(std::mem::take(&mut cur).trim().to_owned()),
+            (c, _) => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_owned());
+    out
+}
+
+/// The export an operational store would give: one CSV per ERD table with the ERD's column
+/// names, ids numbered in insert order (the inserts leave them to serial columns). Column
+/// names differ between the candidates' SQL (`bank_id_bank`, `idbank_bank`, `open_data`), so
+/// each is recognised by what it refers to.
+fn export_csvs(sql: &str, dir: &Path) {
+    let mut tables: BTreeMap<&str, (Vec<&str>, Vec<Vec<String>>)> = BTreeMap::new();
+    for stmt in sql.split("INSERT INTO").skip(1) {
+        let (head, rest) = stmt.split_once("VALUES").unwrap();
+        let name = head.split('(').next().unwrap().trim().to_lowercase();
+        let cols: Vec<String> = head
+            .split_once('(')
+            .unwrap()
+            .1
+            .trim()
+            .trim_end_matches(')')
+            .split(',')
+            .map(|c| c.trim().trim_matches('"').to_lowercase())
+            .collect();
+        let table = ["loans", "account", "client", "branch", "bank"]
+            .into_iter()
+            .find(|t| name.contains(t))
+            .unwrap();
+        let body = rest.split(';').next().unwrap();
+        let mut rows = Vec::new();
+        let mut depth = 0;
+        let mut start = 0;
+        let mut in_str = false;
+        for (i, ch) in body.char_indices() {
+            match ch {
+                '\'' => in_str = !in_str,
+                '(' if !in_str => {
+                    depth += 1;
+                    start = i + 1;
+                }
+                ')' if !in_str => {
+                    depth -= 1;
+                    if depth == 0 {
+                        rows.push(tuple_values(&body[start..i]));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let erd = |c: &str| -> &'static str {
+            match table {
+                "bank" if c.contains("name") => "Name",
+                "bank" => "Capitalization",
+                "branch" if c.contains("bank") => "Bank_idBank",
+                "branch" => "Address",
+                "client" if c.contains("branch") => "Branch_idBranch",
+                "client" if c.contains("surname") => "Surname",
+                "client" => "Name",
+                "account" if c.contains("client") => "Client_idClient",
+                "account" if c.contains("open") => "open_date",
+                "account" => "Balance",
+                _ if c.contains("account") => "Account_idAccount",
+                _ if c.contains("date") => "loan_date",
+                _ => "Amount",
+            }
+        };
+        let mapped: Vec<&str> = cols.iter().map(|c| erd(c)).collect();
+        tables.insert(table, (mapped, rows));
+    }
+    let id = |t: &str| match t {
+        "bank" => "idBank",
+        "branch" => "idBranch",
+        "client" => "idClient",
+        "account" => "idAccount",
+        _ => "idLoan",
+    };
+    for (t, (cols, rows)) in tables {
+        let mut w = csv::Writer::from_path(dir.join(format!("{t}.csv"))).unwrap();
+        let mut header = vec![id(t)];
+        header.extend(cols.iter().copied());
+        w.write_record(&header).unwrap();
+        for (i, r) in rows.iter().enumerate() {
+            let mut rec = vec![(i + 1).to_string()];
+            rec.extend(r.iter().cloned());
+            w.write_record(&rec).unwrap();
+        }
+        w.flush().unwrap();
+    }
+}
+
+/// Ingests the exports with the shipped specs (as the pipeline would), into `lake`.
+fn ingest_exports(exports: &Path, lake: &Path) {
+    for (file, spec) in [
+        ("bank", "bank"),
+        ("branch", "branch"),
+        ("client", "client"),
+        ("account", "account"),
+        ("loans", "bank_loans"),
+    ] {
+        let input = exports.join(format!("{file}.csv"));
+        let out = sluice(&[
+            "ingest",
+            input.to_str().unwrap(),
+            "--spec",
+            &format!("config/tables/{spec}.json"),
+            "--out",
+            lake.to_str().unwrap(),
+        ]);
+        let text = ok(&out);
+        assert!(
+            text.contains("quarantined  0"),
+            "{file}: rows were rejected:\n{text}"
+        );
+    }
+}
+
+fn read_extract(out: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut rows = Vec::new();
+    let mut files = Vec::new();
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        let mut r = csv::Reader::from_path(&f).unwrap();
+        let headers = r.headers().unwrap().clone();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            let row: BTreeMap<String, String> = headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect();
+            // The row sits in its bank's and month's partition.
+            let path = f.to_string_lossy();
+            let month = &row["month"];
+            assert!(
+                path.contains(&format!("year={}/month={}/", &month[..4], &month[5..])),
+                "{path} holds {month}"
+            );
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+fn oracle(exports: &Path, through: &str) -> Vec<BTreeMap<String, String>> {
+    let out = Command::new(sluice_testkit::python())
+        .arg(root().join("crates/cli/tests/extract_oracle.py"))
+        .arg(exports)
+        .arg(through)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "DuckDB oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    v.into_iter()
+        .map(|r| {
+            r.as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn check_candidate(
+    candidate: &str,
+    sql_file: &str,
+    through: &str,
+    expect_banks: usize,
+    expect_rows: usize,
+    expect_quiet_branch: bool,
+) {
+    let Some(dir) = seed(candidate) else {
+        eprintln!("SKIPPED: ../shared/seed-data/teraflow-ai-senior-data-engineer-coding-interview/{candidate} is absent");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let exports = work.path().join("exports");
+    let lake = work.path().join("lake");
+    let out = work.path().join("extract");
+    std::fs::create_dir_all(&exports).unwrap();
+    export_csvs(
+        &std::fs::read_to_string(dir.join(sql_file)).unwrap(),
+        &exports,
+    );
+    ingest_exports(&exports, &lake);
+    ok(&sluice(&[
+        "extract",
+        "--through",
+        through,
+        "--input",
+        lake.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--today",
+        "2026-11-22",
+    ]));
+
+    let mut ours = read_extract(&out);
+    let want = oracle(&exports, through);
+    let key = |r: &BTreeMap<String, String>| {
+        (
+            r["bank_name"].clone(),
+            r["month"].clone(),
+            r["branch_id"].parse::<i64>().unwrap(),
+        )
+    };
+    ours.sort_by_key(key);
+    let mut want = want;
+    want.sort_by_key(key);
+    assert_eq!(ours.len(), want.len(), "row count");
+    assert_eq!(ours.len(), expect_rows, "one row per branch and month");
+    for (a, b) in ours.iter().zip(&want) {
+        assert_eq!(a, b, "extract row differs from DuckDB");
+    }
+    let banks: std::collections::BTreeSet<&String> = ours.iter().map(|r| &r["bank_name"]).collect();
+    assert_eq!(banks.len(), expect_banks, "{banks:?}");
+    if expect_quiet_branch {
+        assert!(
+            ours.iter()
+                .any(|r| r["loan_count_3m"] == "0" && r["avg_loan_amount_3m"].is_empty()),
+            "a branch with no loans in its window"
+        );
+    }
+}
+
+#[test]
+fn pr27_extract_matches_duckdb_row_by_row() {
+    // 6 banks with punctuation in their names, 12 branches, 24 loans 2023-03..2023-06.
+    // 12 branches x 5 months (2023-03..2023-07).
+    check_candidate(
+        "pr27-nathan-brown",
+        "insert_dummy_data.sql",
+        "2023-07",
+        6,
+        60,
+        false,
+    );
+}
+
+#[test]
+fn pr22_extract_matches_duckdb_row_by_row() {
+    // 5 banks, 10 branches, 10 loans 2023-01..2023-05; half the branches never lend.
+    // 10 branches x 6 months (2023-01..2023-06).
+    check_candidate("pr22-riaan-annandale", "insert.sql", "2023-06", 5, 60, true);
+}
+
+#[test]
+fn the_same_month_twice_gives_identical_bytes_and_the_running_month_is_refused() {
+    let Some(dir) = seed("pr27-nathan-brown") else {
+        eprintln!("SKIPPED: ../shared/seed-data/teraflow-ai-senior-data-engineer-coding-interview is absent");
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let exports = work.path().join("exports");
+    let lake = work.path().join("lake");
+    std::fs::create_dir_all(&exports).unwrap();
+    export_csvs(
+        &std::fs::read_to_string(dir.join("insert_dummy_data.sql")).unwrap(),
+        &exports,
+    );
+    ingest_exports(&exports, &lake);
+    let run = |out: &Path| {
+        ok(&sluice(&[
+            "extract",
+            "--month",
+            "2023-05",
+            "--input",
+            lake.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--today",
+            "2026-11-22",
+        ]))
+    };
+    let (a, b) = (work.path().join("a"), work.path().join("b"));
+    run(&a);
+    run(&b);
+    let jpm = "bank=JPMorganChase/year=2023/month=05/JPMorganChase_20230531.csv";
+    let (x, y) = (
+        std::fs::read(a.join(jpm)).unwrap(),
+        std::fs::read(b.join(jpm)).unwrap(),
+    );
+    assert_eq!(x, y);
+    let text = String::from_utf8(x).unwrap();
+    assert!(
+        text.starts_with("bank_name,branch_id,month,loan_count,total_amount,months_in_window,"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "a header and J.P. Morgan Chase's 2 branches:\n{text}"
+    );
+
+    let refused = sluice(&[
+        "extract",
+        "--month",
+        "2026-11",
+        "--input",
+        lake.to_str().unwrap(),
+        "--out",
+        a.to_str().unwrap(),
+        "--today",
+        "2026-11-22",
+    ]);
+    assert!(!refused.status.success());
+    let msg = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        msg.contains("2026-11 is not a completed month") && msg.contains("2026-10"),
+        "{msg}"
+    );
+}
