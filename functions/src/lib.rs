@@ -11,9 +11,13 @@
 
 pub mod errors;
 pub mod extract;
+#[cfg(test)]
+mod handler_tests;
 pub mod in_progress_check;
 pub mod ingest;
 pub mod local;
+#[cfg(test)]
+mod memory;
 pub mod notify;
 pub mod ports;
 pub mod queue_generator;

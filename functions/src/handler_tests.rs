@@ -1,0 +1,294 @@
+//! The handlers' decisions, on in-memory ports (no AWS): registration and batches, the
+//! watermark, unmatched objects, lock takeover, when notify publishes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::json;
+use sluice_core::ports::{ExecutionStatus, LockStore, WorkQueue, WorkStatus};
+use sluice_core::TableSpec;
+
+use crate::in_progress_check::{self, Action, LockInput, PIPELINE_LOCK};
+use crate::memory::MemPorts;
+use crate::notify::{self, Kind, NotifyInput};
+use crate::queue_generator::{self, QueueInput};
+
+fn spec(dataset: &str, prefix: &str) -> TableSpec {
+    let text = json!({
+        "dataset": dataset,
+        "source": {"prefix": prefix, "pattern": "**/*.csv", "format": "csv"},
+        "columns": [{"name": "a", "type": "string"}]
+    })
+    .to_string();
+    TableSpec::from_json("unit", &text).unwrap()
+}
+
+fn ports() -> MemPorts {
+    MemPorts::new(vec![spec("credit", "credit/"), spec("loans", "loans/")])
+}
+
+fn scheduled(time: &str, execution: &str) -> QueueInput {
+    serde_json::from_value(json!({
+        "event": {"detail-type": "Scheduled Event", "source": "aws.events", "time": time, "detail": {}},
+        "execution": format!("arn:aws:states:us-east-1:1:execution:m:{execution}")
+    }))
+    .unwrap()
+}
+
+fn object_created(key: &str, etag: &str, execution: &str) -> QueueInput {
+    serde_json::from_value(json!({
+        "event": {"detail-type": "Object Created", "source": "aws.s3", "detail": {"bucket": {"name": "sluice-unit-raw"}, "object": {"key": key, "etag": etag}}},
+        "execution": format!("arn:aws:states:us-east-1:1:execution:m:{execution}")
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_scheduled_run_registers_each_object_once_and_moves_the_watermark() {
+    let p = ports();
+    p.store.put(
+        "sluice-unit-raw",
+        "credit/yyyy=2026/mm=11/dd=21/hh=22/a.csv",
+        b"a\n1\n",
+    );
+    p.store.put(
+        "sluice-unit-raw",
+        "loans/yyyy=2026/mm=11/dd=21/hh=23/b.csv",
+        b"a\n2\n",
+    );
+    p.store.put(
+        "sluice-unit-raw",
+        "loans/yyyy=2026/mm=11/dd=21/hh=23/notes.txt",
+        b"?",
+    );
+    p.store.put(
+        "sluice-unit-raw",
+        "credit/yyyy=2026/mm=11/dd=20/hh=01/too-old.csv",
+        b"a\n3\n",
+    );
+
+    let out = queue_generator::handle(&p, scheduled("2026-11-22T00:05:00Z", "run-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.trigger.as_str(), out.count, out.registered),
+        ("schedule", 2, 2)
+    );
+    assert_eq!(out.unmatched.len(), 1, "notes.txt matches no spec: {out:?}");
+    assert_eq!(
+        out.unmatched[0].key,
+        "loans/yyyy=2026/mm=11/dd=21/hh=23/notes.txt"
+    );
+    assert_eq!(
+        out.window
+            .as_ref()
+            .map(|w| (w.from.as_str(), w.to.as_str())),
+        Some(("2026-11-21T17", "2026-11-21T23"))
+    );
+    assert_eq!(
+        p.work.get_marker("watermark").await.unwrap().as_deref(),
+        Some("2026-11-21T23")
+    );
+    let failed = p.work.by_status(WorkStatus::Failed).await.unwrap();
+    assert_eq!(
+        failed[0].error.as_deref(),
+        Some(queue_generator::NO_MATCHING_SPEC)
+    );
+
+    // The next run lists the same hours again (lookback): nothing is registered twice, the
+    // unmatched object is not reported again, queued items come back until they are done.
+    let again = queue_generator::handle(&p, scheduled("2026-11-22T00:35:00Z", "run-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again.registered,
+            again.already_known,
+            again.count,
+            again.unmatched.len()
+        ),
+        (0, 2, 2, 0)
+    );
+    for w in p.work.by_status(WorkStatus::Queued).await.unwrap() {
+        p.work
+            .transition(
+                &w.id,
+                &[WorkStatus::Queued],
+                WorkStatus::Done,
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let done = queue_generator::handle(&p, scheduled("2026-11-22T00:55:00Z", "run-3"))
+        .await
+        .unwrap();
+    assert_eq!(done.count, 0, "done items are not taken again");
+}
+
+#[tokio::test]
+async fn duplicate_object_events_make_one_item() {
+    let p = ports();
+    p.store.put("sluice-unit-raw", "credit/x.csv", b"a\n1\n");
+    let first = queue_generator::handle(&p, object_created("credit/x.csv", "e1", "ev-1"))
+        .await
+        .unwrap();
+    let second = queue_generator::handle(&p, object_created("credit/x.csv", "\"e1\"", "ev-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.registered, second.registered, second.already_known),
+        (1, 0, 1)
+    );
+    assert_eq!(p.work.items.lock().unwrap().len(), 1);
+    // A new upload (another ETag) is new work.
+    let third = queue_generator::handle(&p, object_created("credit/x.csv", "e2", "ev-3"))
+        .await
+        .unwrap();
+    assert_eq!(third.registered, 1);
+}
+
+#[tokio::test]
+async fn a_large_batch_travels_as_a_manifest() {
+    let mut p = ports();
+    p.settings
+        .values
+        .insert("manifest_threshold_bytes".into(), "500".into());
+    for i in 0..20 {
+        p.store.put(
+            "sluice-unit-raw",
+            &format!("credit/yyyy=2026/mm=11/dd=21/hh=23/f{i:02}.csv"),
+            format!("a\n{i}\n").as_bytes(),
+        );
+    }
+    let out = queue_generator::handle(&p, scheduled("2026-11-22T00:05:00Z", "big"))
+        .await
+        .unwrap();
+    let m = out.manifest.clone().expect("a manifest");
+    assert_eq!(out.items, (0..20).map(|i| json!(i)).collect::<Vec<_>>());
+    let body = p.store.objects.lock().unwrap()[&(m.bucket.clone(), m.key.clone())].clone();
+    let refs: Vec<queue_generator::ItemRef> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(refs.len(), 20);
+}
+
+fn lock_input(action: Action, execution: &str) -> LockInput {
+    LockInput {
+        action,
+        execution: execution.into(),
+    }
+}
+
+#[tokio::test]
+async fn the_lock_is_taken_over_only_from_a_finished_or_expired_owner() {
+    let mut p = ports();
+    let a = in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-a"))
+        .await
+        .unwrap();
+    assert!(a.acquired);
+    // exec-a is RUNNING: exec-b waits.
+    p.executions
+        .status
+        .lock()
+        .unwrap()
+        .insert("exec-a".into(), ExecutionStatus::Running);
+    let b = in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-b"))
+        .await
+        .unwrap();
+    assert!(!b.acquired);
+    assert_eq!(b.holder.as_deref(), Some("exec-a"));
+    // Unknown to Step Functions (a local run): the lease decides.
+    p.executions.status.lock().unwrap().clear();
+    assert!(
+        !in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-b"))
+            .await
+            .unwrap()
+            .acquired
+    );
+    // exec-a failed: taken over, and said so.
+    p.executions
+        .status
+        .lock()
+        .unwrap()
+        .insert("exec-a".into(), ExecutionStatus::Failed);
+    let c = in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-c"))
+        .await
+        .unwrap();
+    assert!(c.acquired);
+    assert_eq!(c.took_over_from.as_deref(), Some("exec-a"));
+    // Release by someone else changes nothing; by the owner frees it.
+    assert!(
+        !in_progress_check::handle(&p, lock_input(Action::Release, "exec-a"))
+            .await
+            .unwrap()
+            .released
+    );
+    assert!(
+        in_progress_check::handle(&p, lock_input(Action::Release, "exec-c"))
+            .await
+            .unwrap()
+            .released
+    );
+    assert_eq!(p.locks.current(PIPELINE_LOCK).await.unwrap(), None);
+    // An expired lease needs no status at all.
+    in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-d"))
+        .await
+        .unwrap();
+    p.now += 10_000;
+    assert!(
+        in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-e"))
+            .await
+            .unwrap()
+            .acquired
+    );
+}
+
+#[tokio::test]
+async fn notify_publishes_failures_and_quarantine_but_not_quiet_runs() {
+    let p = ports();
+    p.store.put("sluice-unit-raw", "credit/x.csv", b"a\n1\n");
+    queue_generator::handle(&p, object_created("credit/x.csv", "e1", "run-9"))
+        .await
+        .unwrap();
+    let summary = |execution: &str| NotifyInput {
+        kind: Kind::Summary,
+        execution: format!("arn:aws:states:us-east-1:1:execution:m:{execution}"),
+        queue: None,
+        failed_state: None,
+        error: None,
+    };
+    // Still queued at the end of a summary: not a failure.
+    let quiet = notify::handle(&p, summary("run-9")).await.unwrap();
+    assert!(!quiet.published);
+    let id = p.work.items.lock().unwrap().keys().next().cloned().unwrap();
+    let fail = sluice_core::ports::TransitionUpdate {
+        error: Some(("Sluice.BadFile".into(), "not a CSV".into())),
+        ..Default::default()
+    };
+    p.work
+        .transition(&id, &[WorkStatus::Queued], WorkStatus::Failed, fail)
+        .await
+        .unwrap();
+    let loud = notify::handle(&p, summary("run-9")).await.unwrap();
+    assert!(loud.published);
+    assert_eq!(loud.failed_items, 1);
+    let (subject, body) = p.notifier.published.lock().unwrap()[0].clone();
+    assert!(subject.contains("1 file(s) failed"), "{subject}");
+    assert_eq!(
+        body["failed_items"][0]["file"],
+        "s3://sluice-unit-raw/credit/x.csv"
+    );
+    assert_eq!(body["failed_items"][0]["reason"], "not a CSV");
+
+    let failure = NotifyInput {
+        kind: Kind::Failure,
+        failed_state: Some("GenerateQueue".into()),
+        error: Some(json!({"Error": "Sluice.AwsError", "Cause": "denied"})),
+        ..summary("run-10")
+    };
+    let out = notify::handle(&p, failure).await.unwrap();
+    assert!(out.published, "failures always publish");
+    let (subject, body) = p.notifier.published.lock().unwrap()[1].clone();
+    assert!(subject.contains("GenerateQueue"), "{subject}");
+    assert_eq!(
+        (body["error"].as_str(), body["cause"].as_str()),
+        (Some("Sluice.AwsError"), Some("denied"))
+    );
+}
