@@ -20,36 +20,7 @@ fn extract_definition() -> Value {
 #[test]
 fn a_failing_extract_notifies_and_a_redrive_after_the_fix_completes() {
     let lab = Lab::new();
-    let sqs = aws_sdk_sqs::Client::new(&lab.clients.config);
-    let queue_url = lab.rt.block_on(async {
-        let url = sqs
-            .create_queue()
-            .queue_name(sluice_testkit::unique("x"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap();
-        let arn =
-            attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-        lab.clients
-            .sns
-            .subscribe()
-            .topic_arn(lab.ports.notifier.topic_arn())
-            .protocol("sqs")
-            .endpoint(arn)
-            .send()
-            .await
-            .unwrap();
-        url
-    });
+    let inbox = lab.inbox();
     let input = json!({
         "version": "0", "id": "m", "detail-type": "Scheduled Event", "source": "aws.events",
         "account": "000000000000", "time": "2023-07-01T01:00:00Z", "region": "us-east-1", "resources": [], "detail": {}
@@ -72,17 +43,7 @@ fn a_failing_extract_notifies_and_a_redrive_after_the_fix_completes() {
     );
     assert_eq!(failed.status, Status::Failed);
     assert_eq!(failed.error.as_deref(), Some("Sluice.PipelineFailed"));
-    let message: Value = lab.rt.block_on(async {
-        let got = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .wait_time_seconds(2)
-            .send()
-            .await
-            .unwrap();
-        let envelope: Value = serde_json::from_str(got.messages()[0].body().unwrap()).unwrap();
-        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap()
-    });
+    let (_, message) = lab.next_message(&inbox);
     assert_eq!(message["failed_state"], "Extract");
     assert_eq!(message["error"], "Sluice.NoData");
     assert!(

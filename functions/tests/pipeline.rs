@@ -240,37 +240,7 @@ fn a_corrupt_file_fails_alone_is_reported_and_fails_the_execution() {
     upload_standard(&lab);
     let bad = "loans/yyyy=2026/mm=11/dd=21/hh=23/broken.xlsx";
     lab.put(bad, b"PK\x03\x04 this is not really a workbook".to_vec());
-    // Read the topic back through an SQS subscription.
-    let sqs = aws_sdk_sqs::Client::new(&lab.clients.config);
-    let queue_url = lab.rt.block_on(async {
-        let url = sqs
-            .create_queue()
-            .queue_name(sluice_testkit::unique("notes"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap();
-        let arn =
-            attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-        lab.clients
-            .sns
-            .subscribe()
-            .topic_arn(lab.ports.notifier.topic_arn())
-            .protocol("sqs")
-            .endpoint(arn)
-            .send()
-            .await
-            .unwrap();
-        url
-    });
+    let inbox = lab.inbox();
 
     let r = lab.run(scheduled(HOUR), "with-bad-file");
     assert_eq!(r.status, Status::Failed);
@@ -296,18 +266,7 @@ fn a_corrupt_file_fails_alone_is_reported_and_fails_the_execution() {
     assert_eq!(lab.rows("loans").len(), 7);
     assert_eq!(lab.lock_holder(), None);
 
-    let body = lab.rt.block_on(async {
-        let got = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .wait_time_seconds(2)
-            .send()
-            .await
-            .unwrap();
-        got.messages()[0].body().unwrap().to_owned()
-    });
-    let envelope: Value = serde_json::from_str(&body).unwrap();
-    let msg: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+    let (subject, msg) = lab.next_message(&inbox);
     assert_eq!(
         msg["execution_arn"].as_str(),
         Some(r.execution.execution_arn.as_str())
@@ -323,13 +282,7 @@ fn a_corrupt_file_fails_alone_is_reported_and_fails_the_execution() {
         .as_str()
         .unwrap()
         .contains(&r.execution.execution_arn));
-    assert!(
-        envelope["Subject"]
-            .as_str()
-            .unwrap()
-            .contains("1 file(s) failed"),
-        "{envelope}"
-    );
+    assert!(subject.contains("1 file(s) failed"), "{subject}");
 }
 
 #[test]

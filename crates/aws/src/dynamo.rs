@@ -48,6 +48,39 @@ fn is_condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
     code_of(e) == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write's outcome: `true` when applied, `false` when its condition failed.
+fn applied<
+    T,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+>(
+    operation: &str,
+    result: Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> PortResult<bool> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(port_error(operation, e)),
+    }
+}
+
+/// One item by its key, read consistently.
+async fn get_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+    value: &str,
+) -> PortResult<Option<Attrs>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key(key, s(value))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| port_error("dynamodb:GetItem", e))?;
+    Ok(out.item)
+}
+
 fn bad_item(table: &str, what: &str) -> PortError {
     PortError::permanent("dynamodb", format!("table {table}: malformed item: {what}"))
 }
@@ -235,24 +268,12 @@ impl WorkQueue for DynamoWork {
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(port_error("dynamodb:PutItem", e)),
-        }
+        applied("dynamodb:PutItem", result)
     }
 
     async fn get(&self, id: &str) -> PortResult<Option<WorkItem>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("dynamodb:GetItem", e))?;
-        out.item()
+        let item = get_item(&self.client, &self.table, "id", id).await?;
+        item.as_ref()
             .map(|a| work_item_from_attrs(a).map_err(|f| bad_item(&self.table, f)))
             .transpose()
     }
@@ -307,17 +328,9 @@ impl WorkQueue for DynamoWork {
     }
 
     async fn get_marker(&self, name: &str) -> PortResult<Option<String>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(Self::marker_id(name)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("dynamodb:GetItem", e))?;
-        Ok(out
-            .item()
+        let item = get_item(&self.client, &self.table, "id", &Self::marker_id(name)).await?;
+        Ok(item
+            .as_ref()
             .and_then(|a| get_s(a, "marker_value"))
             .map(str::to_owned))
     }
@@ -340,11 +353,7 @@ impl WorkQueue for DynamoWork {
                 .condition_expression("marker_value = :old")
                 .expression_attribute_values(":old", s(old)),
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(port_error("dynamodb:PutItem", e)),
-        }
+        applied("dynamodb:PutItem", req.send().await)
     }
 }
 
@@ -368,16 +377,8 @@ impl DynamoSpecs {
 
 impl SpecStore for DynamoSpecs {
     async fn put_spec(&self, spec: &TableSpec, document: &str) -> PortResult<SpecChange> {
-        let current = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("dataset", s(&spec.dataset))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("dynamodb:GetItem", e))?;
-        let (version, change, condition) = match current.item() {
+        let current = get_item(&self.client, &self.table, "dataset", &spec.dataset).await?;
+        let (version, change, condition) = match current.as_ref() {
             None => (1, SpecChange::Created, "attribute_not_exists(dataset)"),
             Some(a) if get_s(a, "document") == Some(document) => return Ok(SpecChange::Unchanged),
             Some(a) => (
@@ -471,11 +472,7 @@ impl DynamoLocks {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(port_error("dynamodb:PutItem", e)),
-        }
+        applied("dynamodb:PutItem", result)
     }
 
     async fn held_or_retry(&self, name: &str) -> PortResult<Acquire> {
@@ -548,11 +545,7 @@ impl LockStore for DynamoLocks {
             .expression_attribute_values(":me", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(port_error("dynamodb:UpdateItem", e)),
-        }
+        applied("dynamodb:UpdateItem", result)
     }
 
     async fn release(&self, name: &str, owner: &str) -> PortResult<bool> {
@@ -566,24 +559,14 @@ impl LockStore for DynamoLocks {
             .expression_attribute_values(":me", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(port_error("dynamodb:DeleteItem", e)),
-        }
+        applied("dynamodb:DeleteItem", result)
     }
 
     async fn current(&self, name: &str) -> PortResult<Option<Lease>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("name", s(name))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("dynamodb:GetItem", e))?;
-        let Some(a) = out.item() else { return Ok(None) };
+        let Some(a) = get_item(&self.client, &self.table, "name", name).await? else {
+            return Ok(None);
+        };
+        let a = &a;
         Ok(Some(Lease {
             name: name.to_owned(),
             owner: get_s(a, "owner")

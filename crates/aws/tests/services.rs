@@ -185,33 +185,7 @@ async fn a_published_message_can_be_read_back() {
     let notifier = SnsNotifier::by_name(clients.sns.clone(), &names.topic_name)
         .await
         .unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&clients.config);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(sluice_testkit::unique("q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn =
-        attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-    clients
-        .sns
-        .subscribe()
-        .topic_arn(notifier.topic_arn())
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let inbox = sluice_testkit::sns_inbox(&clients.config, notifier.topic_arn()).await;
 
     let body = serde_json::json!({"execution": "arn:aws:states:us-east-1:123456789012:execution:ingest:run-1", "failed": 1});
     let id = notifier
@@ -220,18 +194,7 @@ async fn a_published_message_can_be_read_back() {
         .unwrap();
     assert!(!id.is_empty());
 
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .wait_time_seconds(2)
-        .send()
-        .await
-        .unwrap();
-    let msgs = received.messages();
-    assert_eq!(msgs.len(), 1);
-    let envelope: serde_json::Value = serde_json::from_str(msgs[0].body().unwrap()).unwrap();
-    assert_eq!(envelope["Subject"], "Sluice: 1 file failed");
-    let inner: serde_json::Value =
-        serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
-    assert_eq!(inner, body);
+    let (subject, message) = sluice_testkit::next_message(&clients.config, &inbox).await;
+    assert_eq!(subject, "Sluice: 1 file failed");
+    assert_eq!(message, body);
 }

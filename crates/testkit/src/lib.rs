@@ -137,3 +137,64 @@ pub fn read_parquet(files: &[PathBuf]) -> serde_json::Value {
         Err(e) => panic!("pyarrow printed no JSON: {e}"),
     }
 }
+
+/// Subscribes a new SQS queue to an SNS topic (how messages are read back from the emulator);
+/// returns the queue URL.
+pub async fn sns_inbox(config: &SdkConfig, topic_arn: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let created = sqs.create_queue().queue_name(unique("inbox")).send().await;
+    let url = created
+        .ok()
+        .and_then(|c| c.queue_url)
+        .unwrap_or_else(|| panic!("cannot create an SQS queue"));
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .ok()
+        .and_then(|a| a.attributes)
+        .unwrap_or_default();
+    let arn = attrs
+        .get(&QueueAttributeName::QueueArn)
+        .cloned()
+        .unwrap_or_else(|| panic!("the queue has no ARN"));
+    let sub = aws_sdk_sns::Client::new(config)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await;
+    if let Err(e) = sub {
+        panic!("cannot subscribe the queue to {topic_arn}: {e}");
+    }
+    url
+}
+
+/// The next message delivered to an inbox: (subject, the message's JSON body).
+pub async fn next_message(config: &SdkConfig, inbox: &str) -> (String, serde_json::Value) {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let got = sqs
+        .receive_message()
+        .queue_url(inbox)
+        .wait_time_seconds(2)
+        .send()
+        .await;
+    let body = got
+        .ok()
+        .and_then(|g| g.messages.and_then(|m| m.into_iter().next()))
+        .and_then(|m| m.body)
+        .unwrap_or_else(|| panic!("no message arrived in {inbox}"));
+    let envelope: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let message = envelope["Message"]
+        .as_str()
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or_default();
+    (
+        envelope["Subject"].as_str().unwrap_or("").to_owned(),
+        message,
+    )
+}

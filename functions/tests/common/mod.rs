@@ -316,6 +316,20 @@ impl Lab {
         })
     }
 
+    /// Subscribes a new SQS queue to the notification topic; returns the queue URL.
+    pub fn inbox(&self) -> String {
+        self.rt.block_on(sluice_testkit::sns_inbox(
+            &self.clients.config,
+            self.ports.notifier.topic_arn(),
+        ))
+    }
+
+    /// The next SNS message in `inbox`: (subject, the message's JSON body).
+    pub fn next_message(&self, inbox: &str) -> (String, Value) {
+        self.rt
+            .block_on(sluice_testkit::next_message(&self.clients.config, inbox))
+    }
+
     pub fn watermark(&self) -> Option<String> {
         self.rt
             .block_on(async { self.ports.work.get_marker("watermark").await.unwrap() })
