@@ -17,6 +17,9 @@ pub const TRANSIENT: &str = "Sluice.Transient";
 pub const AWS: &str = "Sluice.AwsError";
 /// The function's input could not be read.
 pub const BAD_INPUT: &str = "Sluice.BadInput";
+/// Another live execution holds the pipeline lock (this one lost it, e.g. a redrive after the
+/// catch-all path released it and another run took it): fails the execution; redrive later.
+pub const LOCK_LOST: &str = "Sluice.LockLost";
 /// The extract found nothing to work on (no loans in the lake): fix the data, then redrive.
 pub const NO_DATA: &str = "Sluice.NoData";
 /// Failed items at the end of a run (the final Fail state).
@@ -32,6 +35,7 @@ pub const ALL: &[&str] = &[
     TRANSIENT,
     AWS,
     BAD_INPUT,
+    LOCK_LOST,
     NO_DATA,
     ITEMS_FAILED,
     PIPELINE_FAILED,

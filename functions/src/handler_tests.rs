@@ -292,3 +292,31 @@ async fn notify_publishes_failures_and_quarantine_but_not_quiet_runs() {
         (Some("Sluice.AwsError"), Some("denied"))
     );
 }
+
+#[tokio::test]
+async fn ingest_runs_only_for_the_lock_holder_and_takes_a_free_lock_back() {
+    use crate::ingest::{self, IngestInput};
+    let p = ports();
+    let input = |execution: &str| IngestInput {
+        item: json!({"id": "s3://sluice-unit-raw/credit/x.csv#e1:credit", "bucket": "sluice-unit-raw", "key": "credit/x.csv", "etag": "e1", "dataset": "credit"}),
+        manifest: None,
+        execution: execution.into(),
+    };
+    in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-a"))
+        .await
+        .unwrap();
+    let lost = ingest::handle(&p, input("exec-b")).await.unwrap_err();
+    assert_eq!(lost.name, crate::errors::LOCK_LOST);
+    assert!(lost.message.contains("exec-a"), "{lost}");
+    // Released (e.g. by the catch-all path before a redrive): the redriven execution takes it
+    // back before touching the item (which does not exist here).
+    in_progress_check::handle(&p, lock_input(Action::Release, "exec-a"))
+        .await
+        .unwrap();
+    let err = ingest::handle(&p, input("exec-b")).await.unwrap_err();
+    assert_eq!(err.name, crate::errors::BAD_INPUT, "{err}");
+    assert_eq!(
+        p.locks.current(PIPELINE_LOCK).await.unwrap().unwrap().owner,
+        "exec-b"
+    );
+}
