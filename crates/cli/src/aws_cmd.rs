@@ -7,24 +7,6 @@ use sluice_aws::bootstrap::{bootstrap, Change};
 use sluice_aws::{endpoint_override, Clients, Names};
 use sluice_core::TableSpec;
 
-/// Every `*.json` spec in `dir`, sorted by file name, with its document.
-pub fn load_specs(dir: &Path) -> Result<Vec<(TableSpec, String)>> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    let mut specs = Vec::new();
-    for p in paths {
-        let text =
-            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        let spec = TableSpec::from_json(&p.display().to_string(), &text)?;
-        specs.push((spec, text));
-    }
-    Ok(specs)
-}
-
 /// The names to use: `SLUICE_ENV` and `SLUICE_*` overrides, or `--env`.
 pub fn names(env: Option<&str>) -> Names {
     match env {
@@ -62,7 +44,7 @@ pub async fn run_bootstrap(
     json: bool,
 ) -> Result<()> {
     guard_real_account(real_account)?;
-    let specs = load_specs(tables)?;
+    let specs = TableSpec::load_dir(tables)?;
     let names = names(env);
     let clients = Clients::load().await;
     let report = bootstrap(&clients, &names, &specs)

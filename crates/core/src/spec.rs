@@ -348,13 +348,35 @@ pub fn is_lake_name(name: &str) -> bool {
 impl TableSpec {
     /// Reads and validates a spec file.
     pub fn load(path: &Path) -> Result<TableSpec, SpecError> {
+        TableSpec::load_with_document(path).map(|(spec, _)| spec)
+    }
+
+    /// Reads and validates a spec file; returns the spec and the file's text (the document
+    /// the spec store keeps).
+    pub fn load_with_document(path: &Path) -> Result<(TableSpec, String), SpecError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| SpecError {
             file: file.clone(),
             field: "(file)".into(),
             problem: e.to_string(),
         })?;
-        TableSpec::from_json(&file, &text)
+        Ok((TableSpec::from_json(&file, &text)?, text))
+    }
+
+    /// Every `*.json` spec in `dir` (e.g. `config/tables`), sorted by file name, with its
+    /// document.
+    pub fn load_dir(dir: &Path) -> Result<Vec<(TableSpec, String)>, SpecError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| SpecError {
+            file: dir.display().to_string(),
+            field: "(folder)".into(),
+            problem: e.to_string(),
+        })?;
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| TableSpec::load_with_document(p)).collect()
     }
 
     /// Parses and validates a spec; `file` names it in errors.

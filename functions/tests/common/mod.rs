@@ -29,23 +29,7 @@ pub fn definition() -> Value {
 }
 
 pub fn specs() -> Vec<(TableSpec, String)> {
-    let dir = root().join("config/tables");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            (
-                TableSpec::from_json(&p.display().to_string(), &text).unwrap(),
-                text,
-            )
-        })
-        .collect()
+    TableSpec::load_dir(&root().join("config/tables")).unwrap()
 }
 
 pub fn scheduled(time: &str) -> Value {

@@ -11,23 +11,7 @@ pub async fn clients() -> Clients {
 
 /// The repository's table specs with their documents.
 pub fn repo_specs() -> Vec<(TableSpec, String)> {
-    let dir = sluice_testkit::repo_root().join("config/tables");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            (
-                TableSpec::from_json(&p.display().to_string(), &text).unwrap(),
-                text,
-            )
-        })
-        .collect()
+    TableSpec::load_dir(&sluice_testkit::repo_root().join("config/tables")).unwrap()
 }
 
 /// A new environment (unique names) with everything bootstrapped.
