@@ -486,6 +486,15 @@ impl DynamoLocks {
     }
 }
 
+fn new_lease(name: &str, owner: &str, ttl_secs: i64, now: i64) -> Lease {
+    Lease {
+        name: name.to_owned(),
+        owner: owner.to_owned(),
+        acquired_at: now,
+        expires_at: now + ttl_secs,
+    }
+}
+
 impl LockStore for DynamoLocks {
     async fn acquire(
         &self,
@@ -494,12 +503,7 @@ impl LockStore for DynamoLocks {
         ttl_secs: i64,
         now: i64,
     ) -> PortResult<Acquire> {
-        let lease = Lease {
-            name: name.to_owned(),
-            owner: owner.to_owned(),
-            acquired_at: now,
-            expires_at: now + ttl_secs,
-        };
+        let lease = new_lease(name, owner, ttl_secs, now);
         let values = Attrs::from([(":now".to_owned(), n(now)), (":me".to_owned(), s(owner))]);
         let condition = "attribute_not_exists(#name) OR expires_at < :now OR #owner = :me";
         if self.put_lease(&lease, condition, values).await? {
@@ -516,12 +520,7 @@ impl LockStore for DynamoLocks {
         ttl_secs: i64,
         now: i64,
     ) -> PortResult<Acquire> {
-        let lease = Lease {
-            name: name.to_owned(),
-            owner: owner.to_owned(),
-            acquired_at: now,
-            expires_at: now + ttl_secs,
-        };
+        let lease = new_lease(name, owner, ttl_secs, now);
         let values = Attrs::from([(":prev".to_owned(), s(previous_owner))]);
         if self
             .put_lease(&lease, "attribute_exists(#name) AND #owner = :prev", values)

@@ -327,24 +327,6 @@ impl Aggregator {
         self.last = Some(self.last.map_or(month, |l| l.max(month)));
     }
 
-    /// Adds everything `other` saw.
-    pub fn merge(&mut self, other: Aggregator) {
-        let ids: Vec<u32> = other.banks.iter().map(|n| self.bank(n)).collect();
-        for ((b, br, m), c) in other.cells {
-            let mine = self.cells.entry((ids[b as usize], br, m)).or_default();
-            mine.count += c.count;
-            mine.total += c.total;
-        }
-        for (b, br) in other.branches {
-            self.branches.insert((ids[b as usize], br));
-        }
-        for m in [other.first, other.last].into_iter().flatten() {
-            self.first = Some(self.first.map_or(m, |f| f.min(m)));
-            self.last = Some(self.last.map_or(m, |l| l.max(m)));
-        }
-        self.loans += other.loans;
-    }
-
     /// The first month of the loan data (where windows start).
     pub fn first_month(&self) -> Option<Month> {
         self.first

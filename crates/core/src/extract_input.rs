@@ -88,12 +88,7 @@ impl Col<'_> {
                     DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_owned()),
                     DataType::LargeUtf8 => Some(a.as_string::<i64>().value(i).to_owned()),
                     DataType::Utf8View => Some(a.as_string_view().value(i).to_owned()),
-                    _ => arrow_array::cast::downcast_array::<arrow_array::StringArray>(
-                        &arrow_cast_dict(a)?,
-                    )
-                    .value(i)
-                    .to_owned()
-                    .into(),
+                    _ => None,
                 }
             }
         }
@@ -265,6 +260,11 @@ fn scan(
                             .ok_or_else(|| file_err(path, format!("no column {c:?}")))
                     })
                     .collect::<Result<_, _>>()?;
+                // Dictionary-encoded strings become plain strings once per batch.
+                let arrays: Vec<ArrayRef> = arrays
+                    .into_iter()
+                    .map(|a| arrow_cast_dict(&a).unwrap_or(a))
+                    .collect();
                 let cols: Vec<Col> = arrays.iter().map(Col::Arrow).collect();
                 for i in 0..batch.num_rows() {
                     row(&cols, i, path)?;
@@ -318,6 +318,20 @@ fn bad_row(path: &Path, what: &str) -> ExtractError {
     file_err(path, format!("a row without a readable {what}"))
 }
 
+/// Whether the flat columns (bank_name, branch_id, amount, loan_date at `idx`) have the types
+/// the typed path reads; other files go the general way.
+fn fast_path_types(schema: &arrow_schema::Schema, idx: &[usize]) -> bool {
+    let ty = |i: usize| schema.field(idx[i]).data_type();
+    let text = matches!(
+        ty(0),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) || matches!(ty(0), DataType::Dictionary(_, v) if **v == DataType::Utf8);
+    let branch = matches!(ty(1), DataType::Int32 | DataType::Int64);
+    let amount = matches!(ty(2), DataType::Decimal128(_, s) if *s >= 0 && (*s as u32) <= SCALE);
+    let date = matches!(ty(3), DataType::Date32);
+    text && branch && amount && date
+}
+
 /// A flat Parquet file, column by column with typed arrays (the hot path: one bank lookup per
 /// dictionary entry or per change of name, no allocation per row).
 fn add_flat_parquet(agg: &mut Aggregator, path: &Path) -> Result<bool, ExtractError> {
@@ -333,12 +347,16 @@ fn add_flat_parquet(agg: &mut Aggregator, path: &Path) -> Result<bool, ExtractEr
                 .map_err(|_| file_err(path, format!("no column {n:?}")))?,
         );
     }
+    if !fast_path_types(builder.schema(), &idx) {
+        return Ok(false);
+    }
     let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
     let reader = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)
         .build()
         .map_err(|e| file_err(path, e))?;
+    let unexpected = || file_err(path, "a column changed type between batches");
     for batch in reader {
         let batch = batch.map_err(|e| file_err(path, e))?;
         let col = |n: &str| {
@@ -390,7 +408,7 @@ fn add_flat_parquet(agg: &mut Aggregator, path: &Path) -> Result<bool, ExtractEr
                 .iter()
                 .map(|v| agg.bank(v.unwrap_or_default()))
                 .collect(),
-            _ => return Ok(false),
+            _ => return Err(unexpected()),
         };
         let branches: Vec<i64> = match branch.data_type() {
             DataType::Int32 => branch
@@ -400,7 +418,7 @@ fn add_flat_parquet(agg: &mut Aggregator, path: &Path) -> Result<bool, ExtractEr
                 .map(|v| *v as i64)
                 .collect(),
             DataType::Int64 => branch.as_primitive::<Int64Type>().values().to_vec(),
-            _ => return Ok(false),
+            _ => return Err(unexpected()),
         };
         let months: Vec<Month> = match date.data_type() {
             DataType::Date32 => {
@@ -416,7 +434,7 @@ fn add_flat_parquet(agg: &mut Aggregator, path: &Path) -> Result<bool, ExtractEr
                     })
                     .collect()
             }
-            _ => return Ok(false),
+            _ => return Err(unexpected()),
         };
         match amount.data_type() {
             DataType::Decimal128(_, s) if (*s as u32) <= SCALE => {
@@ -428,7 +446,7 @@ fn add_flat_parquet(agg: &mut Aggregator, path: &Path) -> Result<bool, ExtractEr
                     agg.add_loan_at(banks[i], branches[i], values[i] * factor, months[i]);
                 }
             }
-            _ => return Ok(false),
+            _ => return Err(unexpected()),
         }
     }
     Ok(true)
@@ -439,15 +457,7 @@ pub fn add_flat(agg: &mut Aggregator, files: &[PathBuf]) -> Result<(), ExtractEr
     let mut rest = Vec::new();
     for f in files {
         let parquet = f.extension().and_then(|e| e.to_str()) == Some("parquet");
-        // Files with other column types go the general way (from the start of the file).
-        if !(parquet && {
-            let mut probe = Aggregator::default();
-            let fast = add_flat_parquet(&mut probe, f)?;
-            if fast {
-                agg.merge(probe);
-            }
-            fast
-        }) {
+        if !(parquet && add_flat_parquet(agg, f)?) {
             rest.push(f.clone());
         }
     }

@@ -376,7 +376,10 @@ impl TableSpec {
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
         paths.sort();
-        paths.iter().map(|p| TableSpec::load_with_document(p)).collect()
+        paths
+            .iter()
+            .map(|p| TableSpec::load_with_document(p))
+            .collect()
     }
 
     /// Parses and validates a spec; `file` names it in errors.
