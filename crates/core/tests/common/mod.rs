@@ -3,7 +3,6 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sluice_core::{IngestError, IngestOptions, IngestReport, Source, TableSpec};
 
@@ -78,32 +77,9 @@ pub fn seed(rel: &str) -> Option<PathBuf> {
     }
 }
 
-/// The Python interpreter with pyarrow: $SLUICE_PYTHON, else the project's .venv.
-pub fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("SLUICE_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    if venv.exists() {
-        return venv;
-    }
-    panic!("no Python with pyarrow for the independent Parquet check: run scripts/python-env (or .ci/run), or set SLUICE_PYTHON");
-}
-
 /// Reads Parquet files with pyarrow; returns {"schema": [...], "rows": [...]}.
 pub fn read_parquet(files: &[PathBuf]) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_parquet.py");
-    let out = Command::new(python())
-        .arg(script)
-        .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pyarrow failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    sluice_testkit::read_parquet(files)
 }
 
 pub fn output_paths(dir: &Path, report: &IngestReport) -> Vec<PathBuf> {
