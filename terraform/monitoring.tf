@@ -1,8 +1,21 @@
-resource "aws_cloudwatch_metric_alarm" "executions_failed" {
-  alarm_name          = "${local.prefix}-executions-failed"
-  alarm_description   = "An ingestion execution failed, timed out or was aborted: see the notification, then redrive."
+locals {
+  execution_alarms = {
+    "executions-failed"    = { metric = "ExecutionsFailed", description = "An ingestion execution failed, timed out or was aborted: see the notification, then redrive." }
+    "executions-timed-out" = { metric = "ExecutionsTimedOut", description = "An ingestion execution timed out." }
+  }
+  # One alarm per function and metric.
+  function_alarms = {
+    for pair in setproduct(keys(local.functions), ["Errors", "Throttles"]) :
+    "${pair[0]}-${lower(pair[1])}" => { function = pair[0], metric = pair[1] }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "executions" {
+  for_each            = local.execution_alarms
+  alarm_name          = "${local.prefix}-${each.key}"
+  alarm_description   = each.value.description
   namespace           = "AWS/States"
-  metric_name         = "ExecutionsFailed"
+  metric_name         = each.value.metric
   dimensions          = { StateMachineArn = aws_sfn_state_machine.ingest.arn }
   statistic           = "Sum"
   period              = 300
@@ -13,44 +26,13 @@ resource "aws_cloudwatch_metric_alarm" "executions_failed" {
   alarm_actions       = [aws_sns_topic.notifications.arn]
 }
 
-resource "aws_cloudwatch_metric_alarm" "executions_timed_out" {
-  alarm_name          = "${local.prefix}-executions-timed-out"
-  alarm_description   = "An ingestion execution timed out."
-  namespace           = "AWS/States"
-  metric_name         = "ExecutionsTimedOut"
-  dimensions          = { StateMachineArn = aws_sfn_state_machine.ingest.arn }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.notifications.arn]
-}
-
-resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
-  for_each            = local.functions
-  alarm_name          = "${local.prefix}-${each.key}-errors"
-  alarm_description   = "The ${each.key} function reported errors."
+resource "aws_cloudwatch_metric_alarm" "function" {
+  for_each            = local.function_alarms
+  alarm_name          = "${local.prefix}-${each.key}"
+  alarm_description   = "The ${each.value.function} function reported ${lower(each.value.metric)}."
   namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = aws_lambda_function.function[each.key].function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.notifications.arn]
-}
-
-resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
-  for_each            = local.functions
-  alarm_name          = "${local.prefix}-${each.key}-throttles"
-  alarm_description   = "The ${each.key} function was throttled."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = aws_lambda_function.function[each.key].function_name }
+  metric_name         = each.value.metric
+  dimensions          = { FunctionName = aws_lambda_function.function[each.value.function].function_name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
