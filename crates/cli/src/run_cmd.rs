@@ -120,7 +120,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         .trim_end_matches(".asl");
     let name = args
         .name
-        .unwrap_or_else(|| format!("local-{}", chrono_like_now()));
+        .unwrap_or_else(|| format!("local-{}", execution_timestamp()));
     let info = ExecutionInfo::local(&format!("sluice-{}-{machine}", ports.names.env), &name);
     let history = args
         .history
@@ -181,6 +181,6 @@ pub fn redrive(
 }
 
 /// `20261122T031500` from the system clock, for execution names.
-fn chrono_like_now() -> String {
+fn execution_timestamp() -> String {
     chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string()
 }
