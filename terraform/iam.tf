@@ -128,8 +128,8 @@ data "aws_iam_policy_document" "ingest" {
     resources = [aws_dynamodb_table.work.arn]
   }
   statement {
-    sid       = "ReadSpecs"
-    actions   = ["dynamodb:Scan"]
+    sid       = "ReadItsSpec"
+    actions   = ["dynamodb:GetItem"]
     resources = [aws_dynamodb_table.specs.arn]
   }
   statement {

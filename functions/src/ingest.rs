@@ -177,11 +177,11 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
 }
 
 async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnError> {
-    let specs = ports.specs().list_specs().await?;
-    let spec = specs
-        .into_iter()
+    let spec = ports
+        .specs()
+        .get_spec(&item.dataset)
+        .await?
         .map(|s| s.spec)
-        .find(|s| s.dataset == item.dataset)
         .ok_or_else(|| {
             FnError::new(
                 SPEC_NOT_FOUND,

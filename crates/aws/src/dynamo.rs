@@ -375,6 +375,20 @@ impl DynamoSpecs {
     }
 }
 
+impl DynamoSpecs {
+    fn stored_spec(&self, a: &Attrs) -> PortResult<StoredSpec> {
+        let document = get_s(a, "document").ok_or_else(|| bad_item(&self.table, "document"))?;
+        let name = get_s(a, "dataset").unwrap_or("?");
+        let spec = TableSpec::from_json(&format!("dynamodb:{}/{name}", self.table), document)
+            .map_err(|e| PortError::permanent("dynamodb", e.to_string()))?;
+        Ok(StoredSpec {
+            spec,
+            document: document.to_owned(),
+            version: get_n(a, "version").unwrap_or(0),
+        })
+    }
+}
+
 impl SpecStore for DynamoSpecs {
     async fn put_spec(&self, spec: &TableSpec, document: &str) -> PortResult<SpecChange> {
         let current = get_item(&self.client, &self.table, "dataset", &spec.dataset).await?;
@@ -422,21 +436,19 @@ impl SpecStore for DynamoSpecs {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| port_error("dynamodb:Scan", e))?;
             for a in page.items() {
-                let document =
-                    get_s(a, "document").ok_or_else(|| bad_item(&self.table, "document"))?;
-                let name = get_s(a, "dataset").unwrap_or("?");
-                let spec =
-                    TableSpec::from_json(&format!("dynamodb:{}/{name}", self.table), document)
-                        .map_err(|e| PortError::permanent("dynamodb:Scan", e.to_string()))?;
-                out.push(StoredSpec {
-                    spec,
-                    document: document.to_owned(),
-                    version: get_n(a, "version").unwrap_or(0),
-                });
+                out.push(self.stored_spec(a)?);
             }
         }
         out.sort_by(|a, b| a.spec.dataset.cmp(&b.spec.dataset));
         Ok(out)
+    }
+
+    /// One GetItem instead of a scan of every spec (ingest reads one spec per item).
+    async fn get_spec(&self, dataset: &str) -> PortResult<Option<StoredSpec>> {
+        get_item(&self.client, &self.table, "dataset", dataset)
+            .await?
+            .map(|a| self.stored_spec(&a))
+            .transpose()
     }
 }
 

@@ -322,5 +322,11 @@ async fn specs_are_versioned_by_content() {
         .find(|s| s.spec.dataset == spec.dataset)
         .unwrap();
     assert_eq!(got.version, 2);
+    let one = store.get_spec(&spec.dataset).await.unwrap().unwrap();
+    assert_eq!(
+        (one.version, one.spec.description.as_deref()),
+        (2, Some("changed by a test"))
+    );
+    assert!(store.get_spec("no_such_dataset").await.unwrap().is_none());
     assert_eq!(got.spec.description.as_deref(), Some("changed by a test"));
 }

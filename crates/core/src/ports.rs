@@ -172,6 +172,20 @@ pub trait SpecStore: Send + Sync {
     ) -> impl Future<Output = PortResult<SpecChange>> + Send;
 
     fn list_specs(&self) -> impl Future<Output = PortResult<Vec<StoredSpec>>> + Send;
+
+    /// One dataset's spec, or `None` when there is none.
+    fn get_spec(
+        &self,
+        dataset: &str,
+    ) -> impl Future<Output = PortResult<Option<StoredSpec>>> + Send {
+        async move {
+            Ok(self
+                .list_specs()
+                .await?
+                .into_iter()
+                .find(|s| s.spec.dataset == dataset))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
