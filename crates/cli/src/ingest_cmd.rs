@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use sluice_core::ingest::output_stem;
+use sluice_core::model::ModelSpec;
 use sluice_core::spec::OutputFormat;
 use sluice_core::{IngestOptions, IngestReport, Source, TableSpec};
 
@@ -109,6 +110,21 @@ fn print_summary(r: &IngestReport, out: &Path) {
 pub fn check_specs(paths: &[PathBuf]) -> Result<()> {
     let mut failed = 0;
     for p in paths {
+        if is_model(p) {
+            match ModelSpec::load(p) {
+                Ok(m) => println!(
+                    "ok  {} (model {}, {} tables)",
+                    p.display(),
+                    m.model,
+                    m.tables.len()
+                ),
+                Err(e) => {
+                    failed += 1;
+                    println!("ERR {e}");
+                }
+            }
+            continue;
+        }
         match TableSpec::load(p) {
             Ok(s) => println!(
                 "ok  {} (dataset {}, {} columns)",
@@ -126,4 +142,12 @@ pub fn check_specs(paths: &[PathBuf]) -> Result<()> {
         bail!("{failed} of {} spec(s) invalid", paths.len());
     }
     Ok(())
+}
+
+/// A JSON document with a top-level `model` is a model, anything else a table spec.
+fn is_model(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v.get("model").is_some())
 }

@@ -3,6 +3,7 @@
 mod aws_cmd;
 mod extract_cmd;
 mod ingest_cmd;
+mod normalize_cmd;
 mod run_cmd;
 
 use std::path::PathBuf;
@@ -124,6 +125,26 @@ enum Command {
         #[arg(long, hide = true)]
         phases: bool,
     },
+    /// Build a target data model's tables (config/models/<MODEL>.json) from curated datasets:
+    /// OUT/data/<table>/ and, for rows that break the model, OUT/quarantine/<table>/.
+    Normalize {
+        /// A model name (config/models/<MODEL>.json) or a model file.
+        #[arg(long)]
+        model: String,
+        /// What `sluice ingest` wrote: a folder with data/<dataset>/ (Parquet).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output root; written only when the whole model was built.
+        #[arg(long)]
+        out: PathBuf,
+        /// The rows' `created` time, YYYY-MM-DD HH:MM:SS (default: when the newest input was
+        /// written).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print one JSON object instead of the human summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Table spec tools.
     Spec {
         #[command(subcommand)]
@@ -133,7 +154,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SpecCommand {
-    /// Validate spec files; prints each problem with its file and field.
+    /// Validate table spec and model files (a file with a top-level "model" is a model);
+    /// prints each problem with its file and field.
     Check {
         #[arg(required = true)]
         specs: Vec<PathBuf>,
@@ -175,6 +197,19 @@ fn main() -> ExitCode {
             json,
             phases,
         ),
+        Command::Normalize {
+            model,
+            input,
+            out,
+            as_of,
+            json,
+        } => normalize_cmd::run(normalize_cmd::NormalizeArgs {
+            model: &model,
+            input: &input,
+            out: &out,
+            as_of: as_of.as_deref(),
+            json,
+        }),
         Command::Spec {
             command: SpecCommand::Check { specs },
         } => ingest_cmd::check_specs(&specs),

@@ -7,6 +7,8 @@ pub mod coerce;
 pub mod extract;
 pub mod extract_input;
 pub mod ingest;
+pub mod model;
+pub mod normalize;
 pub mod ports;
 pub mod read;
 pub mod spec;
