@@ -1,0 +1,278 @@
+//! Normalize on small hand-made inputs: every rule a row can break, and the model checks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::{json, Value as Json};
+use sluice_core::model::ModelSpec;
+use sluice_core::normalize::{normalize, stable_key, NormalizeOptions, NormalizeReport};
+
+const PEOPLE: &str = r#"{"dataset": "people", "source": {"format": "csv"},
+  "columns": [{"name": "id", "type": "string"}, {"name": "name", "type": "string"},
+              {"name": "kind", "type": "string"}, {"name": "phone", "type": "string"},
+              {"name": "mobile", "type": "string"}]}"#;
+const TEAMS: &str = r#"{"dataset": "teams", "source": {"format": "csv"},
+  "columns": [{"name": "person", "type": "string"}, {"name": "team", "type": "string"}]}"#;
+
+fn model(extra: Json) -> ModelSpec {
+    let mut m = json!({
+        "model": "demo",
+        "sources": {"p": {"dataset": "people"}, "t": {"dataset": "teams"}},
+        "tables": [
+            {"name": "kind", "primary_key": "kind_id",
+             "columns": [{"name": "kind_id", "type": "int", "nullable": false},
+                         {"name": "label", "type": "string", "nullable": false}],
+             "rows": [{"kind_id": 1, "label": "staff"}, {"kind_id": 2, "label": "guest"}]},
+            {"name": "person", "from": "p", "primary_key": "person_id",
+             "columns": [
+                {"name": "person_id", "type": "string", "nullable": false,
+                 "value": {"key": {"table": "person", "of": [{"column": "id"}]}}},
+                {"name": "first", "type": "string", "nullable": false, "max_length": 8,
+                 "value": {"split": {"column": "name", "part": "first"}}},
+                {"name": "last", "type": "string",
+                 "value": {"split": {"column": "name", "part": "rest"}}},
+                {"name": "kind_id", "type": "int", "nullable": false, "references": "kind",
+                 "value": {"lookup": {"table": "kind", "by": "label", "value": {"column": "kind"}}}}]},
+            {"name": "phone", "from": "p", "primary_key": "phone_id",
+             "join": [{"source": "t", "on": {"id": "person"}}],
+             "explode": [{"type": {"const": "home"}, "number": {"column": "phone"}},
+                         {"type": {"const": "mobile"}, "number": {"column": "mobile"}}],
+             "skip_when_null": ["number"],
+             "columns": [
+                {"name": "phone_id", "type": "string", "nullable": false,
+                 "value": {"key": {"table": "phone", "of": [{"column": "id"}, {"explode": "type"}]}}},
+                {"name": "person_id", "type": "string", "nullable": false, "references": "person",
+                 "value": {"key": {"table": "person", "of": [{"column": "id"}]}}},
+                {"name": "team", "type": "string", "value": {"column": "t.team"}},
+                {"name": "type", "type": "string", "value": {"explode": "type"}},
+                {"name": "number", "type": "string", "value": {"explode": "number"}}]}
+        ]
+    });
+    if let Json::Object(extra) = extra {
+        for (k, v) in extra {
+            m[k] = v;
+        }
+    }
+    ModelSpec::from_json("demo.json", &m.to_string()).unwrap()
+}
+
+struct Run {
+    _dirs: Vec<tempfile::TempDir>,
+    out: tempfile::TempDir,
+    report: NormalizeReport,
+}
+
+fn run(model: &ModelSpec, people: &str, teams: &str) -> Run {
+    let mut dirs = Vec::new();
+    let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for (s, key, csv) in [(PEOPLE, "people.csv", people), (TEAMS, "teams.csv", teams)] {
+        let (dir, r) = ingest_bytes(&spec(s), key, csv.as_bytes().to_vec());
+        let r = r.unwrap();
+        inputs.insert(r.dataset.clone(), output_paths(dir.path(), &r));
+        dirs.push(dir);
+    }
+    let out = tempfile::tempdir().unwrap();
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 1, 2)
+        .unwrap()
+        .and_hms_opt(3, 4, 5)
+        .unwrap();
+    let report = normalize(model, &inputs, out.path(), &NormalizeOptions::new(at)).unwrap();
+    Run {
+        _dirs: dirs,
+        out,
+        report,
+    }
+}
+
+impl Run {
+    fn table(&self, name: &str) -> &sluice_core::normalize::TableReport {
+        self.report.tables.iter().find(|t| t.table == name).unwrap()
+    }
+    fn rows(&self, name: &str) -> Vec<Json> {
+        read_parquet(&[self.out.path().join(&self.table(name).output)])["rows"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+    fn quarantine(&self, name: &str) -> Vec<Json> {
+        std::fs::read_to_string(self.out.path().join(&self.table(name).quarantine))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+const PEOPLE_CSV: &str = "id,name,kind,phone,mobile
+1,Ann Lee,staff,111,
+2,Bo De la Cruz,guest,,222
+3,Cy,staff,333,334
+4,Maximilian Ott,staff,,
+5,Di Wu,visitor,555,
+";
+const TEAMS_CSV: &str = "person,team\n1,red\n2,blue\n4,red\n5,red\n";
+
+#[test]
+fn every_broken_rule_is_quarantined_with_its_reason_and_origin() {
+    let r = run(&model(json!({})), PEOPLE_CSV, TEAMS_CSV);
+    // person: 3 has no last name (allowed), 4's first name is 10 > 8 characters, 5's kind is
+    // not in the lookup.
+    assert_eq!(
+        (
+            r.table("person").rows_written,
+            r.table("person").rows_quarantined
+        ),
+        (3, 2)
+    );
+    let q = r.quarantine("person");
+    let rules: Vec<(&str, &str, &str)> = q
+        .iter()
+        .map(|x| {
+            (
+                x["rule"].as_str().unwrap(),
+                x["column"].as_str().unwrap(),
+                x["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("too_long", "first", "Maximilian"),
+            ("lookup_miss", "kind_id", "visitor")
+        ]
+    );
+    assert_eq!(q[0]["source"]["dataset"], "people");
+    assert_eq!(q[0]["source"]["row"], 4);
+    assert_eq!(q[1]["source"]["row"], 5);
+    let people = r.rows("person");
+    let bo = people.iter().find(|p| p["first"] == "Bo").unwrap();
+    assert_eq!(bo["last"], "De la Cruz");
+    assert_eq!(bo["person_id"], stable_key("sluice/demo/person\u{1f}2"));
+    assert_eq!(bo["kind_id"], 2);
+    assert!(people
+        .iter()
+        .any(|p| p["first"] == "Cy" && p["last"].is_null()));
+
+    // phone: 1 home, 2 mobile, 3 has no team (join miss, quarantined once for the source
+    // row), 4 has no numbers, 5's person was quarantined (foreign key). Absent: 1's, 2's and
+    // 5's other number, and both of 4's.
+    let phone = r.table("phone");
+    assert_eq!((phone.rows_written, phone.skipped_absent), (2, 5));
+    let q = r.quarantine("phone");
+    let rules: Vec<(&str, &str)> = q
+        .iter()
+        .map(|x| (x["rule"].as_str().unwrap(), x["column"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rules,
+        [("join_no_match", "id"), ("foreign_key", "person_id")]
+    );
+    assert_eq!(q[0]["value"], "3");
+    assert_eq!(q[1]["row"]["number"], "555");
+    let phones = r.rows("phone");
+    assert!(phones
+        .iter()
+        .any(|p| p["type"] == "mobile" && p["number"] == "222" && p["team"] == "blue"));
+}
+
+#[test]
+fn identical_duplicates_collapse_and_conflicting_ones_are_quarantined() {
+    let people = "id,name,kind,phone,mobile\n1,Ann Lee,staff,111,\n1,Ann Lee,staff,111,\n1,Ann Leigh,staff,111,\n";
+    let r = run(&model(json!({})), people, "person,team\n1,red\n");
+    let t = r.table("person");
+    assert_eq!(
+        (t.rows_written, t.duplicates_collapsed, t.rows_quarantined),
+        (1, 1, 1)
+    );
+    let q = r.quarantine("person");
+    assert_eq!(q[0]["rule"], "duplicate_key");
+    assert_eq!(q[0]["row"]["last"], "Leigh");
+    assert_eq!(r.rows("person")[0]["last"], "Lee");
+    assert_eq!(r.table("phone").duplicates_collapsed, 2);
+}
+
+#[test]
+fn audit_columns_and_lake_names() {
+    let m = model(json!({"audit": {"by": "etl"}, "lake_prefix": "crm_"}));
+    let r = run(&m, PEOPLE_CSV, TEAMS_CSV);
+    assert_eq!(r.table("person").lake_table, "crm_person");
+    assert_eq!(
+        r.table("person").output,
+        "data/crm_person/crm_person.parquet"
+    );
+    let row = &r.rows("kind")[0];
+    assert_eq!(row["created"], "2026-01-02 03:04:05");
+    assert_eq!(row["created_by"], "etl");
+    assert!(row["updated"].is_null());
+    assert_eq!(model(json!({})).lake_table("person"), "demo_person");
+}
+
+fn model_error(edit: impl FnOnce(&mut Json)) -> String {
+    let mut m: Json = serde_json::to_value(model(json!({}))).unwrap();
+    edit(&mut m);
+    ModelSpec::from_json("bad.json", &m.to_string())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn model_mistakes_name_the_field() {
+    let e = model_error(|m| m["tables"][1]["columns"][3]["references"] = json!("phone"));
+    assert!(
+        e.contains("tables[1].columns[3].references") && e.contains("'phone'"),
+        "{e}"
+    );
+    let e = model_error(|m| m["tables"][1]["from"] = json!("nope"));
+    assert!(
+        e.contains("'nope' is not one of the model's sources"),
+        "{e}"
+    );
+    let e = model_error(|m| m["tables"][1]["primary_key"] = json!("last"));
+    assert!(e.contains("must be NOT NULL"), "{e}");
+    let e = model_error(|m| m["tables"][2]["columns"][4]["value"] = json!({"explode": "nr"}));
+    assert!(
+        e.contains("'nr' is not a value of the table's `explode`"),
+        "{e}"
+    );
+    let e = model_error(|m| m["tables"][1]["columns"][1]["value"] = json!({"splt": "name"}));
+    assert!(e.contains("tables[1].columns[1].value"), "{e}");
+    let e = model_error(|m| m["tables"][0]["columns"][0]["value"] = json!({"const": 1}));
+    assert!(
+        e.contains("lookup table's values come from its `rows`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_source_column_is_a_clear_error() {
+    let mut m: Json = serde_json::to_value(model(json!({}))).unwrap();
+    m["tables"][1]["columns"][1]["value"] = json!({"column": "nmae"});
+    let m = ModelSpec::from_json("demo.json", &m.to_string()).unwrap();
+    let (dir, r) = ingest_bytes(&spec(PEOPLE), "p.csv", PEOPLE_CSV.as_bytes().to_vec());
+    let r = r.unwrap();
+    let (tdir, t) = ingest_bytes(&spec(TEAMS), "t.csv", TEAMS_CSV.as_bytes().to_vec());
+    let t = t.unwrap();
+    let inputs = BTreeMap::from([
+        ("people".to_owned(), output_paths(dir.path(), &r)),
+        ("teams".to_owned(), output_paths(tdir.path(), &t)),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let opts = NormalizeOptions::new(chrono::NaiveDateTime::default());
+    let e = normalize(&m, &inputs, out.path(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tables.person.columns.first") && e.contains("no source column 'nmae'"),
+        "{e}"
+    );
+    let e = normalize(&m, &BTreeMap::new(), out.path(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("has no curated files"), "{e}");
+}
