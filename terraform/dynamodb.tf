@@ -99,3 +99,15 @@ resource "aws_dynamodb_table_item" "spec" {
     version  = { N = "1" }
   })
 }
+
+# The target data models of config/models/, where the normalize function reads them (as
+# `sluice bootstrap` puts them). Their Glue tables are created by the function on its first
+# run, from the model, like the datasets' tables from their specs.
+resource "aws_s3_object" "model" {
+  for_each     = fileset("${path.module}/../config/models", "*.json")
+  bucket       = aws_s3_bucket.this["lake"].id
+  key          = "config/models/${jsondecode(file("${path.module}/../config/models/${each.value}")).model}.json"
+  content      = file("${path.module}/../config/models/${each.value}")
+  content_type = "application/json"
+  kms_key_id   = aws_kms_key.main.arn
+}

@@ -26,6 +26,7 @@ resource "aws_iam_role_policy" "function" {
     "ingest"            = data.aws_iam_policy_document.ingest.json
     "notify"            = data.aws_iam_policy_document.notify.json
     "extract"           = data.aws_iam_policy_document.extract.json
+    "normalize"         = data.aws_iam_policy_document.normalize.json
   }[each.key]
 }
 
@@ -128,6 +129,11 @@ data "aws_iam_policy_document" "ingest" {
     resources = [aws_dynamodb_table.work.arn]
   }
   statement {
+    sid       = "HoldTheLock"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.locks.arn]
+  }
+  statement {
     sid       = "ReadItsSpec"
     actions   = ["dynamodb:GetItem"]
     resources = [aws_dynamodb_table.specs.arn]
@@ -179,6 +185,45 @@ data "aws_iam_policy_document" "extract" {
     sid       = "Watermark"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.work.arn]
+  }
+}
+
+data "aws_iam_policy_document" "normalize" {
+  source_policy_documents = [data.aws_iam_policy_document.common["normalize"].json]
+  statement {
+    sid       = "ListModelsAndCurated"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this["lake"].arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["config/models/*", "data/*"]
+    }
+  }
+  statement {
+    sid       = "ReadModelsAndCurated"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/config/models/*", "${aws_s3_bucket.this["lake"].arn}/data/*"]
+  }
+  statement {
+    sid       = "WriteTargetTables"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/data/*", "${aws_s3_bucket.this["lake"].arn}/quarantine/*"]
+  }
+  statement {
+    sid       = "ReadBatch"
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.work.arn}/index/batch-index"]
+  }
+  statement {
+    sid       = "HoldTheLock"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.locks.arn]
+  }
+  statement {
+    sid       = "Catalog"
+    actions   = ["glue:GetTable", "glue:CreateTable", "glue:UpdateTable"]
+    resources = [local.glue_catalog, local.glue_db, local.glue_tables]
   }
 }
 

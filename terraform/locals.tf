@@ -19,6 +19,7 @@ locals {
     "ingest"            = { memory = 2048, timeout = 900, description = "One work item -> curated Parquet, quarantine, Glue partitions" }
     "notify"            = { memory = 256, timeout = 60, description = "Run summary or failure -> SNS" }
     "extract"           = { memory = 2048, timeout = 900, description = "Monthly bank extract -> one CSV per bank and month" }
+    "normalize"         = { memory = 2048, timeout = 900, description = "Models reading this run's datasets -> target tables, quarantine, Glue tables" }
   }
 
   # What every function's configuration reads (sluice_aws::names::ENV_VARS).

@@ -14,6 +14,7 @@ resource "aws_sfn_state_machine" "ingest" {
     in_progress_check_arn = aws_lambda_function.function["in-progress-check"].arn
     ingest_arn            = aws_lambda_function.function["ingest"].arn
     notify_arn            = aws_lambda_function.function["notify"].arn
+    normalize_arn         = aws_lambda_function.function["normalize"].arn
   })
 
   logging_configuration {

@@ -1,5 +1,8 @@
 //! The `ingest` Lambda function: see `sluice_functions::ingest`.
 
+// Deeply nested async handlers (SDK futures inside the port futures) exceed the default.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
 use sluice_functions::{ingest, serve, AwsPorts};

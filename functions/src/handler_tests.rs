@@ -251,12 +251,24 @@ async fn notify_publishes_failures_and_quarantine_but_not_quiet_runs() {
         kind: Kind::Summary,
         execution: format!("arn:aws:states:us-east-1:1:execution:m:{execution}"),
         queue: None,
+        normalize: None,
         failed_state: None,
         error: None,
     };
     // Still queued at the end of a summary: not a failure.
     let quiet = notify::handle(&p, summary("run-9")).await.unwrap();
     assert!(!quiet.published);
+    // Rows a model quarantined are news too.
+    let models = json!({"rows_quarantined": 420, "models": [{"model": "aspen"}]});
+    let modelled = NotifyInput {
+        normalize: Some(models),
+        ..summary("run-9")
+    };
+    let out = notify::handle(&p, modelled).await.unwrap();
+    assert!(out.published);
+    assert_eq!(out.rows_quarantined, 420);
+    let (_, body) = p.notifier.published.lock().unwrap().remove(0);
+    assert_eq!(body["models"][0]["model"], "aspen");
     let id = p.work.items.lock().unwrap().keys().next().cloned().unwrap();
     let fail = sluice_core::ports::TransitionUpdate {
         error: Some(("Sluice.BadFile".into(), "not a CSV".into())),

@@ -6,11 +6,32 @@
 use serde::{Deserialize, Serialize};
 use sluice_core::ports::{Acquire, ExecutionStatus, Executions, LockStore};
 
-use crate::errors::FnError;
+use crate::errors::{FnError, LOCK_LOST};
 use crate::ports::{setting_or, Ports};
 
 /// The lock's name in the locks table.
 pub const PIPELINE_LOCK: &str = "ingest-pipeline";
+
+/// For the steps that run under the lock (ingest, normalize): fails with `Sluice.LockLost`
+/// unless `execution` holds the pipeline lock. Acquiring again as the same owner renews the
+/// lease; after a redrive whose first attempt released the lock, it takes the free lock back.
+pub async fn hold_lock<P: Ports>(ports: &P, execution: &str) -> Result<(), FnError> {
+    let lease = setting_or(ports, "lease_seconds", 900).await.max(60);
+    match ports
+        .locks()
+        .acquire(PIPELINE_LOCK, execution, lease, ports.now())
+        .await?
+    {
+        Acquire::Held(other) => Err(FnError::new(
+            LOCK_LOST,
+            format!(
+                "the pipeline lock is held by {} until {}: this execution does not hold it",
+                other.owner, other.expires_at
+            ),
+        )),
+        Acquire::Acquired(_) => Ok(()),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

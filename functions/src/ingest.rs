@@ -9,14 +9,14 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::ports::{
-    Acquire, Catalog, ItemCounts, LockStore, ObjectStore, SpecStore, Transition, TransitionUpdate,
-    WorkQueue, WorkStatus,
+    Catalog, ItemCounts, ObjectStore, SpecStore, Transition, TransitionUpdate, WorkQueue,
+    WorkStatus,
 };
 use sluice_core::{ingest, IngestError, IngestOptions, Source};
 
-use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, LOCK_LOST, OBJECT_CHANGED, SPEC_NOT_FOUND};
-use crate::in_progress_check::PIPELINE_LOCK;
-use crate::ports::{setting_or, Ports};
+use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, OBJECT_CHANGED, SPEC_NOT_FOUND};
+use crate::in_progress_check::hold_lock;
+use crate::ports::Ports;
 use crate::queue_generator::{ItemRef, ManifestRef};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,22 +76,8 @@ async fn resolve<P: Ports>(ports: &P, input: &IngestInput) -> Result<ItemRef, Fn
 }
 
 pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOutput, FnError> {
-    // Only the lock holder ingests. Acquiring again as the same owner renews the lease; after a
-    // redrive whose first attempt released the lock, it takes the free lock back.
-    let lease = setting_or(ports, "lease_seconds", 900).await.max(60);
-    if let Acquire::Held(other) = ports
-        .locks()
-        .acquire(PIPELINE_LOCK, &input.execution, lease, ports.now())
-        .await?
-    {
-        return Err(FnError::new(
-            LOCK_LOST,
-            format!(
-                "the pipeline lock is held by {} until {}: this execution does not hold it",
-                other.owner, other.expires_at
-            ),
-        ));
-    }
+    // Only the lock holder ingests.
+    hold_lock(ports, &input.execution).await?;
     let item = resolve(ports, &input).await?;
     let batch = input
         .execution

@@ -7,7 +7,8 @@
 //! - `ingest`: one work item → curated Parquet, quarantine, Glue partitions, item done/failed.
 //! - `notify`: a run summary or a failure → SNS.
 //! - `extract`: the monthly bank extract → one CSV per bank and month in the extracts bucket.
-//! - `normalize`: comes with its own issue (`functions/normalize/`).
+//! - `normalize`: after ingestion, each model reading a dataset of the run → its target tables
+//!   (Parquet, quarantine, Glue tables).
 
 pub mod errors;
 pub mod extract;
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod local;
 #[cfg(test)]
 mod memory;
+pub mod normalize;
 pub mod notify;
 pub mod ports;
 pub mod queue_generator;

@@ -7,7 +7,7 @@ use sluice_asl::{TaskError, TaskRunner};
 
 use crate::errors::{FnError, BAD_INPUT};
 use crate::ports::Ports;
-use crate::{extract, in_progress_check, ingest, notify, queue_generator};
+use crate::{extract, in_progress_check, ingest, normalize, notify, queue_generator};
 
 /// The function names, as directories under `functions/` and in `${<name>_arn}` placeholders.
 pub const FUNCTIONS: &[&str] = &[
@@ -16,6 +16,7 @@ pub const FUNCTIONS: &[&str] = &[
     "ingest",
     "notify",
     "extract",
+    "normalize",
 ];
 
 /// `${queue_generator_arn}`, `arn:aws:lambda:...:function:sluice-dev-queue-generator` →
@@ -48,6 +49,7 @@ pub async fn invoke<P: Ports>(ports: &P, function: &str, input: &Value) -> Resul
         "ingest" => json(ingest::handle(ports, parse(input)?).await?),
         "notify" => json(notify::handle(ports, parse(input)?).await?),
         "extract" => json(extract::handle(ports, parse(input)?).await?),
+        "normalize" => json(normalize::handle(ports, parse(input)?).await?),
         other => Err(FnError::new(BAD_INPUT, format!("no function {other}"))),
     }
 }
@@ -94,6 +96,7 @@ mod tests {
             function_of("arn:aws:lambda:us-east-1:123456789012:function:sluice-dev-ingest"),
             Some("ingest")
         );
-        assert_eq!(function_of("${normalize_arn}"), None);
+        assert_eq!(function_of("${normalize_arn}"), Some("normalize"));
+        assert_eq!(function_of("${transform_arn}"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! notify: tells people what happened. Two kinds:
-//! - `summary` (after the items ran): publishes when an item failed, rows were quarantined or
+//! - `summary` (after the items ran and the models were rebuilt): publishes when an item
+//!   failed, rows were quarantined (by ingest or by a model) or
 //!   an object matched no spec, and says how many items failed (the state machine fails the
 //!   execution on that number).
 //! - `failure` (the catch-all path): always publishes the failed state, error and cause.
@@ -30,6 +31,9 @@ pub struct NotifyInput {
     /// The queue-generator's output, when it ran.
     #[serde(default)]
     pub queue: Option<Value>,
+    /// The normalize step's output, when it ran: its models and their quarantined rows.
+    #[serde(default)]
+    pub normalize: Option<Value>,
     /// Failure: the state that failed.
     #[serde(default)]
     pub failed_state: Option<String>,
@@ -99,10 +103,17 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         .iter()
         .filter(|w| w.status == WorkStatus::Done)
         .count();
+    let model_quarantined = input
+        .normalize
+        .as_ref()
+        .and_then(|n| n.get("rows_quarantined"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     let quarantined: u64 = items
         .iter()
         .filter_map(|w| w.counts.map(|c| c.rows_quarantined))
-        .sum();
+        .sum::<u64>()
+        + model_quarantined;
     let unmatched = input
         .queue
         .as_ref()
@@ -140,6 +151,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "rows_quarantined": quarantined,
         "quarantine": format!("s3://{}/quarantine/", ports.names().lake_bucket),
         "unmatched_objects": unmatched,
+        "models": input.normalize.as_ref().and_then(|n| n.get("models")).cloned(),
         "redrive": "fix the cause, then Redrive the execution in the console (or `sluice redrive <history.json>` locally)",
     });
     // One structured line per run; the deployed metric filter counts `stuck_items`.

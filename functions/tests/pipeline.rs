@@ -45,6 +45,7 @@ fn hourly_run_lands_every_file_and_leaves_the_pipeline_clean() {
             "AcquireLock",
             "LockAcquired?",
             "ProcessItems",
+            "Normalize",
             "ReleaseLock",
             "Report",
             "AnyItemFailed?",

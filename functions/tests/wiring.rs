@@ -117,6 +117,7 @@ fn every_target_function_and_error_name_exists() {
             "extract",
             "in-progress-check",
             "ingest",
+            "normalize",
             "notify",
             "queue-generator"
         ]
@@ -149,6 +150,8 @@ fn every_event_file_parses_into_its_functions_input() {
             serde_json::from_value::<ingest::IngestInput>(v).map(|_| ())
         } else if name.starts_with("extract") {
             serde_json::from_value::<sluice_functions::extract::ExtractInput>(v).map(|_| ())
+        } else if name.starts_with("normalize") {
+            serde_json::from_value::<sluice_functions::normalize::NormalizeInput>(v).map(|_| ())
         } else if name.starts_with("notify") {
             serde_json::from_value::<notify::NotifyInput>(v).map(|_| ())
         } else if name.starts_with("scheduled") || name.starts_with("s3-") {

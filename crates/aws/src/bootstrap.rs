@@ -11,12 +11,16 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 use serde::Serialize;
-use sluice_core::ports::{Catalog, PortError, PortResult, SpecChange, SpecStore, TableChange};
+use sluice_core::model::ModelSpec;
+use sluice_core::ports::{
+    Catalog, ObjectStore, PortError, PortResult, SpecChange, SpecStore, TableChange,
+};
 use sluice_core::TableSpec;
 
 use crate::dynamo::{DynamoSpecs, BATCH_INDEX, STATUS_INDEX};
 use crate::error::{code_of, port_error};
 use crate::glue::GlueCatalog;
+use crate::s3::S3Store;
 use crate::{sns, Clients, Names};
 
 /// Settings written when absent: (name under the settings path, value, what it does).
@@ -85,7 +89,13 @@ pub async fn bootstrap(
     clients: &Clients,
     names: &Names,
     specs: &[(TableSpec, String)],
+    models: &[(ModelSpec, String)],
 ) -> PortResult<BootstrapReport> {
+    let datasets: Vec<&str> = specs.iter().map(|(s, _)| s.dataset.as_str()).collect();
+    for (m, _) in models {
+        m.check_against(&datasets)
+            .map_err(|e| PortError::permanent("bootstrap", e.to_string()))?;
+    }
     let mut report = BootstrapReport::default();
     for bucket in [
         &names.raw_bucket,
@@ -167,6 +177,44 @@ pub async fn bootstrap(
             SpecChange::Unchanged => Change::Unchanged,
         };
         report.push(format!("table spec {}", spec.dataset), change, None);
+    }
+    // Models: the document where the normalize function reads it, and a Glue table per
+    // target table.
+    let store = S3Store::new(clients.s3.clone());
+    for (model, document) in models {
+        let key = format!("config/models/{}.json", model.model);
+        let change = match store.get_bytes(&names.lake_bucket, &key).await? {
+            Some(b) if b == document.as_bytes() => Change::Unchanged,
+            Some(_) => Change::Updated,
+            None => Change::Created,
+        };
+        if change != Change::Unchanged {
+            store
+                .put_bytes(&names.lake_bucket, &key, document.as_bytes().to_vec())
+                .await?;
+        }
+        report.push(
+            format!("model s3://{}/{key}", names.lake_bucket),
+            change,
+            None,
+        );
+        for t in &model.tables {
+            let spec = model.lake_spec(t);
+            let location = names.table_location(&spec.dataset);
+            let change = match catalog
+                .ensure_table(&names.glue_database, &spec, &location)
+                .await?
+            {
+                TableChange::Created => Change::Created,
+                TableChange::ColumnsAdded { .. } => Change::Updated,
+                TableChange::Unchanged => Change::Unchanged,
+            };
+            report.push(
+                format!("glue table {}.{}", names.glue_database, spec.dataset),
+                change,
+                None,
+            );
+        }
     }
     Ok(report)
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sluice_aws::bootstrap::{bootstrap, Change};
 use sluice_aws::{endpoint_override, Clients, Names};
+use sluice_core::model::ModelSpec;
 use sluice_core::TableSpec;
 
 /// The names to use: `SLUICE_ENV` and `SLUICE_*` overrides, or `--env`.
@@ -40,14 +41,16 @@ pub fn guard_real_account(real_account: bool) -> Result<()> {
 pub async fn run_bootstrap(
     env: Option<&str>,
     tables: &Path,
+    models: &Path,
     real_account: bool,
     json: bool,
 ) -> Result<()> {
     guard_real_account(real_account)?;
     let specs = TableSpec::load_dir(tables)?;
+    let models = ModelSpec::load_dir(models)?;
     let names = names(env);
     let clients = Clients::load().await;
-    let report = bootstrap(&clients, &names, &specs)
+    let report = bootstrap(&clients, &names, &specs, &models)
         .await
         .context("bootstrap stopped; fix the cause and run it again (every step is idempotent)")?;
     if json {

@@ -50,7 +50,7 @@ enum Command {
         phases: bool,
     },
     /// Create the buckets, tables, parameters, topic and Glue catalog the pipeline needs, and
-    /// load every table spec. Idempotent. Needs an endpoint override (the local emulator)
+    /// load every table spec and model. Idempotent. Needs an endpoint override (the local emulator)
     /// unless --real-account is given.
     Bootstrap {
         /// Environment name (default: $SLUICE_ENV, else `dev`); all resource names derive from it.
@@ -59,6 +59,9 @@ enum Command {
         /// Folder of table specs to load.
         #[arg(long, default_value = "config/tables")]
         tables: PathBuf,
+        /// Folder of target data models to load (config/models/<model>.json).
+        #[arg(long, default_value = "config/models")]
+        models: PathBuf,
         /// Allow running without an endpoint override, i.e. against a real AWS account.
         #[arg(long)]
         real_account: bool,
@@ -254,12 +257,14 @@ fn main() -> ExitCode {
         Command::Bootstrap {
             env,
             tables,
+            models,
             real_account,
             json,
         } => runtime().and_then(|rt| {
             rt.block_on(aws_cmd::run_bootstrap(
                 env.as_deref(),
                 &tables,
+                &models,
                 real_account,
                 json,
             ))

@@ -37,6 +37,11 @@ fn bootstrap_twice_changes_nothing_the_second_time() {
         format!("created   dynamodb table sluice-{env}-work"),
         format!("created   sns topic sluice-{env}-notifications"),
         "created   table spec loans".to_owned(),
+        format!("created   model s3://sluice-{env}-lake/config/models/aspen.json"),
+        format!(
+            "created   glue table sluice_{}.aspen_model_role_profile",
+            env.replace('-', "_")
+        ),
         format!(
             "created   glue table sluice_{}.loans",
             env.replace('-', "_")

@@ -14,7 +14,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{is_lake_name, ColumnSpec, ColumnType, SpecError};
+use crate::spec::{
+    is_lake_name, ColumnSpec, ColumnType, ExtraColumns, MissingColumns, OutputFormat, Partitioning,
+    SourceSpec, SpecError, TableSpec,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,6 +226,48 @@ impl ModelSpec {
         ModelSpec::from_json(&file, &text)
     }
 
+    /// Every `*.json` model in `dir` (e.g. `config/models`), sorted by file name, with its
+    /// document; an absent folder has none.
+    pub fn load_dir(dir: &Path) -> Result<Vec<(ModelSpec, String)>, SpecError> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(Vec::new());
+        };
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| {
+                let file = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|e| SpecError {
+                    file: file.clone(),
+                    field: "(file)".into(),
+                    problem: e.to_string(),
+                })?;
+                Ok((ModelSpec::from_json(&file, &text)?, text))
+            })
+            .collect()
+    }
+
+    /// A lake table of this model that is also a dataset's name would overwrite it.
+    pub fn check_against(&self, datasets: &[&str]) -> Result<(), SpecError> {
+        for t in &self.tables {
+            let lake = self.lake_table(&t.name);
+            if datasets.contains(&lake.as_str()) {
+                return Err(SpecError {
+                    file: format!("model {}", self.model),
+                    field: format!("tables.{}", t.name),
+                    problem: format!(
+                        "lake table '{lake}' is also a dataset's name; set another `lake_prefix`"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Parses and validates a model; `file` names it in errors.
     pub fn from_json(file: &str, text: &str) -> Result<ModelSpec, SpecError> {
         let de = &mut serde_json::Deserializer::from_str(text);
@@ -285,6 +330,26 @@ impl ModelSpec {
             );
         }
         cols
+    }
+
+    /// A target table as a lake table (what the Glue catalog registers): Parquet, not
+    /// partitioned (each run writes the whole table).
+    pub fn lake_spec(&self, table: &TargetTable) -> TableSpec {
+        TableSpec {
+            dataset: self.lake_table(&table.name),
+            description: table
+                .description
+                .clone()
+                .or_else(|| Some(format!("model {}: table {}", self.model, table.name))),
+            source: SourceSpec::default(),
+            columns: self.lake_columns(table),
+            primary_key: vec![table.primary_key.clone()],
+            partitioning: Partitioning::default(),
+            output: OutputFormat::Parquet,
+            extra_columns: ExtraColumns::default(),
+            missing_columns: MissingColumns::default(),
+            null_tokens: Vec::new(),
+        }
     }
 
     /// The checks serde cannot express. Column references into sources are checked when the

@@ -76,6 +76,20 @@ pub struct SourceSpec {
     pub csv: CsvOptions,
 }
 
+impl Default for SourceSpec {
+    fn default() -> Self {
+        SourceSpec {
+            prefix: String::new(),
+            pattern: default_pattern(),
+            format: SourceFormat::default(),
+            sheet: None,
+            header_row: 1,
+            header_match: HeaderMatch::default(),
+            csv: CsvOptions::default(),
+        }
+    }
+}
+
 fn default_pattern() -> String {
     "**".into()
 }

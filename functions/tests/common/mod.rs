@@ -10,6 +10,7 @@ use sluice_asl::{ExecutionInfo, Options, Record, TaskRunner};
 use sluice_aws::bootstrap::bootstrap;
 use sluice_aws::s3::S3Store;
 use sluice_aws::{Clients, Names};
+use sluice_core::model::ModelSpec;
 use sluice_core::ports::{
     ObjectInfo, ObjectStore, PortError, PortResult, WorkItem, WorkQueue, WorkStatus,
 };
@@ -30,6 +31,10 @@ pub fn definition() -> Value {
 
 pub fn specs() -> Vec<(TableSpec, String)> {
     TableSpec::load_dir(&root().join("config/tables")).unwrap()
+}
+
+pub fn models() -> Vec<(ModelSpec, String)> {
+    ModelSpec::load_dir(&root().join("config/models")).unwrap()
 }
 
 pub fn scheduled(time: &str) -> Value {
@@ -139,7 +144,9 @@ impl Lab {
         let names = Names::for_env(&sluice_testkit::unique("e2e"));
         let (clients, ports) = rt.block_on(async {
             let clients = Clients::from_config(sluice_testkit::sdk_config().await);
-            bootstrap(&clients, &names, &specs()).await.unwrap();
+            bootstrap(&clients, &names, &specs(), &models())
+                .await
+                .unwrap();
             let ports = AwsPorts::new(&clients, names.clone()).await.unwrap();
             (clients, ports)
         });

@@ -18,6 +18,6 @@ pub fn repo_specs() -> Vec<(TableSpec, String)> {
 pub async fn environment(specs: &[(TableSpec, String)]) -> (Clients, Names) {
     let clients = clients().await;
     let names = Names::for_env(&sluice_testkit::unique("t"));
-    bootstrap(&clients, &names, specs).await.unwrap();
+    bootstrap(&clients, &names, specs, &[]).await.unwrap();
     (clients, names)
 }

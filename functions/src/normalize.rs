@@ -1,0 +1,232 @@
+//! normalize: after the items of a run are ingested, rebuilds the target tables of every model
+//! (`s3://<lake>/config/models/<model>.json`) that reads a dataset this run ingested. Copies the
+//! model's curated files from the lake to local disk, builds the tables (core `normalize`),
+//! uploads each table's Parquet and quarantine under fixed names (`data/<lake table>/`,
+//! `quarantine/<lake table>/`) and registers the Glue tables. Same inputs and the same
+//! execution start time give the same bytes, so a retry or a redrive rewrites identical
+//! objects. A model whose datasets are not all in the lake yet is skipped, with the reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use chrono::Timelike as _;
+use serde::{Deserialize, Serialize};
+use sluice_core::model::ModelSpec;
+use sluice_core::normalize::{normalize, NormalizeError, NormalizeOptions, TableReport};
+use sluice_core::ports::{Catalog, ObjectStore, WorkQueue, WorkStatus};
+
+use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT};
+use crate::in_progress_check::hold_lock;
+use crate::ports::Ports;
+
+/// Where models live in the lake bucket (`sluice bootstrap` and Terraform put them there).
+pub const MODELS_PREFIX: &str = "config/models/";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NormalizeInput {
+    /// `$$.Execution.Id`
+    pub execution: String,
+    /// `$$.Execution.StartTime` (RFC 3339): every row's `created`. Default: now.
+    #[serde(default)]
+    pub started: Option<String>,
+    /// Build these models whatever this run ingested (a manual run); default: the models
+    /// that read a dataset with an item done in this run.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelOutcome {
+    pub model: String,
+    /// `normalized` or `skipped`
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableCounts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCounts {
+    pub table: String,
+    pub rows_written: u64,
+    pub rows_quarantined: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NormalizeOutput {
+    pub models: Vec<ModelOutcome>,
+    pub rows_quarantined: u64,
+}
+
+async fn load_models<P: Ports>(ports: &P) -> Result<Vec<ModelSpec>, FnError> {
+    let lake = ports.names().lake_bucket.clone();
+    let mut models = Vec::new();
+    for o in ports.store().list(&lake, MODELS_PREFIX).await? {
+        if !o.key.ends_with(".json") {
+            continue;
+        }
+        let bytes = ports
+            .store()
+            .get_bytes(&lake, &o.key)
+            .await?
+            .ok_or_else(|| {
+                FnError::new(AWS, format!("s3://{lake}/{} vanished while listing", o.key))
+            })?;
+        let text = String::from_utf8_lossy(&bytes);
+        let model = ModelSpec::from_json(&format!("s3://{lake}/{}", o.key), &text)
+            .map_err(|e| FnError::new(BAD_INPUT, e.to_string()))?;
+        models.push(model);
+    }
+    Ok(models)
+}
+
+pub async fn handle<P: Ports>(
+    ports: &P,
+    input: NormalizeInput,
+) -> Result<NormalizeOutput, FnError> {
+    hold_lock(ports, &input.execution).await?;
+    let started = match &input.started {
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|e| FnError::new(BAD_INPUT, format!("started {t:?}: {e}")))?
+            .naive_utc(),
+        None => chrono::DateTime::from_timestamp(ports.now(), 0)
+            .unwrap_or_default()
+            .naive_utc(),
+    };
+    let as_of = started.with_nanosecond(0).unwrap_or(started);
+    let models = load_models(ports).await?;
+    let chosen: Vec<ModelSpec> = match &input.models {
+        Some(names) => {
+            let mut chosen = Vec::new();
+            for n in names {
+                let m = models.iter().find(|m| &m.model == n).ok_or_else(|| {
+                    FnError::new(BAD_INPUT, format!("no model {n:?} under {MODELS_PREFIX}"))
+                })?;
+                chosen.push(m.clone());
+            }
+            chosen
+        }
+        None => {
+            let batch = input
+                .execution
+                .rsplit(':')
+                .next()
+                .unwrap_or(&input.execution);
+            let touched: BTreeSet<String> = ports
+                .work()
+                .by_batch(batch)
+                .await?
+                .into_iter()
+                .filter(|w| w.status == WorkStatus::Done)
+                .map(|w| w.dataset)
+                .collect();
+            models
+                .into_iter()
+                .filter(|m| m.datasets().iter().any(|d| touched.contains(*d)))
+                .collect()
+        }
+    };
+    let mut out = NormalizeOutput {
+        models: Vec::new(),
+        rows_quarantined: 0,
+    };
+    for model in chosen {
+        let outcome = run_model(ports, &model, as_of).await?;
+        out.rows_quarantined += outcome
+            .tables
+            .iter()
+            .map(|t| t.rows_quarantined)
+            .sum::<u64>();
+        out.models.push(outcome);
+    }
+    Ok(out)
+}
+
+async fn run_model<P: Ports>(
+    ports: &P,
+    model: &ModelSpec,
+    as_of: chrono::NaiveDateTime,
+) -> Result<ModelOutcome, FnError> {
+    let lake = ports.names().lake_bucket.clone();
+    let work =
+        tempfile::tempdir().map_err(|e| FnError::new(AWS, format!("no scratch space: {e}")))?;
+    let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for dataset in model.datasets() {
+        let mut files = Vec::new();
+        for o in ports
+            .store()
+            .list(&lake, &format!("data/{dataset}/"))
+            .await?
+        {
+            if !o.key.ends_with(".parquet") {
+                continue;
+            }
+            let dest = work.path().join("in").join(&o.key);
+            if let Some(dir) = dest.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| FnError::new(AWS, e.to_string()))?;
+            }
+            ports
+                .store()
+                .get_to_file(&lake, &o.key, None, &dest)
+                .await?;
+            files.push(dest);
+        }
+        if files.is_empty() {
+            missing.push(dataset.to_owned());
+        }
+        inputs.insert(dataset.to_owned(), files);
+    }
+    if !missing.is_empty() {
+        return Ok(ModelOutcome {
+            model: model.model.clone(),
+            status: "skipped".into(),
+            reason: Some(format!(
+                "no curated Parquet yet for {} (under s3://{lake}/data/)",
+                missing.join(", ")
+            )),
+            tables: Vec::new(),
+        });
+    }
+    let staging = work.path().join("out");
+    let (m, st) = (model.clone(), staging.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        normalize(&m, &inputs, &st, &NormalizeOptions::new(as_of))
+    })
+    .await
+    .map_err(|e| FnError::new(AWS, format!("the normalize task stopped: {e}")))?
+    .map_err(|e| match e {
+        NormalizeError::Model(_) => FnError::new(BAD_INPUT, e.to_string()),
+        NormalizeError::NoData { .. } | NormalizeError::Read { .. } => {
+            FnError::new(BAD_FILE, e.to_string())
+        }
+        NormalizeError::Write(_) => FnError::new(AWS, e.to_string()),
+    })?;
+    let db = ports.names().glue_database.clone();
+    for (t, r) in model.tables.iter().zip(&report.tables) {
+        for rel in [&r.output, &r.quarantine] {
+            ports
+                .store()
+                .put_file(&lake, rel, &staging.join(rel))
+                .await?;
+        }
+        let spec = model.lake_spec(t);
+        let location = ports.names().table_location(&spec.dataset);
+        ports.catalog().ensure_table(&db, &spec, &location).await?;
+    }
+    Ok(ModelOutcome {
+        model: model.model.clone(),
+        status: "normalized".into(),
+        reason: None,
+        tables: report.tables.iter().map(counts).collect(),
+    })
+}
+
+fn counts(t: &TableReport) -> TableCounts {
+    TableCounts {
+        table: t.lake_table.clone(),
+        rows_written: t.rows_written,
+        rows_quarantined: t.rows_quarantined,
+    }
+}
