@@ -38,7 +38,11 @@ fn moto_runs_the_happy_path_to_the_same_output_and_states() {
         .filter(|e| e.kind == "TaskSucceeded")
         .map(|e| e.detail["output"].clone())
         .collect();
-    assert_eq!(results.len(), 6, "queue, lock, 2 ingests, release, report");
+    assert_eq!(
+        results.len(),
+        7,
+        "queue, lock, 2 ingests, normalize, release, report"
+    );
 
     let case = tempfile::NamedTempFile::new().unwrap();
     let definition = common::definition();
