@@ -39,6 +39,15 @@ for t in glue.get_tables(DatabaseName=db)["TableList"]:
         for p in sorted(parts, key=lambda p: p["Values"]):
             print(f'    partition {"/".join(p["Values"])} -> {p["StorageDescriptor"]["Location"]}')
 print()
+print("== Target model tables (config/models/: whole tables, no partitions)")
+for t in glue.get_tables(DatabaseName=db)["TableList"]:
+    loc = t["StorageDescriptor"]["Location"]
+    prefix = loc.split(f"s3://{lake}/", 1)[-1]
+    objs = s3.list_objects_v2(Bucket=lake, Prefix=prefix).get("Contents", [])
+    if not glue.get_partitions(DatabaseName=db, TableName=t["Name"])["Partitions"] and objs:
+        cols = ", ".join(c["Name"] for c in t["StorageDescriptor"]["Columns"])
+        print(f'  {db}.{t["Name"]} ({cols}) -> {objs[0]["Key"]}')
+print()
 print(f"== Objects in s3://{lake}")
 for o in s3.list_objects_v2(Bucket=lake).get("Contents", []):
     print(f'  {o["Size"]:>7}  {o["Key"]}')
@@ -56,6 +65,8 @@ for i in sorted(items, key=lambda i: i["id"]["S"]):
 print()
 print("== Quarantine: one JSON line per rejected row")
 for o in s3.list_objects_v2(Bucket=lake, Prefix="quarantine/").get("Contents", []):
+    if o["Size"] == 0:  # a model table's quarantine when nothing was rejected
+        continue
     print(f'-- {o["Key"]}')
     for line in s3.get_object(Bucket=lake, Key=o["Key"])["Body"].read().decode().splitlines()[:4]:
         print("  " + line[:220])

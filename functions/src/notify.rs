@@ -63,6 +63,9 @@ pub struct NotifyOutput {
     pub failed_items: usize,
     pub rows_quarantined: u64,
     pub unmatched: usize,
+    /// The models rebuilt in this run, with their tables' counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Value>,
 }
 
 /// The console page of an execution.
@@ -177,6 +180,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         failed_items: failed.len(),
         rows_quarantined: quarantined,
         unmatched: unmatched.len(),
+        models: input.normalize.as_ref().and_then(|n| n.get("models")).cloned(),
     })
 }
 
