@@ -180,7 +180,11 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         failed_items: failed.len(),
         rows_quarantined: quarantined,
         unmatched: unmatched.len(),
-        models: input.normalize.as_ref().and_then(|n| n.get("models")).cloned(),
+        models: input
+            .normalize
+            .as_ref()
+            .and_then(|n| n.get("models"))
+            .cloned(),
     })
 }
 

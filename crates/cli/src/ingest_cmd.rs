@@ -109,15 +109,12 @@ fn print_summary(r: &IngestReport, out: &Path) {
 
 pub fn check_specs(paths: &[PathBuf]) -> Result<()> {
     let mut failed = 0;
+    let mut datasets = Vec::new();
+    let mut models = Vec::new();
     for p in paths {
         if is_model(p) {
             match ModelSpec::load(p) {
-                Ok(m) => println!(
-                    "ok  {} (model {}, {} tables)",
-                    p.display(),
-                    m.model,
-                    m.tables.len()
-                ),
+                Ok(m) => models.push((p, m)),
                 Err(e) => {
                     failed += 1;
                     println!("ERR {e}");
@@ -126,15 +123,34 @@ pub fn check_specs(paths: &[PathBuf]) -> Result<()> {
             continue;
         }
         match TableSpec::load(p) {
-            Ok(s) => println!(
-                "ok  {} (dataset {}, {} columns)",
-                p.display(),
-                s.dataset,
-                s.columns.len()
-            ),
+            Ok(s) => {
+                println!(
+                    "ok  {} (dataset {}, {} columns)",
+                    p.display(),
+                    s.dataset,
+                    s.columns.len()
+                );
+                datasets.push(s.dataset);
+            }
             Err(e) => {
                 failed += 1;
                 println!("ERR {e}");
+            }
+        }
+    }
+    // A model's lake tables must not take the name of a dataset checked with it.
+    let names: Vec<&str> = datasets.iter().map(String::as_str).collect();
+    for (p, m) in &models {
+        match m.check_against(&names) {
+            Ok(()) => println!(
+                "ok  {} (model {}, {} tables)",
+                p.display(),
+                m.model,
+                m.tables.len()
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("ERR {}: {e}", p.display());
             }
         }
     }
