@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{object_created, Lab};
+use common::{object_created, Fault, FaultyPorts, Lab};
 use sluice_asl::Status;
 use sluice_functions::normalize::{self, NormalizeInput};
 
@@ -124,4 +124,70 @@ fn a_model_waits_until_all_its_datasets_are_in_the_lake() {
         },
     ));
     assert_eq!(unknown.unwrap_err().name, "Sluice.BadInput");
+}
+
+#[test]
+fn a_crash_mid_normalize_is_finished_by_redrive_with_the_same_bytes() {
+    let Some(xlsx) = workbook() else { return };
+    let lab = Lab::new();
+    let etag = lab.put(KEY, xlsx);
+    // Uploads 1-2: the two sheets' curated files; 3-20: the model's nine tables (data and
+    // quarantine each). Die on the 9th upload, halfway through the model.
+    let faulty = FaultyPorts::new(&lab.ports, Fault::FailPut(9));
+    let event = object_created(&lab.names.raw_bucket, KEY, &etag);
+    let r = lab.run_with(&faulty, event, "aspen-crash");
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(r.error.as_deref(), Some("Sluice.PipelineFailed"));
+    let states = r.states_entered_top_level();
+    assert!(states.contains(&"NormalizeFailed"), "{states:?}");
+    assert_eq!(
+        lab.lock_holder(),
+        None,
+        "the catch-all path released the lock"
+    );
+
+    let redriven = lab.redrive_with(&lab.ports, &r);
+    assert_eq!(
+        redriven.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        redriven.error,
+        redriven.cause
+    );
+    // After the redrive started, the ingests are replayed from the history, not run again.
+    let since = redriven
+        .events
+        .iter()
+        .position(|e| e.kind == "ExecutionRedriven")
+        .unwrap();
+    let again: Vec<(&str, &str)> = redriven.events[since..]
+        .iter()
+        .filter(|e| e.state == "Ingest" || e.state == "Normalize")
+        .map(|e| (e.kind.as_str(), e.state.as_str()))
+        .collect();
+    assert!(
+        !again.contains(&("TaskSucceeded", "Ingest"))
+            && again.contains(&("TaskSucceeded", "Normalize")),
+        "{again:?}"
+    );
+    for (table, rows) in EXPECTED {
+        assert_eq!(
+            lab.rows(&format!("aspen_model_{table}")).len(),
+            rows,
+            "{table}"
+        );
+    }
+    // What the redrive left is what one clean build with the execution's start time writes.
+    let after = lab.lake();
+    lab.rt
+        .block_on(normalize::handle(
+            &lab.ports,
+            NormalizeInput {
+                execution: "arn:aws:states:us-east-1:000000000000:execution:m:check".into(),
+                started: Some(redriven.execution.start_time.clone()),
+                models: Some(vec!["aspen".into()]),
+            },
+        ))
+        .unwrap();
+    assert_eq!(lab.lake(), after);
 }
