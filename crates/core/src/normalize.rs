@@ -149,10 +149,12 @@ impl SourceData {
         })
     }
 
-    /// Calls `f(file, 1-based row, cells)` for every row, cells in `self.columns` order
-    /// (a column a later file lacks is NULL).
+    /// Calls `f(file, 1-based row, cells)` for every row, cells in `self.columns` order (a
+    /// column a later file lacks is NULL). Only the `wanted` columns are read; the others are
+    /// NULL.
     fn for_each_row(
         &self,
+        wanted: &[bool],
         mut f: impl FnMut(&str, u64, &[Option<String>]) -> Result<(), NormalizeError>,
     ) -> Result<(), NormalizeError> {
         let mut cells: Vec<Option<String>> = vec![None; self.columns.len()];
@@ -168,7 +170,8 @@ impl SourceData {
                 let map: Vec<Option<usize>> = self
                     .columns
                     .iter()
-                    .map(|c| schema.index_of(c).ok())
+                    .zip(wanted)
+                    .map(|(c, w)| schema.index_of(c).ok().filter(|_| *w))
                     .collect();
                 for i in 0..batch.num_rows() {
                     for (slot, idx) in cells.iter_mut().zip(&map) {
@@ -335,6 +338,8 @@ struct Planner<'a> {
     slots: Vec<(&'a str, &'a [String])>,
     explode_names: Vec<&'a str>,
     field: String,
+    /// Per slot, per column: referenced by the table (only those are read).
+    used: std::cell::RefCell<Vec<Vec<bool>>>,
 }
 
 impl Planner<'_> {
@@ -356,6 +361,7 @@ impl Planner<'_> {
                 continue;
             }
             if let Some(c) = cols.iter().position(|c| c == name) {
+                self.used.borrow_mut()[s][c] = true;
                 return Ok((s, c));
             }
         }
@@ -583,7 +589,17 @@ impl<'a> Run<'a> {
             .into_iter()
             .map(|((column, rule), rows)| RuleCount { column, rule, rows })
             .collect();
-        self.keys.insert(t.name.clone(), keys);
+        // Keys are kept for the foreign keys of later tables; a table nobody references lets
+        // its keys go.
+        let referenced = self.model.tables.iter().any(|later| {
+            later
+                .columns
+                .iter()
+                .any(|c| c.references.as_deref() == Some(t.name.as_str()))
+        });
+        if referenced {
+            self.keys.insert(t.name.clone(), keys);
+        }
         Ok(report)
     }
 
@@ -635,11 +651,13 @@ impl<'a> Run<'a> {
             .first()
             .map(|e| e.keys().map(String::as_str).collect())
             .unwrap_or_default();
+        let used = slots.iter().map(|(_, c)| vec![false; c.len()]).collect();
         let mut planner = Planner {
             model: self.model,
             slots,
             explode_names,
             field: String::new(),
+            used: std::cell::RefCell::new(used),
         };
         let mut columns = Vec::new();
         for c in &t.columns {
@@ -664,7 +682,7 @@ impl<'a> Run<'a> {
         // Each join: from-side key columns, and the joined rows by their key.
         type Index = HashMap<Vec<String>, Vec<Vec<Option<String>>>>;
         let mut joins: Vec<(Vec<usize>, Vec<String>, Index)> = Vec::new();
-        for j in &t.join {
+        for (k, j) in t.join.iter().enumerate() {
             planner.field = format!("tables.{}.join", t.name);
             let src = get(&j.source)?;
             let mut left = Vec::new();
@@ -676,9 +694,11 @@ impl<'a> Run<'a> {
                 })?;
                 left.push(li);
                 right.push(ri);
+                planner.used.borrow_mut()[k + 1][ri] = true;
             }
+            let wanted = planner.used.borrow()[k + 1].clone();
             let mut index: Index = HashMap::new();
-            src.for_each_row(|_, _, cells| {
+            src.for_each_row(&wanted, |_, _, cells| {
                 let key: Option<Vec<String>> = right.iter().map(|&i| cells[i].clone()).collect();
                 if let Some(k) = key {
                     index.entry(k).or_default().push(cells.to_vec());
@@ -696,7 +716,8 @@ impl<'a> Run<'a> {
         } else {
             &explode
         };
-        from.for_each_row(|file, row_no, cells| {
+        let wanted = planner.used.borrow()[0].clone();
+        from.for_each_row(&wanted, |file, row_no, cells| {
             read += 1;
             let origin = Origin {
                 dataset: &from.dataset,
