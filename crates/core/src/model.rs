@@ -176,23 +176,36 @@ pub struct Test {
 
 impl Test {
     pub fn holds(&self, v: &str) -> bool {
-        let fold = |s: &str| {
-            if self.ignore_case {
-                s.to_lowercase()
-            } else {
-                s.to_owned()
-            }
-        };
-        let v = fold(v);
-        if let Some(e) = &self.equals {
-            v == fold(e)
+        let (text, how) = if let Some(e) = &self.equals {
+            (e, 0)
         } else if let Some(e) = &self.ends_with {
-            v.ends_with(&fold(e))
+            (e, 1)
         } else if let Some(e) = &self.starts_with {
-            v.starts_with(&fold(e))
+            (e, 2)
         } else {
-            false
+            return false;
+        };
+        if self.ignore_case && !(v.is_ascii() && text.is_ascii()) {
+            let (v, text) = (v.to_lowercase(), text.to_lowercase());
+            return compare(&v, &text, how, false);
         }
+        compare(v, text, how, self.ignore_case)
+    }
+}
+
+/// equals (0), ends_with (1), starts_with (2); `ascii_case`: ignoring ASCII case.
+fn compare(v: &str, text: &str, how: u8, ascii_case: bool) -> bool {
+    let (v, t) = (v.as_bytes(), text.as_bytes());
+    let part = match how {
+        0 if v.len() == t.len() => v,
+        1 if v.len() >= t.len() => &v[v.len() - t.len()..],
+        2 if v.len() >= t.len() => &v[..t.len()],
+        _ => return false,
+    };
+    if ascii_case {
+        part.eq_ignore_ascii_case(t)
+    } else {
+        part == t
     }
 }
 
@@ -580,5 +593,27 @@ impl ModelSpec {
                 self.check_expr(otherwise, table, earlier)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test(json: &str) -> Test {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn tests_compare_whole_values_prefixes_and_suffixes() {
+        let com = test(r#"{"value": {"const": null}, "ends_with": ".com", "ignore_case": true}"#);
+        assert!(com.holds("a@b.COM") && com.holds("a@b.com") && !com.holds("a@b.co"));
+        assert!(!com.holds("com"));
+        let exact = test(r#"{"value": {"const": null}, "ends_with": ".com"}"#);
+        assert!(!exact.holds("a@b.COM"));
+        let eq = test(r#"{"value": {"const": null}, "equals": "ÉTÉ", "ignore_case": true}"#);
+        assert!(eq.holds("été") && !eq.holds("ete"));
+        let starts = test(r#"{"value": {"const": null}, "starts_with": "Ü"}"#);
+        assert!(starts.holds("Über") && !starts.holds("über"));
     }
 }

@@ -14,8 +14,10 @@
 //! quarantine file beside it in `quarantine/`, empty when nothing was rejected), so running
 //! again over the same inputs rewrites the same files with the same bytes.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -33,7 +35,6 @@ use serde::Serialize;
 use crate::coerce::{
     date_from_days, decimal_text, float_text, micros_since_epoch, ColumnRule, RawCell, Value,
 };
-use crate::ingest::fnv1a64;
 use crate::model::{json_text, Expr, ModelSpec, SplitPart, TargetTable, Test};
 use crate::spec::{ColumnSpec, SpecError};
 use crate::write::{ParquetEncoder, ParquetPart, WriteError};
@@ -175,10 +176,12 @@ impl SourceData {
                     .collect();
                 for i in 0..batch.num_rows() {
                     for (slot, idx) in cells.iter_mut().zip(&map) {
-                        *slot = match idx {
-                            Some(j) => cell_text(&batch, *j, i).map_err(|m| read_err(path, m))?,
-                            None => None,
-                        };
+                        match idx {
+                            Some(j) => {
+                                cell_text(&batch, *j, i, slot).map_err(|m| read_err(path, m))?
+                            }
+                            None => *slot = None,
+                        }
                     }
                     row_no += 1;
                     f(&name, row_no, &cells)?;
@@ -200,42 +203,58 @@ fn read_err(path: &Path, e: impl std::fmt::Display) -> NormalizeError {
     }
 }
 
-/// One cell as text, the way Sluice writes values elsewhere (CSV outputs, quarantine).
-fn cell_text(batch: &RecordBatch, col: usize, i: usize) -> Result<Option<String>, String> {
+/// One cell as text, the way Sluice writes values elsewhere (CSV outputs, quarantine), into
+/// `slot` (its buffer is reused from row to row).
+fn cell_text(
+    batch: &RecordBatch,
+    col: usize,
+    i: usize,
+    slot: &mut Option<String>,
+) -> Result<(), String> {
+    use std::fmt::Write as _;
     let a = batch.column(col);
     if a.is_null(i) {
-        return Ok(None);
+        *slot = None;
+        return Ok(());
     }
-    Ok(Some(match a.data_type() {
-        DataType::Utf8 => a.as_string::<i32>().value(i).to_owned(),
-        DataType::LargeUtf8 => a.as_string::<i64>().value(i).to_owned(),
-        DataType::Utf8View => a.as_string_view().value(i).to_owned(),
-        DataType::Int8 => a.as_primitive::<Int8Type>().value(i).to_string(),
-        DataType::Int16 => a.as_primitive::<Int16Type>().value(i).to_string(),
-        DataType::Int32 => a.as_primitive::<Int32Type>().value(i).to_string(),
-        DataType::Int64 => a.as_primitive::<Int64Type>().value(i).to_string(),
-        DataType::UInt8 => a.as_primitive::<UInt8Type>().value(i).to_string(),
-        DataType::UInt16 => a.as_primitive::<UInt16Type>().value(i).to_string(),
-        DataType::UInt32 => a.as_primitive::<UInt32Type>().value(i).to_string(),
-        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i).to_string(),
-        DataType::Float32 => float_text(f64::from(a.as_primitive::<Float32Type>().value(i))),
-        DataType::Float64 => float_text(a.as_primitive::<Float64Type>().value(i)),
-        DataType::Boolean => a.as_boolean().value(i).to_string(),
-        DataType::Decimal128(_, scale) => decimal_text(
+    let out = slot.get_or_insert_with(String::new);
+    out.clear();
+    // Writing into a String cannot fail.
+    let _ = match a.data_type() {
+        DataType::Utf8 => out.write_str(a.as_string::<i32>().value(i)),
+        DataType::LargeUtf8 => out.write_str(a.as_string::<i64>().value(i)),
+        DataType::Utf8View => out.write_str(a.as_string_view().value(i)),
+        DataType::Int8 => write!(out, "{}", a.as_primitive::<Int8Type>().value(i)),
+        DataType::Int16 => write!(out, "{}", a.as_primitive::<Int16Type>().value(i)),
+        DataType::Int32 => write!(out, "{}", a.as_primitive::<Int32Type>().value(i)),
+        DataType::Int64 => write!(out, "{}", a.as_primitive::<Int64Type>().value(i)),
+        DataType::UInt8 => write!(out, "{}", a.as_primitive::<UInt8Type>().value(i)),
+        DataType::UInt16 => write!(out, "{}", a.as_primitive::<UInt16Type>().value(i)),
+        DataType::UInt32 => write!(out, "{}", a.as_primitive::<UInt32Type>().value(i)),
+        DataType::UInt64 => write!(out, "{}", a.as_primitive::<UInt64Type>().value(i)),
+        DataType::Float32 => out.write_str(&float_text(f64::from(
+            a.as_primitive::<Float32Type>().value(i),
+        ))),
+        DataType::Float64 => out.write_str(&float_text(a.as_primitive::<Float64Type>().value(i))),
+        DataType::Boolean => write!(out, "{}", a.as_boolean().value(i)),
+        DataType::Decimal128(_, scale) => out.write_str(&decimal_text(
             a.as_primitive::<Decimal128Type>().value(i),
             u8::try_from(*scale).unwrap_or(0),
-        ),
-        DataType::Date32 => date_from_days(a.as_primitive::<Date32Type>().value(i))
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_default(),
+        )),
+        DataType::Date32 => match date_from_days(a.as_primitive::<Date32Type>().value(i)) {
+            Some(d) => write!(out, "{}", d.format("%Y-%m-%d")),
+            None => Ok(()),
+        },
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             let us = a.as_primitive::<TimestampMicrosecondType>().value(i);
-            chrono::DateTime::from_timestamp_micros(us)
-                .map(|t| t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string())
-                .unwrap_or_default()
+            match chrono::DateTime::from_timestamp_micros(us) {
+                Some(t) => write!(out, "{}", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")),
+                None => Ok(()),
+            }
         }
         other => return Err(format!("column {col}: type {other} is not supported")),
-    }))
+    };
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,11 +270,16 @@ enum Plan {
     Lookup {
         table: String,
         by: String,
+        /// The lookup's rows: `by` value → key.
+        keys: FastMap<String, String>,
         value: Box<Plan>,
     },
     Explode(usize),
     Case(Vec<(Test, Plan, Plan)>, Box<Plan>),
 }
+
+/// A computed value: borrowed from the source row or the model where it can be.
+type Cell<'a> = Option<Cow<'a, str>>;
 
 /// Why a value could not be computed (a lookup without a row).
 struct Miss {
@@ -266,16 +290,14 @@ struct Miss {
 
 struct Ctx<'a> {
     slots: &'a [&'a [Option<String>]],
-    exploded: &'a [Option<String>],
-    /// (lookup table, column, value) → key
-    lookups: &'a HashMap<(String, String, String), String>,
+    exploded: &'a [Cell<'a>],
 }
 
 impl Plan {
-    fn eval(&self, cx: &Ctx<'_>) -> Result<Option<String>, Miss> {
+    fn eval<'a>(&'a self, cx: &Ctx<'a>) -> Result<Cell<'a>, Miss> {
         Ok(match self {
-            Plan::Col(s, c) => cx.slots[*s][*c].clone(),
-            Plan::Const(v) => v.clone(),
+            Plan::Col(s, c) => cx.slots[*s][*c].as_deref().map(Cow::Borrowed),
+            Plan::Const(v) => v.as_deref().map(Cow::Borrowed),
             Plan::Split(s, c, part) => cx.slots[*s][*c].as_deref().and_then(|v| {
                 let v = v.trim();
                 let (first, rest) = v.split_once(char::is_whitespace).unwrap_or((v, ""));
@@ -283,7 +305,7 @@ impl Plan {
                     SplitPart::First => first,
                     SplitPart::Rest => rest.trim_start(),
                 };
-                (!out.is_empty()).then(|| out.to_owned())
+                (!out.is_empty()).then_some(Cow::Borrowed(out))
             }),
             Plan::Key(name, of) => {
                 let mut natural = String::from(name);
@@ -296,23 +318,25 @@ impl Plan {
                         None => return Ok(None),
                     }
                 }
-                Some(stable_key(&natural))
+                Some(Cow::Owned(stable_key(&natural)))
             }
-            Plan::Lookup { table, by, value } => match value.eval(cx)? {
+            Plan::Lookup {
+                table,
+                by,
+                keys,
+                value,
+            } => match value.eval(cx)? {
                 None => None,
-                Some(v) => {
-                    let k = (table.clone(), by.clone(), v);
-                    match cx.lookups.get(&k) {
-                        Some(key) => Some(key.clone()),
-                        None => {
-                            return Err(Miss {
-                                rule: "lookup_miss",
-                                message: format!("{table} has no row whose {by} is {:?}", k.2),
-                                value: Some(k.2),
-                            })
-                        }
+                Some(v) => match keys.get(v.as_ref()) {
+                    Some(key) => Some(Cow::Borrowed(key.as_str())),
+                    None => {
+                        return Err(Miss {
+                            rule: "lookup_miss",
+                            message: format!("{table} has no row whose {by} is {v:?}"),
+                            value: Some(v.into_owned()),
+                        })
                     }
-                }
+                },
             },
             Plan::Explode(i) => cx.exploded[*i].clone(),
             Plan::Case(whens, otherwise) => {
@@ -325,6 +349,49 @@ impl Plan {
             }
         })
     }
+}
+
+/// A key as held in memory: a canonical UUID (what `key` expressions make) as its 128 bits,
+/// any other text as it is. Both are exact: two keys are equal when their texts are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyRepr {
+    Uuid(u128),
+    Text(Box<str>),
+}
+
+impl KeyRepr {
+    fn of(text: &str) -> KeyRepr {
+        let b = text.as_bytes();
+        let canonical = b.len() == 36
+            && b.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+            });
+        match uuid::Uuid::try_parse(text) {
+            Ok(u) if canonical => KeyRepr::Uuid(u.as_u128()),
+            _ => KeyRepr::Text(text.into()),
+        }
+    }
+}
+
+/// Empties a vector and hands back its allocation with another lifetime (the in-place
+/// `collect` of an empty iterator reuses the buffer), so rows do not allocate.
+fn recycle<'b>(mut v: Vec<Cell<'_>>) -> Vec<Cell<'b>> {
+    v.clear();
+    v.into_iter().map(|_| None).collect()
+}
+
+/// The join key of a row (its `columns`, unit-separated) into `key`; false when one is NULL.
+fn join_key_of(cells: &[Option<String>], columns: &[usize], key: &mut String) -> bool {
+    key.clear();
+    for (n, &i) in columns.iter().enumerate() {
+        let Some(v) = &cells[i] else { return false };
+        if n > 0 {
+            key.push('\u{1f}');
+        }
+        key.push_str(v);
+    }
+    true
 }
 
 /// A name-based (version 5) UUID: the same natural key gives the same key on every run.
@@ -340,6 +407,8 @@ struct Planner<'a> {
     field: String,
     /// Per slot, per column: referenced by the table (only those are read).
     used: std::cell::RefCell<Vec<Vec<bool>>>,
+    /// (lookup table, column) → value → key, of the lookups built so far.
+    lookups: &'a HashMap<(String, String), FastMap<String, String>>,
 }
 
 impl Planner<'_> {
@@ -394,6 +463,11 @@ impl Planner<'_> {
             Expr::Lookup { table, by, value } => Plan::Lookup {
                 table: table.clone(),
                 by: by.clone(),
+                keys: self
+                    .lookups
+                    .get(&(table.clone(), by.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
                 value: Box::new(self.plan(value)?),
             },
             Expr::Explode(name) => Plan::Explode(
@@ -487,9 +561,10 @@ struct Run<'a> {
     model: &'a ModelSpec,
     out: &'a Path,
     opts: &'a NormalizeOptions,
-    lookups: HashMap<(String, String, String), String>,
+    /// (lookup table, column) → value → key
+    lookups: HashMap<(String, String), FastMap<String, String>>,
     /// Table → key → hash of the row written under it.
-    keys: HashMap<String, HashMap<String, u64>>,
+    keys: HashMap<String, FastMap<KeyRepr, u64>>,
     encoder: ParquetEncoder,
     rows_read: BTreeMap<String, u64>,
 }
@@ -503,7 +578,7 @@ struct Sink<'a> {
     skip: Vec<usize>,
     part: ParquetPart,
     quarantine: BufWriter<File>,
-    keys: HashMap<String, u64>,
+    keys: FastMap<KeyRepr, u64>,
     key_col: usize,
     audit: Option<String>,
     as_of_micros: i64,
@@ -549,7 +624,7 @@ impl<'a> Run<'a> {
                 .collect(),
             part,
             quarantine: BufWriter::new(File::create(self.out.join(&quarantine))?),
-            keys: HashMap::new(),
+            keys: FastMap::default(),
             key_col: t
                 .columns
                 .iter()
@@ -606,17 +681,19 @@ impl<'a> Run<'a> {
     fn lookup_rows(&mut self, sink: &mut Sink<'_>) -> Result<(), NormalizeError> {
         let t = sink.table;
         for row in &t.rows {
-            let values: Vec<Option<String>> = t
+            let values: Vec<Cell<'_>> = t
                 .columns
                 .iter()
-                .map(|c| row.get(&c.name).and_then(json_text))
+                .map(|c| row.get(&c.name).and_then(json_text).map(Cow::Owned))
                 .collect();
             if sink.accept(self, &values, None)? {
                 if let Some(key) = &values[sink.key_col] {
                     for (c, v) in t.columns.iter().zip(&values) {
                         if let Some(v) = v {
                             self.lookups
-                                .insert((t.name.clone(), c.name.clone(), v.clone()), key.clone());
+                                .entry((t.name.clone(), c.name.clone()))
+                                .or_default()
+                                .insert(v.to_string(), key.to_string());
                         }
                     }
                 }
@@ -658,6 +735,7 @@ impl<'a> Run<'a> {
             explode_names,
             field: String::new(),
             used: std::cell::RefCell::new(used),
+            lookups: &self.lookups,
         };
         let mut columns = Vec::new();
         for c in &t.columns {
@@ -680,7 +758,7 @@ impl<'a> Run<'a> {
             );
         }
         // Each join: from-side key columns, and the joined rows by their key.
-        type Index = HashMap<Vec<String>, Vec<Vec<Option<String>>>>;
+        type Index = FastMap<String, Vec<Vec<Option<String>>>>;
         let mut joins: Vec<(Vec<usize>, Vec<String>, Index)> = Vec::new();
         for (k, j) in t.join.iter().enumerate() {
             planner.field = format!("tables.{}.join", t.name);
@@ -697,11 +775,11 @@ impl<'a> Run<'a> {
                 planner.used.borrow_mut()[k + 1][ri] = true;
             }
             let wanted = planner.used.borrow()[k + 1].clone();
-            let mut index: Index = HashMap::new();
+            let mut index = Index::default();
+            let mut key = String::new();
             src.for_each_row(&wanted, |_, _, cells| {
-                let key: Option<Vec<String>> = right.iter().map(|&i| cells[i].clone()).collect();
-                if let Some(k) = key {
-                    index.entry(k).or_default().push(cells.to_vec());
+                if join_key_of(cells, &right, &mut key) {
+                    index.entry(key.clone()).or_default().push(cells.to_vec());
                 }
                 Ok(())
             })?;
@@ -717,6 +795,10 @@ impl<'a> Run<'a> {
             &explode
         };
         let wanted = planner.used.borrow()[0].clone();
+        // Buffers reused from row to row.
+        let mut join_key = String::new();
+        let mut exploded_buf: Vec<Cell<'static>> = Vec::new();
+        let mut values_buf: Vec<Cell<'static>> = Vec::with_capacity(columns.len());
         from.for_each_row(&wanted, |file, row_no, cells| {
             read += 1;
             let origin = Origin {
@@ -725,16 +807,22 @@ impl<'a> Run<'a> {
                 row: row_no,
             };
             // The joined partners; a missing one quarantines the source row for this table.
-            let mut matches: Vec<&Vec<Vec<Option<String>>>> = Vec::new();
-            for (left, names, index) in &joins {
-                let key: Option<Vec<String>> = left.iter().map(|&i| cells[i].clone()).collect();
-                match key.as_ref().and_then(|k| index.get(k)) {
+            let mut matches: Vec<&[Vec<Option<String>>]> = Vec::with_capacity(joins.len());
+            for (k, (left, names, index)) in joins.iter().enumerate() {
+                let found = join_key_of(cells, left, &mut join_key)
+                    .then(|| index.get(join_key.as_str()))
+                    .flatten();
+                match found {
                     Some(rows) => matches.push(rows),
                     None => {
-                        let value = key.map(|k| k.join(","));
+                        let value: Option<String> = left
+                            .iter()
+                            .map(|&i| cells[i].clone())
+                            .collect::<Option<Vec<_>>>()
+                            .map(|k| k.join(","));
                         let message = format!(
                             "no {} row matches {} = {}",
-                            t.join[matches.len()].source,
+                            t.join[k].source,
                             names.join(","),
                             value.as_deref().unwrap_or("NULL")
                         );
@@ -750,28 +838,20 @@ impl<'a> Run<'a> {
                     }
                 }
             }
-            // Every combination of partners (one each when the joins are one to one).
-            let mut combos: Vec<Vec<&[Option<String>]>> = vec![vec![cells]];
-            for rows in matches {
-                combos = combos
-                    .into_iter()
-                    .flat_map(|c| {
-                        rows.iter().map(move |r| {
-                            let mut c = c.clone();
-                            c.push(r.as_slice());
-                            c
-                        })
-                    })
-                    .collect();
-            }
-            for slots in &combos {
+            // Every combination of partners (one each when the joins are one to one), as an
+            // odometer over the partner lists.
+            let mut pick = vec![0usize; matches.len()];
+            let mut slots: Vec<&[Option<String>]> = Vec::with_capacity(1 + matches.len());
+            loop {
+                slots.clear();
+                slots.push(cells);
+                slots.extend(matches.iter().zip(&pick).map(|(m, &p)| m[p].as_slice()));
                 for entry in entries {
                     let base = Ctx {
-                        slots,
+                        slots: &slots,
                         exploded: &[],
-                        lookups: &self.lookups,
                     };
-                    let mut exploded = Vec::with_capacity(entry.len());
+                    let mut exploded = recycle(std::mem::take(&mut exploded_buf));
                     let mut miss = None;
                     for p in entry {
                         match p.eval(&base) {
@@ -786,7 +866,7 @@ impl<'a> Run<'a> {
                         exploded: &exploded,
                         ..base
                     };
-                    let mut values = Vec::with_capacity(columns.len());
+                    let mut values = recycle(std::mem::take(&mut values_buf));
                     for (c, p) in t.columns.iter().zip(&columns) {
                         match p.eval(&cx) {
                             Ok(v) => values.push(v),
@@ -798,9 +878,7 @@ impl<'a> Run<'a> {
                     }
                     if sink.skip.iter().any(|&i| values[i].is_none()) {
                         sink.report.skipped_absent += 1;
-                        continue;
-                    }
-                    if let Some((column, m)) = miss {
+                    } else if let Some((column, m)) = miss {
                         sink.reject(
                             self.model,
                             m.rule,
@@ -810,12 +888,26 @@ impl<'a> Run<'a> {
                             Some(&origin),
                             &values,
                         )?;
-                        continue;
+                    } else {
+                        sink.accept(self, &values, Some(&origin))?;
                     }
-                    sink.accept(self, &values, Some(&origin))?;
+                    values_buf = recycle(values);
+                    exploded_buf = recycle(exploded);
+                }
+                // Next combination.
+                let mut k = pick.len();
+                loop {
+                    if k == 0 {
+                        return Ok(());
+                    }
+                    k -= 1;
+                    pick[k] += 1;
+                    if pick[k] < matches[k].len() {
+                        break;
+                    }
+                    pick[k] = 0;
                 }
             }
-            Ok(())
         })?;
         *self.rows_read.entry(from_alias.to_owned()).or_default() = read;
         Ok(())
@@ -827,7 +919,7 @@ impl Sink<'_> {
     fn accept(
         &mut self,
         run: &mut Run<'_>,
-        values: &[Option<String>],
+        values: &[Cell<'_>],
         origin: Option<&Origin<'_>>,
     ) -> Result<bool, NormalizeError> {
         let mut typed: Vec<Value<'_>> = Vec::with_capacity(values.len() + 4);
@@ -850,7 +942,11 @@ impl Sink<'_> {
                 }
             }
             if let (Some(parent), Some(v)) = (self.references[i], v) {
-                if !run.keys.get(parent).is_some_and(|k| k.contains_key(v)) {
+                if !run
+                    .keys
+                    .get(parent)
+                    .is_some_and(|k| k.contains_key(&KeyRepr::of(v)))
+                {
                     let column = self.rules[i].name.clone();
                     let message = format!("{parent} has no row with key {v}");
                     self.reject(
@@ -866,7 +962,8 @@ impl Sink<'_> {
                 }
             }
         }
-        let key = values[self.key_col].clone().unwrap_or_default();
+        let key_text = values[self.key_col].as_deref().unwrap_or_default();
+        let key = KeyRepr::of(key_text);
         let hash = row_hash(values);
         match self.keys.get(&key) {
             Some(h) if *h == hash => {
@@ -879,7 +976,7 @@ impl Sink<'_> {
                     run.model,
                     "duplicate_key",
                     &column,
-                    Some(&key),
+                    Some(key_text),
                     "the key already holds a different row (the first one seen was kept)",
                     origin,
                     values,
@@ -908,7 +1005,7 @@ impl Sink<'_> {
         value: Option<&str>,
         message: &str,
         source: Option<&Origin<'_>>,
-        values: &[Option<String>],
+        values: &[Cell<'_>],
     ) -> Result<(), NormalizeError> {
         *self
             .rejects
@@ -923,8 +1020,9 @@ impl Sink<'_> {
             .map(|(c, v)| {
                 (
                     c.name.clone(),
-                    v.clone()
-                        .map_or(serde_json::Value::Null, serde_json::Value::String),
+                    v.as_deref().map_or(serde_json::Value::Null, |v| {
+                        serde_json::Value::String(v.to_owned())
+                    }),
                 )
             })
             .collect();
@@ -944,17 +1042,50 @@ impl Sink<'_> {
     }
 }
 
-fn row_hash(values: &[Option<String>]) -> u64 {
-    let mut bytes = Vec::new();
-    for v in values {
-        match v {
-            Some(s) => {
-                bytes.push(1);
-                bytes.extend_from_slice(s.as_bytes());
-            }
-            None => bytes.push(0),
-        }
-        bytes.push(0x1f);
-    }
-    fnv1a64(&bytes)
+/// A row's fingerprint, to tell a repeated row from a different row under the same key:
+/// SipHash (std's, fixed keys: the same on every run) over each value with its length.
+fn row_hash(values: &[Cell<'_>]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    values.hash(&mut h);
+    h.finish()
 }
+
+/// A fast hasher for the in-memory maps (keys, join partners, lookups): eight bytes per
+/// multiply, as rustc's FxHash. Keys here are our own data, not an attacker's.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
+        }
+        self.0 = h;
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(SEED);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(SEED);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
