@@ -10,7 +10,7 @@ use sluice_core::extract_input::read_input;
 use sluice_core::ports::{ObjectStore, WorkQueue};
 
 use crate::errors::{FnError, AWS, BAD_INPUT, NO_DATA};
-use crate::ports::Ports;
+use crate::ports::{download_prefix, Ports};
 
 /// The datasets the extract reads (the banking model), or `loans` (flat).
 pub const DATASETS: &[&str] = &["bank", "branch", "client", "account", "bank_loans", "loans"];
@@ -51,20 +51,14 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
         tempfile::tempdir().map_err(|e| FnError::new(AWS, format!("no scratch space: {e}")))?;
     let lake = ports.names().lake_bucket.clone();
     for dataset in DATASETS {
-        for o in ports
-            .store()
-            .list(&lake, &format!("data/{dataset}/"))
-            .await?
-        {
-            let dest = work.path().join(&o.key);
-            if let Some(dir) = dest.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| FnError::new(AWS, e.to_string()))?;
-            }
-            ports
-                .store()
-                .get_to_file(&lake, &o.key, None, &dest)
-                .await?;
-        }
+        download_prefix(
+            ports,
+            &lake,
+            &format!("data/{dataset}/"),
+            work.path(),
+            |_| true,
+        )
+        .await?;
     }
     let root = work.path().to_path_buf();
     let agg = tokio::task::spawn_blocking(move || read_input(&root))

@@ -17,7 +17,7 @@ use sluice_core::ports::{Catalog, ObjectStore, WorkQueue, WorkStatus};
 
 use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT};
 use crate::in_progress_check::hold_lock;
-use crate::ports::Ports;
+use crate::ports::{download_prefix, Ports};
 
 /// Where models live in the lake bucket (`sluice bootstrap` and Terraform put them there).
 pub const MODELS_PREFIX: &str = "config/models/";
@@ -154,25 +154,14 @@ async fn run_model<P: Ports>(
     let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     let mut missing = Vec::new();
     for dataset in model.datasets() {
-        let mut files = Vec::new();
-        for o in ports
-            .store()
-            .list(&lake, &format!("data/{dataset}/"))
-            .await?
-        {
-            if !o.key.ends_with(".parquet") {
-                continue;
-            }
-            let dest = work.path().join("in").join(&o.key);
-            if let Some(dir) = dest.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| FnError::new(AWS, e.to_string()))?;
-            }
-            ports
-                .store()
-                .get_to_file(&lake, &o.key, None, &dest)
-                .await?;
-            files.push(dest);
-        }
+        let files = download_prefix(
+            ports,
+            &lake,
+            &format!("data/{dataset}/"),
+            &work.path().join("in"),
+            |key| key.ends_with(".parquet"),
+        )
+        .await?;
         if files.is_empty() {
             missing.push(dataset.to_owned());
         }

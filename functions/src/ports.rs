@@ -121,3 +121,32 @@ pub async fn setting_or<P: Ports>(ports: &P, name: &str, default: i64) -> i64 {
         _ => default,
     }
 }
+
+/// Copies the objects under `prefix` in `bucket` whose key `keep` accepts to `root/<key>`;
+/// returns the local paths.
+pub async fn download_prefix<P: Ports>(
+    ports: &P,
+    bucket: &str,
+    prefix: &str,
+    root: &std::path::Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<std::path::PathBuf>, crate::errors::FnError> {
+    use sluice_core::ports::ObjectStore;
+    let mut files = Vec::new();
+    for o in ports.store().list(bucket, prefix).await? {
+        if !keep(&o.key) {
+            continue;
+        }
+        let dest = root.join(&o.key);
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| crate::errors::FnError::new(crate::errors::AWS, e.to_string()))?;
+        }
+        ports
+            .store()
+            .get_to_file(bucket, &o.key, None, &dest)
+            .await?;
+        files.push(dest);
+    }
+    Ok(files)
+}

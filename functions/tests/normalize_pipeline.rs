@@ -23,6 +23,22 @@ const EXPECTED: [(&str, usize); 9] = [
     ("email", 683),
 ];
 
+/// Runs the normalize function by hand (as `events/normalize-manual.json` does).
+fn normalize_by_hand(
+    lab: &Lab,
+    started: Option<String>,
+    model: &str,
+) -> Result<normalize::NormalizeOutput, sluice_functions::FnError> {
+    lab.rt.block_on(normalize::handle(
+        &lab.ports,
+        NormalizeInput {
+            execution: "arn:aws:states:us-east-1:000000000000:execution:m:by-hand".into(),
+            started,
+            models: Some(vec![model.into()]),
+        },
+    ))
+}
+
 fn workbook() -> Option<Vec<u8>> {
     let p = common::root()
         .join("../shared/seed-data/aspencapital-candidate-project-data-engineer/data_engineer_raw_data.xlsx");
@@ -80,17 +96,7 @@ fn the_aspen_workbook_lands_as_nine_catalogued_tables_in_one_execution() {
     // same bytes.
     let before = lab.lake();
     let started = r.execution.start_time.clone();
-    let again = lab
-        .rt
-        .block_on(normalize::handle(
-            &lab.ports,
-            NormalizeInput {
-                execution: "arn:aws:states:us-east-1:000000000000:execution:m:manual".into(),
-                started: Some(started),
-                models: Some(vec!["aspen".into()]),
-            },
-        ))
-        .unwrap();
+    let again = normalize_by_hand(&lab, Some(started), "aspen").unwrap();
     assert_eq!(again.models[0].status, "normalized");
     assert_eq!(lab.lake(), before);
 }
@@ -98,31 +104,14 @@ fn the_aspen_workbook_lands_as_nine_catalogued_tables_in_one_execution() {
 #[test]
 fn a_model_waits_until_all_its_datasets_are_in_the_lake() {
     let lab = Lab::new();
-    let out = lab
-        .rt
-        .block_on(normalize::handle(
-            &lab.ports,
-            NormalizeInput {
-                execution: "arn:aws:states:us-east-1:000000000000:execution:m:early".into(),
-                started: None,
-                models: Some(vec!["aspen".into()]),
-            },
-        ))
-        .unwrap();
+    let out = normalize_by_hand(&lab, None, "aspen").unwrap();
     assert_eq!(out.models[0].status, "skipped");
     let reason = out.models[0].reason.as_deref().unwrap();
     assert!(
         reason.contains("aspen_borrower") && reason.contains("aspen_role_profile"),
         "{reason}"
     );
-    let unknown = lab.rt.block_on(normalize::handle(
-        &lab.ports,
-        NormalizeInput {
-            execution: "arn:aws:states:us-east-1:000000000000:execution:m:early".into(),
-            started: None,
-            models: Some(vec!["nope".into()]),
-        },
-    ));
+    let unknown = normalize_by_hand(&lab, None, "nope");
     assert_eq!(unknown.unwrap_err().name, "Sluice.BadInput");
 }
 
@@ -179,15 +168,6 @@ fn a_crash_mid_normalize_is_finished_by_redrive_with_the_same_bytes() {
     }
     // What the redrive left is what one clean build with the execution's start time writes.
     let after = lab.lake();
-    lab.rt
-        .block_on(normalize::handle(
-            &lab.ports,
-            NormalizeInput {
-                execution: "arn:aws:states:us-east-1:000000000000:execution:m:check".into(),
-                started: Some(redriven.execution.start_time.clone()),
-                models: Some(vec!["aspen".into()]),
-            },
-        ))
-        .unwrap();
+    normalize_by_hand(&lab, Some(redriven.execution.start_time.clone()), "aspen").unwrap();
     assert_eq!(lab.lake(), after);
 }

@@ -15,8 +15,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::{
-    is_lake_name, ColumnSpec, ColumnType, ExtraColumns, MissingColumns, OutputFormat, Partitioning,
-    SourceSpec, SpecError, TableSpec,
+    is_lake_name, json_files, parse_document, read_document, ColumnSpec, ColumnType, ExtraColumns,
+    MissingColumns, OutputFormat, Partitioning, SourceSpec, SpecError, TableSpec,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,35 +230,18 @@ impl TargetTable {
 
 impl ModelSpec {
     pub fn load(path: &Path) -> Result<ModelSpec, SpecError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            file: file.clone(),
-            field: "(file)".into(),
-            problem: e.to_string(),
-        })?;
+        let (file, text) = read_document(path)?;
         ModelSpec::from_json(&file, &text)
     }
 
     /// Every `*.json` model in `dir` (e.g. `config/models`), sorted by file name, with its
     /// document; an absent folder has none.
     pub fn load_dir(dir: &Path) -> Result<Vec<(ModelSpec, String)>, SpecError> {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Ok(Vec::new());
-        };
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        paths.sort();
+        let paths = json_files(dir).unwrap_or_default();
         paths
             .iter()
             .map(|p| {
-                let file = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|e| SpecError {
-                    file: file.clone(),
-                    field: "(file)".into(),
-                    problem: e.to_string(),
-                })?;
+                let (file, text) = read_document(p)?;
                 Ok((ModelSpec::from_json(&file, &text)?, text))
             })
             .collect()
@@ -283,19 +266,7 @@ impl ModelSpec {
 
     /// Parses and validates a model; `file` names it in errors.
     pub fn from_json(file: &str, text: &str) -> Result<ModelSpec, SpecError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let model: ModelSpec = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            SpecError {
-                file: file.into(),
-                field: if field == "." {
-                    "(document)".into()
-                } else {
-                    field
-                },
-                problem: e.into_inner().to_string(),
-            }
-        })?;
+        let model: ModelSpec = parse_document(file, text)?;
         model.validate(file)?;
         Ok(model)
     }

@@ -359,6 +359,47 @@ pub fn is_lake_name(name: &str) -> bool {
         && name.len() <= 255
 }
 
+/// A document's file name (for errors) and text.
+pub(crate) fn read_document(path: &Path) -> Result<(String, String), SpecError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        file: file.clone(),
+        field: "(file)".into(),
+        problem: e.to_string(),
+    })?;
+    Ok((file, text))
+}
+
+/// The `*.json` files of a folder, sorted by name.
+pub(crate) fn json_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// A JSON document as `T`; a problem names the field by its JSON path.
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, SpecError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        SpecError {
+            file: file.into(),
+            field: if field == "." {
+                "(document)".into()
+            } else {
+                field
+            },
+            problem: e.into_inner().to_string(),
+        }
+    })
+}
+
 impl TableSpec {
     /// Reads and validates a spec file.
     pub fn load(path: &Path) -> Result<TableSpec, SpecError> {
@@ -368,28 +409,18 @@ impl TableSpec {
     /// Reads and validates a spec file; returns the spec and the file's text (the document
     /// the spec store keeps).
     pub fn load_with_document(path: &Path) -> Result<(TableSpec, String), SpecError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
-            file: file.clone(),
-            field: "(file)".into(),
-            problem: e.to_string(),
-        })?;
+        let (file, text) = read_document(path)?;
         Ok((TableSpec::from_json(&file, &text)?, text))
     }
 
     /// Every `*.json` spec in `dir` (e.g. `config/tables`), sorted by file name, with its
     /// document.
     pub fn load_dir(dir: &Path) -> Result<Vec<(TableSpec, String)>, SpecError> {
-        let entries = std::fs::read_dir(dir).map_err(|e| SpecError {
+        let paths = json_files(dir).map_err(|e| SpecError {
             file: dir.display().to_string(),
             field: "(folder)".into(),
             problem: e.to_string(),
         })?;
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        paths.sort();
         paths
             .iter()
             .map(|p| TableSpec::load_with_document(p))
@@ -398,20 +429,7 @@ impl TableSpec {
 
     /// Parses and validates a spec; `file` names it in errors.
     pub fn from_json(file: &str, text: &str) -> Result<TableSpec, SpecError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let spec: TableSpec = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            SpecError {
-                file: file.into(),
-                field: if field == "." {
-                    "(document)".into()
-                } else {
-                    field
-                },
-                problem: inner.to_string(),
-            }
-        })?;
+        let spec: TableSpec = parse_document(file, text)?;
         spec.validate(file)?;
         Ok(spec)
     }
