@@ -152,16 +152,21 @@ async fn run_model<P: Ports>(
     let work =
         tempfile::tempdir().map_err(|e| FnError::new(AWS, format!("no scratch space: {e}")))?;
     let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut opts = NormalizeOptions::new(as_of);
     let mut missing = Vec::new();
+    let root = work.path().join("in");
     for dataset in model.datasets() {
-        let files = download_prefix(
-            ports,
-            &lake,
-            &format!("data/{dataset}/"),
-            &work.path().join("in"),
-            |key| key.ends_with(".parquet"),
-        )
+        let files = download_prefix(ports, &lake, &format!("data/{dataset}/"), &root, |key| {
+            key.ends_with(".parquet")
+        })
         .await?;
+        // Quarantine records name the lake object, not the scratch copy.
+        for f in &files {
+            if let Ok(key) = f.strip_prefix(&root) {
+                let name = format!("s3://{lake}/{}", key.display());
+                opts.names.insert(f.clone(), name);
+            }
+        }
         if files.is_empty() {
             missing.push(dataset.to_owned());
         }
@@ -180,18 +185,16 @@ async fn run_model<P: Ports>(
     }
     let staging = work.path().join("out");
     let (m, st) = (model.clone(), staging.clone());
-    let report = tokio::task::spawn_blocking(move || {
-        normalize(&m, &inputs, &st, &NormalizeOptions::new(as_of))
-    })
-    .await
-    .map_err(|e| FnError::new(AWS, format!("the normalize task stopped: {e}")))?
-    .map_err(|e| match e {
-        NormalizeError::Model(_) => FnError::new(BAD_INPUT, e.to_string()),
-        NormalizeError::NoData { .. } | NormalizeError::Read { .. } => {
-            FnError::new(BAD_FILE, e.to_string())
-        }
-        NormalizeError::Write(_) => FnError::new(AWS, e.to_string()),
-    })?;
+    let report = tokio::task::spawn_blocking(move || normalize(&m, &inputs, &st, &opts))
+        .await
+        .map_err(|e| FnError::new(AWS, format!("the normalize task stopped: {e}")))?
+        .map_err(|e| match e {
+            NormalizeError::Model(_) => FnError::new(BAD_INPUT, e.to_string()),
+            NormalizeError::NoData { .. } | NormalizeError::Read { .. } => {
+                FnError::new(BAD_FILE, e.to_string())
+            }
+            NormalizeError::Write(_) => FnError::new(AWS, e.to_string()),
+        })?;
     let db = ports.names().glue_database.clone();
     for (t, r) in model.tables.iter().zip(&report.tables) {
         for rel in [&r.output, &r.quarantine] {

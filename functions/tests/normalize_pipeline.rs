@@ -8,6 +8,7 @@ mod common;
 
 use common::{object_created, Fault, FaultyPorts, Lab};
 use sluice_asl::Status;
+use sluice_core::ports::ObjectStore;
 use sluice_functions::normalize::{self, NormalizeInput};
 
 const KEY: &str = "aspen/2026/data_engineer_raw_data.xlsx";
@@ -99,6 +100,45 @@ fn the_aspen_workbook_lands_as_nine_catalogued_tables_in_one_execution() {
     let again = normalize_by_hand(&lab, Some(started), "aspen").unwrap();
     assert_eq!(again.models[0].status, "normalized");
     assert_eq!(lab.lake(), before);
+
+    // A variant of the model with e-mails of at most 20 characters, put where models live:
+    // the 420 longer ones are quarantined, and the records name the lake object they came from.
+    let narrow = std::fs::read_to_string(common::root().join("config/models/aspen.json"))
+        .unwrap()
+        .replace("\"model\": \"aspen\"", "\"model\": \"aspen_narrow\"")
+        .replace(
+            "\"lake_prefix\": \"aspen_model_\"",
+            "\"lake_prefix\": \"aspen_narrow_\"",
+        )
+        .replace(
+            "\"name\": \"value\", \"type\": \"string\", \"nullable\": false, \"max_length\": 128",
+            "\"name\": \"value\", \"type\": \"string\", \"nullable\": false, \"max_length\": 20",
+        );
+    let lake_bucket = lab.names.lake_bucket.clone();
+    lab.rt
+        .block_on(lab.ports.store.put_bytes(
+            &lake_bucket,
+            "config/models/aspen_narrow.json",
+            narrow.into_bytes(),
+        ))
+        .unwrap();
+    let out = normalize_by_hand(&lab, None, "aspen_narrow").unwrap();
+    assert_eq!(out.rows_quarantined, 420, "{out:?}");
+    let email = out.models[0]
+        .tables
+        .iter()
+        .find(|t| t.table == "aspen_narrow_email")
+        .unwrap();
+    assert_eq!((email.rows_written, email.rows_quarantined), (263, 420));
+    let records = lab.lake()["quarantine/aspen_narrow_email/aspen_narrow_email.jsonl"].clone();
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8(records).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(first["rule"], "too_long");
+    let file = first["source"]["file"].as_str().unwrap();
+    assert!(
+        file.starts_with(&format!("s3://{lake_bucket}/data/aspen_borrower/")),
+        "{file}"
+    );
 }
 
 #[test]

@@ -122,16 +122,30 @@ struct QuarantineRecord<'a> {
 /// The curated files of a dataset, read batch by batch as text cells.
 struct SourceData {
     dataset: String,
-    files: Vec<PathBuf>,
+    /// (path, the name quarantine records give it)
+    files: Vec<(PathBuf, String)>,
     /// Column names of the first file: what the model's references are checked against.
     columns: Vec<String>,
 }
 
 impl SourceData {
-    fn open(dataset: &str, files: &[PathBuf]) -> Result<SourceData, NormalizeError> {
-        let mut files = files.to_vec();
+    fn open(
+        dataset: &str,
+        files: &[PathBuf],
+        names: &HashMap<PathBuf, String>,
+    ) -> Result<SourceData, NormalizeError> {
+        let mut files: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|p| {
+                let name = names
+                    .get(p)
+                    .cloned()
+                    .unwrap_or_else(|| p.display().to_string());
+                (p.clone(), name)
+            })
+            .collect();
         files.sort();
-        let first = files.first().ok_or_else(|| NormalizeError::Read {
+        let (first, _) = files.first().ok_or_else(|| NormalizeError::Read {
             file: dataset.into(),
             message: "no files".into(),
         })?;
@@ -159,8 +173,7 @@ impl SourceData {
         mut f: impl FnMut(&str, u64, &[Option<String>]) -> Result<(), NormalizeError>,
     ) -> Result<(), NormalizeError> {
         let mut cells: Vec<Option<String>> = vec![None; self.columns.len()];
-        for path in &self.files {
-            let name = path.display().to_string();
+        for (path, name) in &self.files {
             let reader = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
                 .and_then(|b| b.with_batch_size(4096).build())
                 .map_err(|e| read_err(path, e))?;
@@ -184,7 +197,7 @@ impl SourceData {
                         }
                     }
                     row_no += 1;
-                    f(&name, row_no, &cells)?;
+                    f(name, row_no, &cells)?;
                 }
             }
         }
@@ -498,6 +511,8 @@ impl Planner<'_> {
 pub struct NormalizeOptions {
     /// The `created` timestamp of every row.
     pub as_of: NaiveDateTime,
+    /// How quarantine records name input files (e.g. their `s3://` URI); default: the path.
+    pub names: HashMap<PathBuf, String>,
     pub batch_rows: usize,
     pub row_group_rows: usize,
     pub memory_budget_bytes: usize,
@@ -507,6 +522,7 @@ impl NormalizeOptions {
     pub fn new(as_of: NaiveDateTime) -> NormalizeOptions {
         NormalizeOptions {
             as_of,
+            names: HashMap::new(),
             batch_rows: 8192,
             row_group_rows: 1 << 20,
             memory_budget_bytes: 64 << 20,
@@ -530,7 +546,7 @@ pub fn normalize(
                 model: model.model.clone(),
                 dataset: s.dataset.clone(),
             })?;
-        sources.insert(alias, SourceData::open(&s.dataset, files)?);
+        sources.insert(alias, SourceData::open(&s.dataset, files, &opts.names)?);
     }
     let mut run = Run {
         model,
