@@ -183,6 +183,20 @@ async fn run_model<P: Ports>(
             tables: Vec::new(),
         });
     }
+    // The tables as the previous build left them: rows they had keep their `created`.
+    let previous = work.path().join("previous");
+    for t in &model.tables {
+        let lake_table = model.lake_table(&t.name);
+        download_prefix(
+            ports,
+            &lake,
+            &format!("data/{lake_table}/"),
+            &previous,
+            |key| key.ends_with(".parquet"),
+        )
+        .await?;
+    }
+    opts.previous = Some(previous);
     let staging = work.path().join("out");
     let (m, st) = (model.clone(), staging.clone());
     let report = tokio::task::spawn_blocking(move || normalize(&m, &inputs, &st, &opts))

@@ -80,7 +80,10 @@ pub fn run(a: NormalizeArgs<'_>) -> Result<()> {
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
     }
-    let report = match normalize(&model, &inputs, &staging, &NormalizeOptions::new(as_of)) {
+    // The tables already in OUT are the previous build: rows they had keep their `created`.
+    let mut opts = NormalizeOptions::new(as_of);
+    opts.previous = Some(a.out.to_path_buf());
+    let report = match normalize(&model, &inputs, &staging, &opts) {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -121,6 +124,9 @@ fn print_summary(r: &NormalizeReport, out: &Path) {
         }
         if t.skipped_absent > 0 {
             print!("  absent {}", t.skipped_absent);
+        }
+        if t.rows_new + t.rows_changed > 0 {
+            print!("  new {} changed {}", t.rows_new, t.rows_changed);
         }
         println!();
         for rc in &t.rejects {

@@ -78,6 +78,10 @@ pub struct TableReport {
     pub duplicates_collapsed: u64,
     /// Rows not made because a `skip_when_null` column was NULL (an absent phone number).
     pub skipped_absent: u64,
+    /// Of the rows written, those the previous build did not have, and those it had with other
+    /// values (0 without a previous build or without audit columns).
+    pub rows_new: u64,
+    pub rows_changed: u64,
     /// Quarantined rows by column and rule.
     pub rejects: Vec<RuleCount>,
     /// The Parquet file, relative to the output root.
@@ -364,6 +368,70 @@ impl Plan {
     }
 }
 
+/// What the previous build held under a key: the row's fingerprint and its audit values.
+struct Prev {
+    hash: u64,
+    created: i64,
+    created_by: Option<String>,
+    updated: Option<i64>,
+    updated_by: Option<String>,
+}
+
+/// The previous build of table `t` at `path` (none when the file does not exist), by key.
+/// Fingerprints cover the model's columns as they are now: a column added since counts as a
+/// change.
+fn load_previous(
+    path: &Path,
+    t: &TargetTable,
+    rules: &[ColumnRule],
+) -> Result<FastMap<KeyRepr, Prev>, NormalizeError> {
+    let mut out = FastMap::default();
+    if !path.exists() {
+        return Ok(out);
+    }
+    let src = SourceData::open("(previous build)", &[path.to_path_buf()], &HashMap::new())?;
+    let at = |name: &str| src.columns.iter().position(|c| c == name);
+    let cols: Vec<Option<usize>> = t.columns.iter().map(|c| at(&c.name)).collect();
+    let (Some(key), Some(created)) = (at(&t.primary_key), at("created")) else {
+        return Ok(out);
+    };
+    let (created_by, updated, updated_by) = (at("created_by"), at("updated"), at("updated_by"));
+    let ts = |v: Option<&String>| {
+        v.and_then(|s| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok())
+            .map(|t| micros_since_epoch(&t))
+    };
+    let wanted = vec![true; src.columns.len()];
+    src.for_each_row(&wanted, |_, _, cells| {
+        // Typed as the rules type new rows, so the fingerprints compare values, not texts.
+        let values: Vec<Value<'_>> = cols
+            .iter()
+            .zip(rules)
+            .map(|(c, rule)| {
+                let raw = c
+                    .and_then(|i| cells[i].as_deref())
+                    .map_or(RawCell::Empty, RawCell::Text);
+                rule.coerce(raw).unwrap_or(Value::Null)
+            })
+            .collect();
+        let (Some(k), Some(created)) = (cells[key].as_deref(), ts(cells[created].as_ref())) else {
+            return Ok(());
+        };
+        let text = |i: Option<usize>| i.and_then(|i| cells[i].clone());
+        out.insert(
+            KeyRepr::of(k),
+            Prev {
+                hash: row_hash(&values),
+                created,
+                created_by: text(created_by),
+                updated: ts(updated.and_then(|i| cells[i].as_ref())),
+                updated_by: text(updated_by),
+            },
+        );
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// A key as held in memory: a canonical UUID (what `key` expressions make) as its 128 bits,
 /// any other text as it is. Both are exact: two keys are equal when their texts are.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -513,6 +581,10 @@ pub struct NormalizeOptions {
     pub as_of: NaiveDateTime,
     /// How quarantine records name input files (e.g. their `s3://` URI); default: the path.
     pub names: HashMap<PathBuf, String>,
+    /// Where the previous build's tables are (`<root>/data/<lake table>/…`), if any: a row
+    /// the previous build also had keeps its `created` (and `updated`, when unchanged); a
+    /// changed row gets `updated` = `as_of`.
+    pub previous: Option<PathBuf>,
     pub batch_rows: usize,
     pub row_group_rows: usize,
     pub memory_budget_bytes: usize,
@@ -523,6 +595,7 @@ impl NormalizeOptions {
         NormalizeOptions {
             as_of,
             names: HashMap::new(),
+            previous: None,
             batch_rows: 8192,
             row_group_rows: 1 << 20,
             memory_budget_bytes: 64 << 20,
@@ -598,6 +671,8 @@ struct Sink<'a> {
     key_col: usize,
     audit: Option<String>,
     as_of_micros: i64,
+    /// The previous build of this table, by key.
+    previous: FastMap<KeyRepr, Prev>,
     report: TableReport,
     rejects: BTreeMap<(String, String), u64>,
 }
@@ -625,13 +700,18 @@ impl<'a> Run<'a> {
             self.opts.batch_rows,
             self.opts.row_group_rows,
         )?;
+        let rules: Vec<ColumnRule> = lake_cols
+            .iter()
+            .take(t.columns.len())
+            .map(|c| ColumnRule::new(c, &[]))
+            .collect();
+        let previous = match (&self.opts.previous, &self.model.audit) {
+            (Some(root), Some(_)) => load_previous(&root.join(&output), t, &rules)?,
+            _ => FastMap::default(),
+        };
         let mut sink = Sink {
             table: t,
-            rules: lake_cols
-                .iter()
-                .take(t.columns.len())
-                .map(|c| ColumnRule::new(c, &[]))
-                .collect(),
+            rules,
             references: t.columns.iter().map(|c| c.references.as_deref()).collect(),
             skip: t
                 .skip_when_null
@@ -648,6 +728,7 @@ impl<'a> Run<'a> {
                 .unwrap_or(0),
             audit: self.model.audit.as_ref().map(|a| a.by.clone()),
             as_of_micros: micros_since_epoch(&self.opts.as_of),
+            previous,
             report: TableReport {
                 table: t.name.clone(),
                 lake_table: lake,
@@ -655,6 +736,8 @@ impl<'a> Run<'a> {
                 rows_quarantined: 0,
                 duplicates_collapsed: 0,
                 skipped_absent: 0,
+                rows_new: 0,
+                rows_changed: 0,
                 rejects: Vec::new(),
                 output,
                 quarantine,
@@ -931,6 +1014,10 @@ impl<'a> Run<'a> {
 }
 
 impl Sink<'_> {
+    fn loaded_previous(&self) -> bool {
+        !self.previous.is_empty()
+    }
+
     /// Checks a row against the model and writes it, or quarantines it. True when written.
     fn accept(
         &mut self,
@@ -980,7 +1067,7 @@ impl Sink<'_> {
         }
         let key_text = values[self.key_col].as_deref().unwrap_or_default();
         let key = KeyRepr::of(key_text);
-        let hash = row_hash(values);
+        let hash = row_hash(&typed);
         match self.keys.get(&key) {
             Some(h) if *h == hash => {
                 self.report.duplicates_collapsed += 1;
@@ -1002,10 +1089,28 @@ impl Sink<'_> {
             None => {}
         }
         if let Some(by) = &self.audit {
-            typed.push(Value::Timestamp(self.as_of_micros));
-            typed.push(Value::Str(by.as_str().into()));
-            typed.push(Value::Null);
-            typed.push(Value::Null);
+            let now = self.as_of_micros;
+            let (created, created_by, updated, updated_by) = match self.previous.get(&key) {
+                Some(p) => {
+                    let created_by = p.created_by.as_deref().unwrap_or(by);
+                    if p.hash == hash {
+                        (p.created, created_by, p.updated, p.updated_by.as_deref())
+                    } else {
+                        self.report.rows_changed += 1;
+                        (p.created, created_by, Some(now), Some(by.as_str()))
+                    }
+                }
+                None => {
+                    if self.loaded_previous() {
+                        self.report.rows_new += 1;
+                    }
+                    (now, by.as_str(), None, None)
+                }
+            };
+            typed.push(Value::Timestamp(created));
+            typed.push(Value::Str(created_by.into()));
+            typed.push(updated.map_or(Value::Null, Value::Timestamp));
+            typed.push(updated_by.map_or(Value::Null, |u| Value::Str(u.into())));
         }
         self.part.push(&mut run.encoder, &typed)?;
         self.keys.insert(key, hash);
@@ -1058,11 +1163,23 @@ impl Sink<'_> {
     }
 }
 
-/// A row's fingerprint, to tell a repeated row from a different row under the same key:
-/// SipHash (std's, fixed keys: the same on every run) over each value with its length.
-fn row_hash(values: &[Cell<'_>]) -> u64 {
+/// A row's fingerprint over its typed values, to tell a repeated row from a different row
+/// under the same key: SipHash (std's, fixed keys: the same on every run).
+fn row_hash(values: &[Value<'_>]) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
-    values.hash(&mut h);
+    for v in values {
+        match v {
+            Value::Null => 0u8.hash(&mut h),
+            Value::Int(x) => (1u8, x).hash(&mut h),
+            Value::BigInt(x) => (2u8, x).hash(&mut h),
+            Value::Double(x) => (3u8, x.to_bits()).hash(&mut h),
+            Value::Decimal(x) => (4u8, x).hash(&mut h),
+            Value::Bool(x) => (5u8, x).hash(&mut h),
+            Value::Date(x) => (6u8, x).hash(&mut h),
+            Value::Timestamp(x) => (7u8, x).hash(&mut h),
+            Value::Str(x) => (8u8, x.as_ref()).hash(&mut h),
+        }
+    }
     h.finish()
 }
 

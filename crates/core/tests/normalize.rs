@@ -68,6 +68,17 @@ struct Run {
 }
 
 fn run(model: &ModelSpec, people: &str, teams: &str) -> Run {
+    run_after(model, people, teams, 3, None)
+}
+
+/// A build at 2026-01-02 `hour`:04:05, over `previous` (an earlier build's output root).
+fn run_after(
+    model: &ModelSpec,
+    people: &str,
+    teams: &str,
+    hour: u32,
+    previous: Option<&std::path::Path>,
+) -> Run {
     let mut dirs = Vec::new();
     let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for (s, key, csv) in [(PEOPLE, "people.csv", people), (TEAMS, "teams.csv", teams)] {
@@ -79,9 +90,11 @@ fn run(model: &ModelSpec, people: &str, teams: &str) -> Run {
     let out = tempfile::tempdir().unwrap();
     let at = chrono::NaiveDate::from_ymd_opt(2026, 1, 2)
         .unwrap()
-        .and_hms_opt(3, 4, 5)
+        .and_hms_opt(hour, 4, 5)
         .unwrap();
-    let report = normalize(model, &inputs, out.path(), &NormalizeOptions::new(at)).unwrap();
+    let mut opts = NormalizeOptions::new(at);
+    opts.previous = previous.map(|p| p.to_path_buf());
+    let report = normalize(model, &inputs, out.path(), &opts).unwrap();
     Run {
         _dirs: dirs,
         out,
@@ -275,4 +288,40 @@ fn an_unknown_source_column_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("has no curated files"), "{e}");
+}
+
+#[test]
+fn a_rebuild_keeps_created_and_marks_what_changed() {
+    let m = model(json!({"audit": {"by": "etl"}}));
+    let first = run_after(&m, PEOPLE_CSV, TEAMS_CSV, 3, None);
+    // The same inputs later: the same bytes, nothing new or changed.
+    let same = run_after(&m, PEOPLE_CSV, TEAMS_CSV, 9, Some(first.out.path()));
+    for t in &first.report.tables {
+        let a = std::fs::read(first.out.path().join(&t.output)).unwrap();
+        let b = std::fs::read(same.out.path().join(&t.output)).unwrap();
+        assert!(a == b, "{} differs", t.table);
+    }
+    assert!(same
+        .report
+        .tables
+        .iter()
+        .all(|t| t.rows_new == 0 && t.rows_changed == 0));
+    // Ann changes her name and Ed arrives.
+    let people = PEOPLE_CSV.replace("1,Ann Lee,", "1,Ann Leigh,") + "6,Ed Ko,guest,,\n";
+    let later = run_after(&m, &people, TEAMS_CSV, 12, Some(first.out.path()));
+    let t = later.table("person");
+    assert_eq!((t.rows_written, t.rows_new, t.rows_changed), (4, 1, 1));
+    let rows = later.rows("person");
+    let by_first = |f: &str| rows.iter().find(|r| r["first"] == f).unwrap().clone();
+    let ann = by_first("Ann");
+    assert_eq!(ann["last"], "Leigh");
+    assert_eq!(ann["created"], "2026-01-02 03:04:05");
+    assert_eq!(ann["updated"], "2026-01-02 12:04:05");
+    assert_eq!(ann["updated_by"], "etl");
+    let bo = by_first("Bo");
+    assert_eq!(bo["created"], "2026-01-02 03:04:05");
+    assert!(bo["updated"].is_null());
+    let ed = by_first("Ed");
+    assert_eq!(ed["created"], "2026-01-02 12:04:05");
+    assert!(ed["updated"].is_null());
 }
