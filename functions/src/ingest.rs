@@ -17,6 +17,7 @@ use sluice_core::{ingest, IngestError, IngestOptions, Source};
 use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, OBJECT_CHANGED, SPEC_NOT_FOUND};
 use crate::in_progress_check::hold_lock;
 use crate::ports::Ports;
+use crate::queue_generator::batch_of;
 use crate::queue_generator::{ItemRef, ManifestRef};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,12 +80,7 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
     // Only the lock holder ingests.
     hold_lock(ports, &input.execution).await?;
     let item = resolve(ports, &input).await?;
-    let batch = input
-        .execution
-        .rsplit(':')
-        .next()
-        .unwrap_or(&input.execution)
-        .to_owned();
+    let batch = batch_of(&input.execution).to_owned();
     let start = TransitionUpdate {
         execution: Some(input.execution.clone()),
         batch: Some(batch.clone()),

@@ -18,6 +18,7 @@ use sluice_core::ports::{Catalog, ObjectStore, WorkQueue, WorkStatus};
 use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT};
 use crate::in_progress_check::hold_lock;
 use crate::ports::{download_prefix, Ports};
+use crate::queue_generator::batch_of;
 
 /// Where models live in the lake bucket (`sluice bootstrap` and Terraform put them there).
 pub const MODELS_PREFIX: &str = "config/models/";
@@ -108,11 +109,7 @@ pub async fn handle<P: Ports>(
             chosen
         }
         None => {
-            let batch = input
-                .execution
-                .rsplit(':')
-                .next()
-                .unwrap_or(&input.execution);
+            let batch = batch_of(&input.execution);
             let touched: BTreeSet<String> = ports
                 .work()
                 .by_batch(batch)

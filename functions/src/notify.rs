@@ -15,6 +15,7 @@ use sluice_core::ports::{Notifier, WorkQueue, WorkStatus};
 
 use crate::errors::FnError;
 use crate::ports::Ports;
+use crate::queue_generator::batch_of;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,13 +76,8 @@ pub fn console_link(execution_arn: &str) -> String {
 }
 
 pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOutput, FnError> {
-    let batch = input
-        .execution
-        .rsplit(':')
-        .next()
-        .unwrap_or(&input.execution)
-        .to_owned();
-    let items = ports.work().by_batch(&batch).await?;
+    let batch = batch_of(&input.execution);
+    let items = ports.work().by_batch(batch).await?;
     let failed: Vec<FailedItem> = items
         .iter()
         .filter(|w| {

@@ -137,18 +137,19 @@ pub fn hour_prefix(prefix: &str, h: DateTime<Utc>) -> String {
     format!("{prefix}{}", h.format("yyyy=%Y/mm=%m/dd=%d/hh=%H/"))
 }
 
+/// The batch of an execution: the last part of its ARN (the execution name). Work items
+/// record it, so every step of a run finds the run's items by it.
+pub fn batch_of(execution: &str) -> &str {
+    execution.rsplit(':').next().unwrap_or(execution)
+}
+
 /// The datasets an object key belongs to.
 pub fn datasets_for<'a>(specs: &'a [TableSpec], key: &str) -> Vec<&'a TableSpec> {
     specs.iter().filter(|s| s.matches_key(key)).collect()
 }
 
 pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutput, FnError> {
-    let batch = input
-        .execution
-        .rsplit(':')
-        .next()
-        .unwrap_or(&input.execution)
-        .to_owned();
+    let batch = batch_of(&input.execution).to_owned();
     let specs: Vec<TableSpec> = ports
         .specs()
         .list_specs()

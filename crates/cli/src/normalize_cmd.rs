@@ -26,7 +26,7 @@ fn model_path(model: &str) -> PathBuf {
     }
 }
 
-/// Every Parquet file below `dir`, sorted.
+/// Every Parquet file below `dir`, appended to `found`.
 fn parquet_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
@@ -39,7 +39,6 @@ fn parquet_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
             found.push(path);
         }
     }
-    found.sort();
     Ok(())
 }
 
@@ -50,6 +49,7 @@ pub fn run(a: NormalizeArgs<'_>) -> Result<()> {
     for dataset in model.datasets() {
         let mut files = Vec::new();
         parquet_files(&a.input.join("data").join(dataset), &mut files)?;
+        files.sort();
         if files.is_empty() {
             bail!(
                 "{}: no Parquet files of dataset {dataset} under data/{dataset}/ (ingest them first, with --format parquet)",
