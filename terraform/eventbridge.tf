@@ -30,17 +30,19 @@ resource "aws_cloudwatch_event_target" "object_created" {
   role_arn = aws_iam_role.events.arn
 }
 
-# An execution that ended badly in a way the definition's own catch-all path cannot see
-# (timed out, aborted, a States.Runtime error): notify, and free the lock it may hold.
+# Every execution that ends badly (FAILED, TIMED_OUT, ABORTED): the one failure notice (notify
+# reads the failed state, error and cause from the execution's history) and the release of the
+# lock it may hold. The definition has no catch-all path: errors a human must fix stay
+# uncaught, so the failed state is where Redrive resumes.
 resource "aws_cloudwatch_event_rule" "execution_failed" {
   name        = "${local.prefix}-execution-failed"
-  description = "Sluice ${var.env}: an ingestion execution FAILED, TIMED_OUT or was ABORTED"
+  description = "Sluice ${var.env}: an ingestion or extract execution FAILED, TIMED_OUT or was ABORTED"
   event_pattern = jsonencode({
     source        = ["aws.states"]
     "detail-type" = ["Step Functions Execution Status Change"]
     detail = {
       status          = ["FAILED", "TIMED_OUT", "ABORTED"]
-      stateMachineArn = [aws_sfn_state_machine.ingest.arn]
+      stateMachineArn = [aws_sfn_state_machine.ingest.arn, aws_sfn_state_machine.extract.arn]
     }
   })
 }
@@ -54,7 +56,7 @@ resource "aws_cloudwatch_event_target" "notify_on_failure" {
       status    = "$.detail.status"
     }
     input_template = <<-JSON
-      {"kind": "failure", "execution": <execution>, "failed_state": "execution ended <status>", "error": {"Error": <status>, "Cause": "reported by the execution status-change rule"}}
+      {"kind": "failure", "execution": <execution>, "status": <status>}
     JSON
   }
 }

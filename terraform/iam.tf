@@ -157,6 +157,22 @@ data "aws_iam_policy_document" "notify" {
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.notifications.arn]
   }
+  statement {
+    # The failure notice reads the failed state, error, cause and redrive count of the
+    # execution the status-change event names (DescribeExecution, GetExecutionHistory).
+    sid     = "ReadFailedExecution"
+    actions = ["states:DescribeExecution", "states:GetExecutionHistory"]
+    resources = [
+      "arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-ingest:*",
+      "arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-extract:*",
+    ]
+  }
+  statement {
+    # Execution data of the state machines is encrypted with the main key.
+    sid       = "DecryptExecutionData"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.main.arn]
+  }
 }
 
 data "aws_iam_policy_document" "extract" {
@@ -270,6 +286,28 @@ data "aws_iam_policy_document" "state_machine" {
     sid       = "Key"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.main.arn]
+  }
+  # The distributed Map (ProcessItems) starts one child execution per item and manages its
+  # Map Run (Step Functions developer guide, "IAM policies for using Distributed Map states").
+  statement {
+    sid       = "DistributedMapChildren"
+    actions   = ["states:StartExecution"]
+    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:stateMachine:${local.prefix}-ingest"]
+  }
+  statement {
+    sid       = "DistributedMapRuns"
+    actions   = ["states:DescribeExecution", "states:StopExecution"]
+    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-ingest/*"]
+  }
+  statement {
+    sid       = "DistributedMapRedrive"
+    actions   = ["states:RedriveExecution"]
+    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:mapRun:${local.prefix}-ingest/*"]
+  }
+  statement {
+    sid       = "ReadBatchManifests"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
   }
 }
 

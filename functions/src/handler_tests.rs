@@ -147,11 +147,11 @@ async fn duplicate_object_events_make_one_item() {
 }
 
 #[tokio::test]
-async fn a_large_batch_travels_as_a_manifest() {
+async fn every_batch_travels_as_a_manifest_for_the_distributed_map() {
     let mut p = ports();
     p.settings
         .values
-        .insert("manifest_threshold_bytes".into(), "500".into());
+        .insert("ingest_max_concurrency".into(), "7".into());
     for i in 0..20 {
         p.store.put(
             "sluice-unit-raw",
@@ -162,8 +162,10 @@ async fn a_large_batch_travels_as_a_manifest() {
     let out = queue_generator::handle(&p, scheduled("2026-11-22T00:05:00Z", "big"))
         .await
         .unwrap();
-    let m = out.manifest.clone().expect("a manifest");
-    assert_eq!(out.items, (0..20).map(|i| json!(i)).collect::<Vec<_>>());
+    let m = out.manifest.clone();
+    assert_eq!(m.key, "manifests/big.json");
+    assert_eq!(out.count, 20);
+    assert_eq!(out.max_concurrency, 7);
     let body = p.store.objects.lock().unwrap()[&(m.bucket.clone(), m.key.clone())].clone();
     let refs: Vec<queue_generator::ItemRef> = serde_json::from_slice(&body).unwrap();
     assert_eq!(refs.len(), 20);
@@ -254,6 +256,8 @@ async fn notify_publishes_failures_and_quarantine_but_not_quiet_runs() {
         normalize: None,
         failed_state: None,
         error: None,
+        status: None,
+        redrive_count: 0,
     };
     // Still queued at the end of a summary: not a failure.
     let quiet = notify::handle(&p, summary("run-9")).await.unwrap();
@@ -310,8 +314,7 @@ async fn ingest_runs_only_for_the_lock_holder_and_takes_a_free_lock_back() {
     use crate::ingest::{self, IngestInput};
     let p = ports();
     let input = |execution: &str| IngestInput {
-        item: json!({"id": "s3://sluice-unit-raw/credit/x.csv#e1:credit", "bucket": "sluice-unit-raw", "key": "credit/x.csv", "etag": "e1", "dataset": "credit"}),
-        manifest: None,
+        item: serde_json::from_value(json!({"id": "s3://sluice-unit-raw/credit/x.csv#e1:credit", "bucket": "sluice-unit-raw", "key": "credit/x.csv", "etag": "e1", "dataset": "credit"})).unwrap(),
         execution: execution.into(),
     };
     in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-a"))

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sluice_core::ports::{
     Catalog, ItemCounts, ObjectStore, SpecStore, Transition, TransitionUpdate, WorkQueue,
     WorkStatus,
@@ -18,14 +17,12 @@ use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, OBJECT_CHANGED, SPEC_NOT_
 use crate::in_progress_check::hold_lock;
 use crate::ports::Ports;
 use crate::queue_generator::batch_of;
-use crate::queue_generator::{ItemRef, ManifestRef};
+use crate::queue_generator::ItemRef;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IngestInput {
-    /// An item reference, or an index into `manifest`.
-    pub item: Value,
-    #[serde(default)]
-    pub manifest: Option<ManifestRef>,
+    /// One item of the batch's manifest (the distributed Map's item).
+    pub item: ItemRef,
     /// `$$.Execution.Id`
     pub execution: String,
 }
@@ -47,39 +44,10 @@ pub struct IngestOutput {
     pub already_done: bool,
 }
 
-async fn resolve<P: Ports>(ports: &P, input: &IngestInput) -> Result<ItemRef, FnError> {
-    match (&input.item, &input.manifest) {
-        (Value::Number(n), Some(m)) => {
-            let i = n
-                .as_u64()
-                .ok_or_else(|| FnError::new(BAD_INPUT, "a manifest index must be a whole number"))?
-                as usize;
-            let bytes = ports
-                .store()
-                .get_bytes(&m.bucket, &m.key)
-                .await?
-                .ok_or_else(|| {
-                    FnError::new(
-                        AWS,
-                        format!("manifest s3://{}/{} is missing", m.bucket, m.key),
-                    )
-                })?;
-            let refs: Vec<ItemRef> = serde_json::from_slice(&bytes).map_err(FnError::bad_input)?;
-            refs.into_iter().nth(i).ok_or_else(|| {
-                FnError::new(
-                    BAD_INPUT,
-                    format!("manifest s3://{}/{} has no item {i}", m.bucket, m.key),
-                )
-            })
-        }
-        (v, _) => serde_json::from_value(v.clone()).map_err(FnError::bad_input),
-    }
-}
-
 pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOutput, FnError> {
     // Only the lock holder ingests.
     hold_lock(ports, &input.execution).await?;
-    let item = resolve(ports, &input).await?;
+    let item = input.item.clone();
     let batch = batch_of(&input.execution).to_owned();
     let start = TransitionUpdate {
         execution: Some(input.execution.clone()),

@@ -6,6 +6,8 @@ use serde_json::Value;
 use sluice_asl::{TaskError, TaskRunner};
 
 use crate::errors::{FnError, BAD_INPUT};
+use sluice_core::ports::ObjectStore;
+
 use crate::ports::Ports;
 use crate::{extract, in_progress_check, ingest, normalize, notify, queue_generator};
 
@@ -75,6 +77,37 @@ impl<P: Ports> TaskRunner for LocalLambdas<'_, P> {
                 error: e.name.to_owned(),
                 cause: e.message,
             })
+    }
+
+    /// A distributed Map's `ItemReader` over `arn:aws:states:::s3:getObject` with a JSON
+    /// array (the batch manifest), read through the same object store as the functions.
+    fn read_items(&self, reader: &Value) -> Result<Value, TaskError> {
+        let failed = |cause: String| TaskError {
+            error: "States.ItemReaderFailed".into(),
+            cause,
+        };
+        if reader["Resource"] != "arn:aws:states:::s3:getObject"
+            || reader.pointer("/ReaderConfig/InputType") != Some(&Value::from("JSON"))
+        {
+            return Err(failed(format!("unsupported ItemReader {reader}")));
+        }
+        let (Some(bucket), Some(key)) = (
+            reader.pointer("/Parameters/Bucket").and_then(Value::as_str),
+            reader.pointer("/Parameters/Key").and_then(Value::as_str),
+        ) else {
+            return Err(failed("the ItemReader needs Parameters.Bucket and Parameters.Key".into()));
+        };
+        let bytes = self
+            .runtime
+            .block_on(self.ports.store().get_bytes(bucket, key))
+            .map_err(|e| failed(format!("s3://{bucket}/{key}: {e}")))?
+            .ok_or_else(|| failed(format!("s3://{bucket}/{key} does not exist")))?;
+        let items: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| failed(format!("s3://{bucket}/{key} is not JSON: {e}")))?;
+        if !items.is_array() {
+            return Err(failed(format!("s3://{bucket}/{key} is not a JSON array")));
+        }
+        Ok(items)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 use sluice_aws::Names;
 use sluice_core::ports::{
-    Acquire, Catalog, ExecutionStatus, ExecutionSummary, Executions, Lease, LockStore, Notifier,
+    Acquire, Catalog, ExecutionStatus, ExecutionSummary, Executions, FailedState, Lease, LockStore, Notifier,
     ObjectInfo, ObjectStore, PortError, PortResult, Settings, SpecChange, SpecStore, StoredSpec,
     TableChange, Transition, TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
 };
@@ -370,9 +370,14 @@ impl Notifier for MemNotifier {
 #[derive(Default)]
 pub struct MemExecutions {
     pub status: Mutex<HashMap<String, ExecutionStatus>>,
+    pub failures: Mutex<HashMap<String, FailedState>>,
 }
 
 impl Executions for MemExecutions {
+    async fn failed_state(&self, arn: &str) -> PortResult<Option<FailedState>> {
+        Ok(lock(&self.failures).get(arn).cloned())
+    }
+
     async fn status(&self, arn: &str) -> PortResult<Option<ExecutionStatus>> {
         Ok(lock(&self.status).get(arn).copied())
     }

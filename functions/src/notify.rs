@@ -3,7 +3,9 @@
 //!   failed, rows were quarantined (by ingest or by a model) or
 //!   an object matched no spec, and says how many items failed (the state machine fails the
 //!   execution on that number).
-//! - `failure` (the catch-all path): always publishes the failed state, error and cause.
+//! - `failure` (from the execution status-change event: FAILED, TIMED_OUT, ABORTED): always
+//!   publishes the state left open (read from the execution's history), the error, the cause,
+//!   the redrive count and what on-call should do about that error.
 //!
 //! Messages carry the execution ARN, a console link, the failed work items with their files
 //! and reasons, and the rows quarantined. The facts come from the work table (items of this
@@ -11,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sluice_core::ports::{Notifier, WorkQueue, WorkStatus};
+use sluice_core::ports::{Executions, Notifier, WorkQueue, WorkStatus};
 
 use crate::errors::FnError;
 use crate::ports::Ports;
@@ -35,12 +37,19 @@ pub struct NotifyInput {
     /// The normalize step's output, when it ran: its models and their quarantined rows.
     #[serde(default)]
     pub normalize: Option<Value>,
-    /// Failure: the state that failed.
+    /// Failure: the state left open; read from the execution's history when absent (the
+    /// status-change rule sends only the execution).
     #[serde(default)]
     pub failed_state: Option<String>,
-    /// Failure: `{"Error": ..., "Cause": ...}` as Catch delivers it.
+    /// Failure: `{"Error": ..., "Cause": ...}`; read from the execution when absent.
     #[serde(default)]
     pub error: Option<Value>,
+    /// Failure: the execution's status (`FAILED`, `TIMED_OUT`, `ABORTED`).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Failure: how many times the execution was redriven.
+    #[serde(default)]
+    pub redrive_count: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,8 +84,60 @@ pub fn console_link(execution_arn: &str) -> String {
     format!("https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}")
 }
 
+/// What on-call does about a failed execution, by its error name (README, "On call").
+pub fn action_for(error: &str) -> &'static str {
+    match error {
+        "Sluice.ItemsFailed" => "Data errors in single files (listed below): re-upload a corrected file, or add the missing spec and run `sluice requeue`. Redrive would only fail again at once.",
+        "Sluice.LockLost" => "Another execution held the pipeline lock past the retries: Redrive once it has finished.",
+        "States.Runtime" | "States.DataLimitExceeded" => "A definition or payload problem: fix the definition and start a new execution (a redrive keeps the old definition; an execution past the history quota cannot be redriven).",
+        _ => "Fix the cause named here, then press Redrive in the console (within 14 days): only the failed state, iteration or child execution runs again.",
+    }
+}
+
+/// Where the execution failed: as given, or read from its history.
+async fn failure_facts<P: Ports>(
+    ports: &P,
+    input: &NotifyInput,
+) -> Result<(String, String, String, u32), FnError> {
+    let given = |k: &str| {
+        input
+            .error
+            .as_ref()
+            .and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if let Some(state) = &input.failed_state {
+        return Ok((
+            state.clone(),
+            given("Error").unwrap_or_default(),
+            given("Cause").unwrap_or_default(),
+            input.redrive_count,
+        ));
+    }
+    let found = ports
+        .executions()
+        .failed_state(&input.execution)
+        .await?
+        .unwrap_or_default();
+    Ok((
+        if found.state.is_empty() {
+            "(no state left open)".to_owned()
+        } else {
+            found.state
+        },
+        given("Error").unwrap_or(found.error),
+        given("Cause").unwrap_or(found.cause),
+        found.redrive_count,
+    ))
+}
+
 pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOutput, FnError> {
     let batch = batch_of(&input.execution);
+    let (failed_state, error, cause, redrive_count) = match input.kind {
+        Kind::Failure => failure_facts(ports, &input).await?,
+        Kind::Summary => Default::default(),
+    };
     let items = ports.work().by_batch(batch).await?;
     let failed: Vec<FailedItem> = items
         .iter()
@@ -124,7 +185,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
     let subject = match input.kind {
         Kind::Failure => format!(
             "Sluice {env}: execution failed in {}",
-            input.failed_state.as_deref().unwrap_or("a step")
+            failed_state
         ),
         Kind::Summary if !failed.is_empty() => format!(
             "Sluice {env}: {} file(s) failed in run {batch}",
@@ -141,9 +202,12 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "environment": env,
         "execution_arn": input.execution,
         "console": console_link(&input.execution),
-        "failed_state": input.failed_state,
-        "error": input.error.as_ref().and_then(|e| e.get("Error")).cloned(),
-        "cause": input.error.as_ref().and_then(|e| e.get("Cause")).cloned(),
+        "status": input.status,
+        "failed_state": (input.kind == Kind::Failure).then_some(&failed_state),
+        "error": (input.kind == Kind::Failure).then_some(&error),
+        "cause": (input.kind == Kind::Failure).then(|| truncate(&cause, 4_000)),
+        "redrive_count": redrive_count,
+        "action": (input.kind == Kind::Failure).then(|| action_for(&error)),
         "items": items.len(),
         "items_done": done,
         "failed_items": failed,
@@ -151,7 +215,6 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "quarantine": format!("s3://{}/quarantine/", ports.names().lake_bucket),
         "unmatched_objects": unmatched,
         "models": input.normalize.as_ref().and_then(|n| n.get("models")).cloned(),
-        "redrive": "fix the cause, then Redrive the execution in the console (or `sluice redrive <history.json>` locally)",
     });
     // One structured line per run; the deployed metric filter counts `stuck_items`.
     lambda_runtime::tracing::info!(
@@ -182,6 +245,18 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
             .and_then(|n| n.get("models"))
             .cloned(),
     })
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary and marked.
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &s[..end], s.len() - end)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! Every (object, ETag, dataset) becomes one work item through a conditional write, so
 //! duplicate events and overlapping listings never create a second one. An object that
 //! matches no spec is recorded as a failed item (`Sluice.NoMatchingSpec`) and reported once.
-//! A batch too large for a state payload travels as an S3 manifest.
+//! The batch travels as an S3 manifest (`manifests/<batch>.json`), read by the distributed Map.
 
 use std::collections::BTreeSet;
 
@@ -78,10 +78,10 @@ pub struct QueueOutput {
     pub trigger: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Window>,
-    /// Item references, or indexes into the manifest when there is one.
-    pub items: Vec<Value>,
-    #[serde(default)]
-    pub manifest: Option<ManifestRef>,
+    /// The batch's items (a JSON array of [`ItemRef`]), read by the distributed Map.
+    pub manifest: ManifestRef,
+    /// How many items run at once (SSM `ingest_max_concurrency`, default 4).
+    pub max_concurrency: u64,
     pub count: usize,
     /// New work items registered by this run.
     pub registered: usize,
@@ -296,31 +296,24 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
     }
     refs.truncate(MAX_ITEMS);
     let count = refs.len();
-    let threshold = setting_or(ports, "manifest_threshold_bytes", 200_000)
-        .await
-        .max(1) as usize;
-    let inline = serde_json::to_vec(&refs).map_err(FnError::bad_input)?;
-    let (items, manifest) = if inline.len() > threshold {
-        let m = ManifestRef {
-            bucket: ports.names().lake_bucket.clone(),
-            key: format!("manifests/{batch}.json"),
-        };
-        ports.store().put_bytes(&m.bucket, &m.key, inline).await?;
-        ((0..count).map(Value::from).collect(), Some(m))
-    } else {
-        let items = refs
-            .iter()
-            .map(serde_json::to_value)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(FnError::bad_input)?;
-        (items, None)
+    // The batch always travels as a manifest: the distributed Map reads its items from it
+    // (ItemReader), so the state payload stays small whatever the batch size.
+    let manifest = ManifestRef {
+        bucket: ports.names().lake_bucket.clone(),
+        key: format!("manifests/{batch}.json"),
     };
+    let body = serde_json::to_vec(&refs).map_err(FnError::bad_input)?;
+    ports
+        .store()
+        .put_bytes(&manifest.bucket, &manifest.key, body)
+        .await?;
+    let max_concurrency = setting_or(ports, "ingest_max_concurrency", 4).await.max(1) as u64;
     Ok(QueueOutput {
         batch,
         trigger,
         window,
-        items,
         manifest,
+        max_concurrency,
         count,
         registered,
         already_known,

@@ -1,11 +1,17 @@
-//! Running a definition: states, input/output processing, Retry/Catch, history, redrive.
+//! Running a definition: states, input/output processing, Retry/Catch, the history AWS would
+//! write (event by event, counted against the quota), distributed Maps as child executions,
+//! and redrive as AWS does it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::plan::Plan;
+use crate::record::{
+    now_rfc3339, Event, ExecutionInfo, Record, Status, HISTORY_LIMIT, REDRIVE_DAYS,
+    REDRIVE_EVENT_LIMIT,
+};
 use crate::{choice, path, StateError};
 
 /// A Task failure as the function reported it.
@@ -15,104 +21,20 @@ pub struct TaskError {
     pub cause: String,
 }
 
-/// Calls Task resources.
+/// Calls Task resources, and reads the items of a distributed Map.
 pub trait TaskRunner {
     /// Invokes `resource` with `input`; `state_path` names the state (`Map/3/Ingest` inside a
     /// Map) for logs and fault injection.
     fn invoke(&self, resource: &str, input: &Value, state_path: &str) -> Result<Value, TaskError>;
-}
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExecutionInfo {
-    pub execution_arn: String,
-    pub name: String,
-    pub state_machine_arn: String,
-    pub start_time: String,
-    #[serde(default)]
-    pub redrive_count: u32,
-}
-
-impl ExecutionInfo {
-    /// An execution of state machine `machine` called `name`, in the account and region that
-    /// local runs use.
-    pub fn local(machine: &str, name: &str) -> ExecutionInfo {
-        ExecutionInfo {
-            execution_arn: format!(
-                "arn:aws:states:us-east-1:000000000000:execution:{machine}:{name}"
-            ),
-            name: name.to_owned(),
-            state_machine_arn: format!(
-                "arn:aws:states:us-east-1:000000000000:stateMachine:{machine}"
-            ),
-            start_time: now_rfc3339(),
-            redrive_count: 0,
-        }
-    }
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// One history event.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Event {
-    /// Milliseconds since the execution (or this redrive) started.
-    pub ms: u64,
-    /// `StateEntered`, `StateExited`, `StateFailed`, `TaskSucceeded`, `TaskFailed`,
-    /// `TaskReplayed`, `RetryScheduled`, `Caught`, `ExecutionSucceeded`, `ExecutionFailed`,
-    /// `ExecutionRedriven`.
-    pub kind: String,
-    /// The state's name (empty for execution events).
-    #[serde(default)]
-    pub state: String,
-    /// The state's path: `Name`, or `Map/<index>/Name` inside a Map iteration.
-    #[serde(default)]
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub detail: Value,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Status {
-    Succeeded,
-    Failed,
-}
-
-/// A finished execution: everything `redrive` needs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Record {
-    pub execution: ExecutionInfo,
-    pub definition: Value,
-    pub input: Value,
-    pub status: Status,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-    pub events: Vec<Event>,
-}
-
-impl Record {
-    /// The names of the states entered, in order (nested states included).
-    pub fn states_entered(&self) -> Vec<&str> {
-        self.events
-            .iter()
-            .filter(|e| e.kind == "StateEntered")
-            .map(|e| e.state.as_str())
-            .collect()
-    }
-
-    /// The same, top level only.
-    pub fn states_entered_top_level(&self) -> Vec<&str> {
-        self.events
-            .iter()
-            .filter(|e| e.kind == "StateEntered" && !e.path.contains('/'))
-            .map(|e| e.state.as_str())
-            .collect()
+    /// Reads a distributed Map's items: `reader` is its `ItemReader` with `Parameters`
+    /// already evaluated (`{"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig":
+    /// {...}, "Parameters": {"Bucket": .., "Key": ..}}`). The answer is the JSON array of items.
+    fn read_items(&self, reader: &Value) -> Result<Value, TaskError> {
+        Err(TaskError {
+            error: "States.ItemReaderFailed".into(),
+            cause: format!("this runner cannot read items from {reader}"),
+        })
     }
 }
 
@@ -132,6 +54,12 @@ impl Default for Options<'_> {
     }
 }
 
+/// The largest input or output a state may pass on: 256 KiB, as on AWS.
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// The error an execution fails with when its history reaches [`HISTORY_LIMIT`] events.
+pub const HISTORY_LIMIT_ERROR: &str = "States.Runtime";
+
 /// Runs `definition` on `input`.
 pub fn run<R: TaskRunner>(
     definition: &Value,
@@ -146,96 +74,163 @@ pub fn run<R: TaskRunner>(
         info,
         runner,
         opts,
-        HashMap::new(),
+        None,
         Vec::new(),
+        BTreeMap::new(),
     )
 }
 
-/// Resumes a failed execution: the same execution id and input; Tasks that succeeded keep
-/// their results (recorded by state path and not re-run); everything that failed or never ran
-/// runs now. The new events are appended to the old history.
+/// Why `record` cannot be redriven, if it cannot (rule R1): only FAILED, TIMED_OUT or ABORTED
+/// executions, within 14 days, with fewer than 24,999 events and not stopped by the quota.
+pub fn not_redrivable(record: &Record) -> Option<String> {
+    let name = &record.execution.name;
+    if record.status == Status::Succeeded {
+        return Some(format!(
+            "{name} SUCCEEDED: only FAILED, TIMED_OUT or ABORTED executions can be redriven"
+        ));
+    }
+    if record.history_limit_reached {
+        return Some(format!(
+            "{name} reached the history quota of {HISTORY_LIMIT} events: NOT_REDRIVABLE; start a new execution"
+        ));
+    }
+    if record.events.len() >= REDRIVE_EVENT_LIMIT {
+        return Some(format!(
+            "{name} has {} history events (redrive needs fewer than {REDRIVE_EVENT_LIMIT}): NOT_REDRIVABLE",
+            record.events.len()
+        ));
+    }
+    let stopped = record
+        .stop_time
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    if let Some(stopped) = stopped {
+        let age = chrono::Utc::now().signed_duration_since(stopped);
+        if age > chrono::Duration::days(REDRIVE_DAYS) {
+            return Some(format!(
+                "{name} stopped {} days ago: redrive is possible for {REDRIVE_DAYS} days",
+                age.num_days()
+            ));
+        }
+    }
+    None
+}
+
+/// The states a redrive of `record` resumes, as (path, state name), outermost first.
+pub fn restart_points(record: &Record) -> Vec<(String, String)> {
+    Plan::of(record).restart_points()
+}
+
+/// Redrives a failed execution as the console's Redrive does (`../shared/REDRIVE.md`):
+/// the same execution, definition and input; the states entered and never exited run again
+/// with their recorded input; finished iterations and branches of a resumed Map or Parallel
+/// keep their results; everything after the restart point runs for real. The new events are
+/// appended to the history after an `ExecutionRedriven` event.
 pub fn redrive<R: TaskRunner>(
     previous: &Record,
     runner: &R,
     opts: &Options,
 ) -> Result<Record, StateError> {
-    if previous.status != Status::Failed {
+    if let Some(why) = not_redrivable(previous) {
+        return Err(StateError::new("ExecutionNotRedrivable", why));
+    }
+    let plan = Plan::of(previous);
+    if !plan.open.contains_key("") {
         return Err(StateError::new(
             "ExecutionNotRedrivable",
             format!(
-                "{} ended {:?}: only failed executions can be redriven",
-                previous.execution.name, previous.status
+                "{}: no state was left unfinished, nothing to resume",
+                previous.execution.name
             ),
         ));
     }
-    let mut memo = HashMap::new();
-    for e in &previous.events {
-        if matches!(e.kind.as_str(), "TaskSucceeded" | "TaskReplayed") {
-            memo.insert(
-                e.path.clone(),
-                e.detail.get("output").cloned().unwrap_or(Value::Null),
-            );
-        }
-    }
+    Ok(resume(previous, plan, runner, opts))
+}
+
+fn resume<R: TaskRunner>(previous: &Record, plan: Plan, runner: &R, opts: &Options) -> Record {
     let mut info = previous.execution.clone();
     info.redrive_count += 1;
     let mut events = previous.events.clone();
-    events.push(Event {
-        ms: 0,
-        kind: "ExecutionRedriven".into(),
-        state: String::new(),
-        path: String::new(),
-        detail: json!({"redrive_count": info.redrive_count}),
-    });
-    Ok(execute(
+    let children = previous.children.clone();
+    push_event(
+        &mut events,
+        opts,
+        Event {
+            id: 0,
+            ms: 0,
+            kind: "ExecutionRedriven".into(),
+            state: String::new(),
+            path: String::new(),
+            index: None,
+            detail: json!({"redriveCount": info.redrive_count}),
+        },
+    );
+    execute(
         &previous.definition,
         previous.input.clone(),
         info,
         runner,
         opts,
-        memo,
+        Some(plan),
         events,
-    ))
+        children,
+    )
 }
 
+fn push_event(events: &mut Vec<Event>, opts: &Options, mut e: Event) {
+    e.id = events.len() as u64 + 1;
+    if let Some(observe) = opts.observer {
+        observe(&e);
+    }
+    events.push(e);
+}
+
+#[allow(clippy::too_many_arguments)]
 fn execute<R: TaskRunner>(
     definition: &Value,
     input: Value,
     info: ExecutionInfo,
     runner: &R,
     opts: &Options,
-    memo: HashMap<String, Value>,
+    plan: Option<Plan>,
     events: Vec<Event>,
+    children: BTreeMap<String, Record>,
 ) -> Record {
+    let context = json!({
+        "Execution": {
+            "Id": info.execution_arn,
+            "Name": info.name,
+            "Input": input,
+            "StartTime": info.start_time,
+            "RoleArn": "arn:aws:iam::000000000000:role/sluice-local",
+            "RedriveCount": info.redrive_count,
+        },
+        "StateMachine": {"Id": info.state_machine_arn, "Name": info.state_machine_arn.rsplit(':').next().unwrap_or("")},
+    });
     let mut ex = Exec {
         runner,
         opts,
         started: Instant::now(),
         events,
-        memo,
-        context: json!({
-            "Execution": {
-                "Id": info.execution_arn,
-                "Name": info.name,
-                "Input": input,
-                "StartTime": info.start_time,
-                "RoleArn": "arn:aws:iam::000000000000:role/sluice-local",
-                "RedriveCount": info.redrive_count,
-            },
-            "StateMachine": {"Id": info.state_machine_arn, "Name": info.state_machine_arn.rsplit(':').next().unwrap_or("")},
-        }),
+        context,
+        resuming: plan.is_some(),
+        plan: plan.unwrap_or_default(),
+        limit_hit: false,
+        children,
+        info: info.clone(),
     };
-    let result = ex.run_machine(definition, input.clone(), "", None);
+    if !ex.resuming {
+        ex.emit("ExecutionStarted", "", "", None, json!({"input": input}));
+    }
+    let result = ex.run_machine(definition, input.clone(), "", None, ex.resuming);
     let (status, output, error, cause) = match result {
         Ok(out) => {
-            ex.emit("ExecutionSucceeded", "", "", json!({"output": out}));
+            ex.emit("ExecutionSucceeded", "", "", None, json!({"output": out}));
             (Status::Succeeded, Some(out), None, None)
         }
         Err(e) => {
-            ex.emit(
+            ex.final_event(
                 "ExecutionFailed",
-                "",
-                "",
                 json!({"error": e.error, "cause": e.cause}),
             );
             (Status::Failed, None, Some(e.error), Some(e.cause))
@@ -249,7 +244,11 @@ fn execute<R: TaskRunner>(
         output,
         error,
         cause,
+        stop_time: Some(now_rfc3339()),
+        history_limit_reached: ex.limit_hit,
         events: ex.events,
+        children: ex.children,
+        parent_attempt: None,
     }
 }
 
@@ -258,16 +257,25 @@ struct Exec<'a, R> {
     opts: &'a Options<'a>,
     started: Instant,
     events: Vec<Event>,
-    memo: HashMap<String, Value>,
     context: Value,
+    /// This run is a redrive: the top-level scope resumes from the plan.
+    resuming: bool,
+    plan: Plan,
+    /// The history reached the quota: nothing more is written, the execution fails.
+    limit_hit: bool,
+    children: BTreeMap<String, Record>,
+    info: ExecutionInfo,
 }
-
-/// The largest input or output a state may pass on: 256 KiB, as on AWS.
-pub const MAX_PAYLOAD: usize = 256 * 1024;
 
 enum Flow {
     Next(String, Value),
     End(Value),
+    /// A Catch took the error: exited (the state is finished), going to `next`.
+    Caught {
+        next: String,
+        out: Value,
+        error: String,
+    },
 }
 
 fn field<'v>(state: &'v Value, name: &str) -> Option<&'v Value> {
@@ -278,29 +286,69 @@ fn str_field<'v>(state: &'v Value, name: &str) -> Option<&'v str> {
     state.get(name).and_then(Value::as_str)
 }
 
-fn error_matches(names: &Value, error: &str) -> bool {
-    // States.Runtime and States.DataLimitExceeded are not retried or caught by States.ALL.
-    let terminal = matches!(error, "States.Runtime" | "States.DataLimitExceeded");
-    names.as_array().is_some_and(|a| {
-        a.iter()
-            .filter_map(Value::as_str)
-            .any(|n| n == error || (n == "States.ALL" && !terminal))
-    })
+fn limit_error() -> StateError {
+    StateError::new(
+        HISTORY_LIMIT_ERROR,
+        format!("The execution reached the maximum number of history events ({HISTORY_LIMIT})."),
+    )
+}
+
+/// `arn:aws:states:::…` integrations write `Task…` events; Lambda functions named by ARN
+/// (or by a `${…_arn}` placeholder) write `LambdaFunction…` events.
+fn task_event_prefix(resource: &str) -> &'static str {
+    if resource.starts_with("arn:aws:states:::") {
+        "Task"
+    } else {
+        "LambdaFunction"
+    }
 }
 
 impl<R: TaskRunner> Exec<'_, R> {
-    fn emit(&mut self, kind: &str, state: &str, path: &str, detail: Value) {
+    fn emit(&mut self, kind: &str, state: &str, path: &str, index: Option<usize>, detail: Value) {
+        if self.limit_hit {
+            return;
+        }
+        // Keep the last place for the ExecutionFailed event the quota causes.
+        if self.events.len() + 1 >= HISTORY_LIMIT {
+            self.limit_hit = true;
+            return;
+        }
         let e = Event {
+            id: 0,
             ms: self.started.elapsed().as_millis() as u64,
             kind: kind.to_owned(),
             state: state.to_owned(),
             path: path.to_owned(),
+            index,
             detail,
         };
-        if let Some(observe) = self.opts.observer {
-            observe(&e);
+        push_event(&mut self.events, self.opts, e);
+    }
+
+    fn final_event(&mut self, kind: &str, detail: Value) {
+        let e = Event {
+            id: 0,
+            ms: self.started.elapsed().as_millis() as u64,
+            kind: kind.to_owned(),
+            state: String::new(),
+            path: String::new(),
+            index: None,
+            detail,
+        };
+        push_event(&mut self.events, self.opts, e);
+    }
+
+    fn error_matches(&self, names: &Value, error: &str) -> bool {
+        if self.limit_hit {
+            return false;
         }
-        self.events.push(e);
+        // States.Runtime and States.DataLimitExceeded are not retried or caught by States.ALL.
+        let terminal = matches!(error, "States.Runtime" | "States.DataLimitExceeded");
+        names.as_array().is_some_and(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .any(|n| n == error || (n == "States.ALL" && !terminal))
+        })
     }
 
     fn sleep(&self, seconds: f64) {
@@ -328,13 +376,15 @@ impl<R: TaskRunner> Exec<'_, R> {
         c
     }
 
-    /// Runs a machine or branch (`StartAt` + `States`).
+    /// Runs a machine, branch or iteration (`StartAt` + `States`); with `resume`, starts at
+    /// the scope's unfinished state with its recorded input when the plan has one.
     fn run_machine(
         &mut self,
         m: &Value,
         input: Value,
         prefix: &str,
         item: Option<(usize, Value)>,
+        resume: bool,
     ) -> Result<Value, StateError> {
         if str_field(m, "QueryLanguage") == Some("JSONata") {
             return Err(StateError::runtime(
@@ -344,23 +394,48 @@ impl<R: TaskRunner> Exec<'_, R> {
         let states = field(m, "States")
             .and_then(Value::as_object)
             .ok_or_else(|| StateError::runtime("the definition has no States".to_owned()))?;
-        let mut name = str_field(m, "StartAt")
-            .ok_or_else(|| StateError::runtime("the definition has no StartAt".to_owned()))?
-            .to_owned();
-        let mut input = input;
+        let resumed = if resume {
+            self.plan.open.remove(prefix)
+        } else {
+            None
+        };
+        let (mut name, mut input, mut resuming) = match resumed {
+            Some((name, input)) => (name, input, true),
+            None => (
+                str_field(m, "StartAt")
+                    .ok_or_else(|| StateError::runtime("the definition has no StartAt".to_owned()))?
+                    .to_owned(),
+                input,
+                false,
+            ),
+        };
         loop {
+            if self.limit_hit {
+                return Err(limit_error());
+            }
             let state = states
                 .get(&name)
                 .ok_or_else(|| StateError::runtime(format!("no state named '{name}'")))?;
+            let ty = str_field(state, "Type").unwrap_or("").to_owned();
             let path = format!("{prefix}{name}");
-            self.emit("StateEntered", &name, &path, json!({"input": input}));
+            self.emit(
+                &format!("{ty}StateEntered"),
+                &name,
+                &path,
+                None,
+                json!({"input": input}),
+            );
             let entered = now_rfc3339();
             let started = Instant::now();
-            let result = self.run_state(&name, &path, state, input, &entered, item.as_ref());
+            let result = self.run_state(&name, &path, state, input, &entered, item.as_ref(), resuming);
+            resuming = false;
+            if self.limit_hit {
+                return Err(limit_error());
+            }
             let ms = started.elapsed().as_millis() as u64;
             let result = result.and_then(|flow| {
                 let out = match &flow {
-                    Flow::Next(_, o) | Flow::End(o) => o,
+                    Flow::Next(_, o) | Flow::End(o) | Flow::Caught { out: o, .. } => o,
                 };
                 let size = serde_json::to_string(out).map(|s| s.len()).unwrap_or(0);
                 if size > MAX_PAYLOAD {
@@ -371,34 +446,27 @@ impl<R: TaskRunner> Exec<'_, R> {
                 }
                 Ok(flow)
             });
-            match result {
-                Ok(Flow::Next(next, out)) => {
+            let exited = format!("{ty}StateExited");
+            match result? {
+                Flow::Next(next, out) => {
+                    self.emit(&exited, &name, &path, None, json!({"output": out, "duration_ms": ms}));
+                    name = next;
+                    input = out;
+                }
+                Flow::Caught { next, out, error } => {
                     self.emit(
-                        "StateExited",
+                        &exited,
                         &name,
                         &path,
-                        json!({"output": out, "duration_ms": ms}),
+                        None,
+                        json!({"output": out, "duration_ms": ms, "caught": {"error": error, "next": next}}),
                     );
                     name = next;
                     input = out;
                 }
-                Ok(Flow::End(out)) => {
-                    self.emit(
-                        "StateExited",
-                        &name,
-                        &path,
-                        json!({"output": out, "duration_ms": ms}),
-                    );
+                Flow::End(out) => {
+                    self.emit(&exited, &name, &path, None, json!({"output": out, "duration_ms": ms}));
                     return Ok(out);
-                }
-                Err(e) => {
-                    self.emit(
-                        "StateFailed",
-                        &name,
-                        &path,
-                        json!({"error": e.error, "cause": e.cause, "duration_ms": ms}),
-                    );
-                    return Err(e);
                 }
             }
         }
@@ -449,6 +517,8 @@ impl<R: TaskRunner> Exec<'_, R> {
         }
     }
 
+
+    #[allow(clippy::too_many_arguments)]
     fn run_state(
         &mut self,
         name: &str,
@@ -457,6 +527,7 @@ impl<R: TaskRunner> Exec<'_, R> {
         raw: Value,
         entered: &str,
         item: Option<&(usize, Value)>,
+        resuming: bool,
     ) -> Result<Flow, StateError> {
         if state.get("Assign").is_some() {
             return Err(StateError::runtime(format!(
@@ -561,7 +632,7 @@ impl<R: TaskRunner> Exec<'_, R> {
                 self.next_or_end(name, state, out)
             }
             "Task" | "Map" | "Parallel" => {
-                self.run_with_retry(name, path, ty, state, raw, entered, item)
+                self.run_with_retry(name, path, ty, state, raw, entered, item, resuming)
             }
             other => Err(StateError::runtime(format!(
                 "state '{name}' has unsupported Type '{other}'"
@@ -579,6 +650,7 @@ impl<R: TaskRunner> Exec<'_, R> {
         raw: Value,
         entered: &str,
         item: Option<&(usize, Value)>,
+        resuming: bool,
     ) -> Result<Flow, StateError> {
         let retriers = state
             .get("Retry")
@@ -587,9 +659,12 @@ impl<R: TaskRunner> Exec<'_, R> {
             .unwrap_or_default();
         let mut counts = vec![0u32; retriers.len()];
         let mut retry_count = 0;
+        // Only the first attempt of a resumed Map or Parallel keeps finished iterations.
+        let mut resuming = resuming;
         loop {
             let ctx = self.ctx(name, entered, Some(retry_count), item);
-            let attempt = self.run_body(name, path, ty, state, &raw, &ctx);
+            let attempt = self.run_body(name, path, ty, state, &raw, &ctx, resuming);
+            resuming = false;
             let err = match attempt {
                 Ok(result) => {
                     // Output processing errors are States.Runtime: never retried or caught.
@@ -603,9 +678,12 @@ impl<R: TaskRunner> Exec<'_, R> {
                 }
                 Err(e) => e,
             };
+            if self.limit_hit {
+                return Err(err);
+            }
             if let Some(i) = retriers
                 .iter()
-                .position(|r| error_matches(&r["ErrorEquals"], &err.error))
+                .position(|r| self.error_matches(&r["ErrorEquals"], &err.error))
             {
                 let r = &retriers[i];
                 let max = r.get("MaxAttempts").and_then(Value::as_u64).unwrap_or(3) as u32;
@@ -628,15 +706,19 @@ impl<R: TaskRunner> Exec<'_, R> {
                     }
                     counts[i] += 1;
                     retry_count += 1;
-                    self.emit(
-                        "RetryScheduled",
-                        name,
-                        path,
-                        json!({"error": err.error, "cause": err.cause, "attempt": retry_count, "delay_seconds": delay}),
-                    );
+                    self.note_on_last_failure(json!({"retry": {"attempt": retry_count, "delay_seconds": delay}}));
                     self.sleep(delay);
                     continue;
                 }
+            }
+            if ty != "Task" {
+                self.emit(
+                    &format!("{ty}StateFailed"),
+                    "",
+                    path,
+                    None,
+                    json!({"error": err.error, "cause": err.cause}),
+                );
             }
             let catchers = state
                 .get("Catch")
@@ -645,7 +727,7 @@ impl<R: TaskRunner> Exec<'_, R> {
                 .unwrap_or_default();
             if let Some(c) = catchers
                 .iter()
-                .find(|c| error_matches(&c["ErrorEquals"], &err.error))
+                .find(|c| self.error_matches(&c["ErrorEquals"], &err.error))
             {
                 let next = str_field(c, "Next").ok_or_else(|| {
                     StateError::runtime(format!("a Catch of '{name}' has no Next"))
@@ -661,18 +743,27 @@ impl<R: TaskRunner> Exec<'_, R> {
                         ))
                     }
                 };
-                self.emit(
-                    "Caught",
-                    name,
-                    path,
-                    json!({"error": err.error, "cause": err.cause, "next": next}),
-                );
-                return Ok(Flow::Next(next.to_owned(), out));
+                return Ok(Flow::Caught {
+                    next: next.to_owned(),
+                    out,
+                    error: err.error,
+                });
             }
             return Err(err);
         }
     }
 
+    /// Local annotations (a retry) ride on the failure event they follow: AWS writes no
+    /// event of its own for them, and the count must stay AWS's.
+    fn note_on_last_failure(&mut self, note: Value) {
+        if let (Some(e), Value::Object(note)) = (self.events.last_mut(), note) {
+            if let Value::Object(d) = &mut e.detail {
+                d.extend(note);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn run_body(
         &mut self,
         name: &str,
@@ -681,57 +772,12 @@ impl<R: TaskRunner> Exec<'_, R> {
         state: &Value,
         raw: &Value,
         ctx: &Value,
+        resuming: bool,
     ) -> Result<Value, StateError> {
         let input = self.input_path(state, raw, ctx)?;
         match ty {
-            "Task" => {
-                let input = match state.get("Parameters") {
-                    Some(t) => path::template(t, &input, ctx)?,
-                    None => input,
-                };
-                let resource = str_field(state, "Resource")
-                    .ok_or_else(|| StateError::runtime(format!("Task '{name}' has no Resource")))?
-                    .to_owned();
-                if let Some(out) = self.memo.get(path).cloned() {
-                    self.emit(
-                        "TaskReplayed",
-                        name,
-                        path,
-                        json!({"resource": resource, "output": out}),
-                    );
-                    return Ok(out);
-                }
-                match self.runner.invoke(&resource, &input, path) {
-                    Ok(out) => {
-                        self.emit(
-                            "TaskSucceeded",
-                            name,
-                            path,
-                            json!({"resource": resource, "output": out}),
-                        );
-                        Ok(out)
-                    }
-                    Err(e) => {
-                        self.emit(
-                            "TaskFailed",
-                            name,
-                            path,
-                            json!({"resource": resource, "error": e.error, "cause": e.cause}),
-                        );
-                        Err(StateError::new(e.error, e.cause))
-                    }
-                }
-            }
+            "Task" => self.run_task(name, path, state, input, ctx),
             "Map" => {
-                let items = match str_field(state, "ItemsPath") {
-                    Some(p) => path::eval(p, &input, ctx)?,
-                    None => input.clone(),
-                };
-                let items = items.as_array().cloned().ok_or_else(|| {
-                    StateError::runtime(format!(
-                        "Map '{name}': the items are not an array: {items}"
-                    ))
-                })?;
                 let processor = state
                     .get("ItemProcessor")
                     .or_else(|| state.get("Iterator"))
@@ -739,34 +785,56 @@ impl<R: TaskRunner> Exec<'_, R> {
                         StateError::runtime(format!("Map '{name}' has no ItemProcessor"))
                     })?
                     .clone();
-                if processor
+                let distributed = processor
                     .pointer("/ProcessorConfig/Mode")
                     .and_then(Value::as_str)
-                    == Some("DISTRIBUTED")
-                {
-                    return Err(StateError::runtime(
-                        "distributed Map is not supported by the local runner".to_owned(),
-                    ));
+                    == Some("DISTRIBUTED");
+                let items = if distributed {
+                    self.distributed_items(name, state, &input, ctx)?
+                } else {
+                    let items = match str_field(state, "ItemsPath") {
+                        Some(p) => path::eval(p, &input, ctx)?,
+                        None => input.clone(),
+                    };
+                    items.as_array().cloned().ok_or_else(|| {
+                        StateError::runtime(format!(
+                            "Map '{name}': the items are not an array: {items}"
+                        ))
+                    })?
+                };
+                if let Some(p) = str_field(state, "MaxConcurrencyPath") {
+                    // Sets parallelism on AWS; here it must only be valid.
+                    let v = path::eval(p, &input, ctx)?;
+                    if v.as_u64().is_none() {
+                        return Err(StateError::runtime(format!(
+                            "Map '{name}': MaxConcurrencyPath {p} gave {v}, not a non-negative integer"
+                        )));
+                    }
                 }
+                let resuming = resuming && !self.plan.whole.contains(path);
+                self.emit("MapStateStarted", "", path, None, json!({"length": items.len()}));
                 let selector = state
                     .get("ItemSelector")
                     .or_else(|| state.get("Parameters"))
                     .cloned();
-                let mut results = Vec::with_capacity(items.len());
+                let mut inputs = Vec::with_capacity(items.len());
                 for (i, it) in items.into_iter().enumerate() {
-                    let item = (i, it.clone());
-                    let ictx = {
-                        let mut c = ctx.clone();
-                        c["Map"] = json!({"Item": {"Index": i, "Value": it}});
-                        c
-                    };
-                    let item_input = match &selector {
-                        Some(t) => path::template(t, &input, &ictx)?,
-                        None => it,
-                    };
-                    let prefix = format!("{path}/{i}/");
-                    results.push(self.run_machine(&processor, item_input, &prefix, Some(item))?);
+                    let mut ictx = ctx.clone();
+                    ictx["Map"] = json!({"Item": {"Index": i, "Value": it}});
+                    inputs.push((
+                        match &selector {
+                            Some(t) => path::template(t, &input, &ictx)?,
+                            None => it.clone(),
+                        },
+                        it,
+                    ));
                 }
+                let results = if distributed {
+                    self.run_map_run(path, state, &processor, inputs, resuming)?
+                } else {
+                    self.run_inline_map(path, &processor, inputs, resuming)?
+                };
+                self.emit("MapStateSucceeded", "", path, None, Value::Null);
                 Ok(Value::Array(results))
             }
             "Parallel" => {
@@ -779,14 +847,256 @@ impl<R: TaskRunner> Exec<'_, R> {
                     Some(t) => path::template(t, &input, ctx)?,
                     None => input,
                 };
+                let resuming = resuming && !self.plan.whole.contains(path);
+                self.emit("ParallelStateStarted", "", path, None, Value::Null);
                 let mut out = Vec::new();
                 for (i, b) in branches.iter().enumerate() {
-                    out.push(self.run_machine(b, input.clone(), &format!("{path}/{i}/"), None)?);
+                    let scope = format!("{path}/{i}/");
+                    if resuming {
+                        if let Some(done) = self.plan.finished.remove(&scope) {
+                            out.push(done);
+                            continue;
+                        }
+                    }
+                    out.push(self.run_machine(b, input.clone(), &scope, None, resuming)?);
                 }
+                self.emit("ParallelStateSucceeded", "", path, None, Value::Null);
                 Ok(Value::Array(out))
             }
             _ => Err(StateError::runtime(format!("unexpected state type {ty}"))),
         }
+    }
+
+    fn run_task(
+        &mut self,
+        name: &str,
+        path: &str,
+        state: &Value,
+        input: Value,
+        ctx: &Value,
+    ) -> Result<Value, StateError> {
+        let input = match state.get("Parameters") {
+            Some(t) => path::template(t, &input, ctx)?,
+            None => input,
+        };
+        let resource = str_field(state, "Resource")
+            .ok_or_else(|| StateError::runtime(format!("Task '{name}' has no Resource")))?
+            .to_owned();
+        let p = task_event_prefix(&resource);
+        self.emit(
+            &format!("{p}Scheduled"),
+            name,
+            path,
+            None,
+            json!({"resource": resource, "input": input}),
+        );
+        self.emit(&format!("{p}Started"), name, path, None, Value::Null);
+        if self.limit_hit {
+            return Err(limit_error());
+        }
+        match self.runner.invoke(&resource, &input, path) {
+            Ok(out) => {
+                self.emit(
+                    &format!("{p}Succeeded"),
+                    name,
+                    path,
+                    None,
+                    json!({"output": out}),
+                );
+                Ok(out)
+            }
+            Err(e) => {
+                self.emit(
+                    &format!("{p}Failed"),
+                    name,
+                    path,
+                    None,
+                    json!({"error": e.error, "cause": e.cause}),
+                );
+                Err(StateError::new(e.error, e.cause))
+            }
+        }
+    }
+
+    /// Inline Map: iterations one after the other in index order (MaxConcurrency bounds
+    /// parallelism on AWS, it does not change results). The first uncaught failure fails the
+    /// Map; later iterations are not started (AWS aborts those in flight). When resumed,
+    /// finished iterations keep their results and the others resume at their unfinished state.
+    fn run_inline_map(
+        &mut self,
+        path: &str,
+        processor: &Value,
+        inputs: Vec<(Value, Value)>,
+        resuming: bool,
+    ) -> Result<Vec<Value>, StateError> {
+        let mut results = Vec::with_capacity(inputs.len());
+        for (i, (item_input, value)) in inputs.into_iter().enumerate() {
+            let scope = format!("{path}/{i}/");
+            if resuming {
+                if let Some(done) = self.plan.finished.remove(&scope) {
+                    results.push(done);
+                    continue;
+                }
+            }
+            self.emit("MapIterationStarted", "", path, Some(i), Value::Null);
+            match self.run_machine(processor, item_input, &scope, Some((i, value)), resuming) {
+                Ok(out) => {
+                    self.emit(
+                        "MapIterationSucceeded",
+                        "",
+                        path,
+                        Some(i),
+                        json!({"output": out}),
+                    );
+                    results.push(out);
+                }
+                Err(e) => {
+                    self.emit(
+                        "MapIterationFailed",
+                        "",
+                        path,
+                        Some(i),
+                        json!({"error": e.error, "cause": e.cause}),
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// A distributed Map's items: from its `ItemReader` (through the runner) or `ItemsPath`.
+    fn distributed_items(
+        &mut self,
+        name: &str,
+        state: &Value,
+        input: &Value,
+        ctx: &Value,
+    ) -> Result<Vec<Value>, StateError> {
+        let items = match state.get("ItemReader") {
+            Some(reader) => {
+                let mut reader = reader.clone();
+                if let Some(params) = reader.get("Parameters") {
+                    reader["Parameters"] = path::template(params, input, ctx)?;
+                }
+                self.runner
+                    .read_items(&reader)
+                    .map_err(|e| StateError::new(e.error, e.cause))?
+            }
+            None => match str_field(state, "ItemsPath") {
+                Some(p) => path::eval(p, input, ctx)?,
+                None => input.clone(),
+            },
+        };
+        items.as_array().cloned().ok_or_else(|| {
+            StateError::runtime(format!("Map '{name}': the items are not an array"))
+        })
+    }
+
+    /// A distributed Map's Map Run: one child execution per item, each with its own history
+    /// (not counted in this one's); failures up to `ToleratedFailureCount` /
+    /// `ToleratedFailurePercentage` are tolerated, one more fails the Map Run with
+    /// `States.ExceedToleratedFailureThreshold` and no further child starts. When resumed
+    /// (a redrive of the Map Run), succeeded children keep their results, failed STANDARD
+    /// children are redriven, failed EXPRESS children and never-started ones run from the start
+    /// (redrive-map-run.html).
+    fn run_map_run(
+        &mut self,
+        path: &str,
+        state: &Value,
+        processor: &Value,
+        inputs: Vec<(Value, Value)>,
+        resuming: bool,
+    ) -> Result<Vec<Value>, StateError> {
+        let total = inputs.len();
+        let tolerated_count = state
+            .get("ToleratedFailureCount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        let tolerated_pct = state
+            .get("ToleratedFailurePercentage")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        let express = processor
+            .pointer("/ProcessorConfig/ExecutionType")
+            .and_then(Value::as_str)
+            == Some("EXPRESS");
+        let mut child_def = processor.clone();
+        if let Value::Object(m) = &mut child_def {
+            m.remove("ProcessorConfig");
+        }
+        self.emit("MapRunStarted", "", path, None, json!({"items": total}));
+        let attempt = self.info.redrive_count;
+        let mut results = Vec::with_capacity(total);
+        let mut failed = 0usize;
+        for (i, (item_input, _)) in inputs.into_iter().enumerate() {
+            let key = format!("{path}/{i}");
+            let previous = if resuming {
+                self.plan.children.get(&key).cloned()
+            } else {
+                None
+            };
+            let mut child = match previous {
+                Some(prev) if prev.status == Status::Succeeded => {
+                    results.push(prev.output.clone().unwrap_or(Value::Null));
+                    continue;
+                }
+                Some(prev) if !express && !prev.history_limit_reached => {
+                    let plan = Plan::of(&prev);
+                    if plan.open.contains_key("") {
+                        resume(&prev, plan, self.runner, &Options { time_scale: self.opts.time_scale, observer: None })
+                    } else {
+                        self.fresh_child(&child_def, item_input, path, i)
+                    }
+                }
+                _ => self.fresh_child(&child_def, item_input, path, i),
+            };
+            child.parent_attempt = Some(attempt);
+            match child.status {
+                Status::Succeeded => results.push(child.output.clone().unwrap_or(Value::Null)),
+                _ => {
+                    failed += 1;
+                    results.push(json!({"Error": child.error, "Cause": child.cause}));
+                }
+            }
+            self.children.insert(key, child);
+            let over_count = failed > tolerated_count;
+            let over_pct = (failed as f64) * 100.0 / (total.max(1) as f64) > tolerated_pct;
+            if failed > 0 && over_count && over_pct {
+                let e = StateError::new(
+                    "States.ExceedToleratedFailureThreshold",
+                    format!("The specified tolerated failure threshold was exceeded: {failed} of {total} child executions failed (Map Run of '{path}')"),
+                );
+                self.emit(
+                    "MapRunFailed",
+                    "",
+                    path,
+                    None,
+                    json!({"error": e.error, "cause": e.cause}),
+                );
+                return Err(e);
+            }
+        }
+        self.emit("MapRunSucceeded", "", path, None, json!({"failed": failed}));
+        Ok(results)
+    }
+
+    fn fresh_child(&self, def: &Value, input: Value, path: &str, index: usize) -> Record {
+        let info = self.info.child(path, index);
+        let quiet = Options {
+            time_scale: self.opts.time_scale,
+            observer: None,
+        };
+        execute(
+            def,
+            input,
+            info,
+            self.runner,
+            &quiet,
+            None,
+            Vec::new(),
+            BTreeMap::new(),
+        )
     }
 }
 

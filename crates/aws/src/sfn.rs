@@ -2,7 +2,11 @@
 //! failed, and redrive.
 
 use aws_sdk_sfn::types::ExecutionStatus as SdkStatus;
-use sluice_core::ports::{ExecutionStatus, ExecutionSummary, Executions, PortResult};
+use aws_sdk_sfn::types::HistoryEvent as SdkEvent;
+use sluice_core::ports::{
+    failed_state, ExecutionStatus, ExecutionSummary, Executions, FailedState, HistoryEvent,
+    PortResult,
+};
 
 use crate::error::{code_of, port_error};
 
@@ -29,7 +33,78 @@ pub fn status_from_sdk(s: &SdkStatus) -> Option<ExecutionStatus> {
     })
 }
 
+/// The parts of an SDK history event that finding the failed state needs.
+pub fn history_event_from_sdk(e: &SdkEvent) -> HistoryEvent {
+    let (error, cause) = if let Some(d) = e.execution_failed_event_details() {
+        (d.error(), d.cause())
+    } else if let Some(d) = e.lambda_function_failed_event_details() {
+        (d.error(), d.cause())
+    } else if let Some(d) = e.task_failed_event_details() {
+        (d.error(), d.cause())
+    } else if let Some(d) = e.map_run_failed_event_details() {
+        (d.error(), d.cause())
+    } else if let Some(d) = e.lambda_function_timed_out_event_details() {
+        (d.error(), d.cause())
+    } else {
+        (None, None)
+    };
+    let index = e
+        .map_iteration_started_event_details()
+        .or(e.map_iteration_failed_event_details())
+        .or(e.map_iteration_succeeded_event_details())
+        .map(|d| d.index())
+        .and_then(|i| u64::try_from(i).ok());
+    HistoryEvent {
+        kind: e.r#type().as_str().to_owned(),
+        state: e
+            .state_entered_event_details()
+            .map(|d| d.name().to_owned())
+            .or_else(|| e.state_exited_event_details().map(|d| d.name().to_owned())),
+        index,
+        error: error.map(str::to_owned),
+        cause: cause.map(str::to_owned),
+    }
+}
+
 impl Executions for SfnExecutions {
+    async fn failed_state(&self, execution_arn: &str) -> PortResult<Option<FailedState>> {
+        let described = match self
+            .client
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if code_of(&e) == Some("ExecutionDoesNotExist") => return Ok(None),
+            Err(e) => return Err(port_error("states:DescribeExecution", e)),
+        };
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .include_execution_data(false)
+            .into_paginator()
+            .send();
+        let mut events = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("states:GetExecutionHistory", e))?;
+            events.extend(page.events().iter().map(history_event_from_sdk));
+        }
+        let mut found = failed_state(&events).unwrap_or_default();
+        if let Some(e) = described.error() {
+            found.error = e.to_owned();
+        }
+        if let Some(c) = described.cause() {
+            found.cause = c.to_owned();
+        }
+        found.redrive_count = described
+            .redrive_count()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0);
+        Ok(Some(found))
+    }
+
     async fn status(&self, execution_arn: &str) -> PortResult<Option<ExecutionStatus>> {
         match self
             .client

@@ -30,32 +30,33 @@ fn print_event(e: &Event) {
         .get("duration_ms")
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    match e.kind.as_str() {
-        "StateExited" => println!("{pad}ok     {:<24} {ms:>6} ms   {}", e.state, e.path),
-        "StateFailed" => println!(
-            "{pad}FAILED {:<24} {ms:>6} ms   {}: {}",
-            e.state,
-            e.detail["error"].as_str().unwrap_or(""),
-            e.detail["cause"].as_str().unwrap_or("")
-        ),
-        "Caught" => println!(
+    let kind = e.kind.as_str();
+    if let Some(caught) = e.detail.get("caught") {
+        println!(
             "{pad}caught {:<24}             {} -> {}",
             e.state,
-            e.detail["error"].as_str().unwrap_or(""),
-            e.detail["next"].as_str().unwrap_or("")
-        ),
-        "RetryScheduled" => println!(
-            "{pad}retry  {:<24}             {} (attempt {}, after {:.1} s)",
-            e.state,
-            e.detail["error"].as_str().unwrap_or(""),
-            e.detail["attempt"],
-            e.detail["delay_seconds"].as_f64().unwrap_or(0.0)
-        ),
-        "TaskReplayed" => println!(
-            "{pad}kept   {:<24}             result of the earlier attempt",
-            e.state
-        ),
-        _ => {}
+            caught["error"].as_str().unwrap_or(""),
+            caught["next"].as_str().unwrap_or("")
+        );
+    } else if kind.ends_with("StateExited") {
+        println!("{pad}ok     {:<24} {ms:>6} ms   {}", e.state, e.path);
+    } else if kind.ends_with("Failed") && kind != "MapIterationFailed" {
+        let what = if e.state.is_empty() { &e.path } else { &e.state };
+        match e.detail.get("retry") {
+            Some(r) => println!(
+                "{pad}retry  {what:<24}             {} (attempt {}, after {:.1} s)",
+                e.detail["error"].as_str().unwrap_or(""),
+                r["attempt"],
+                r["delay_seconds"].as_f64().unwrap_or(0.0)
+            ),
+            None => println!(
+                "{pad}FAILED {what:<24}             {}: {}",
+                e.detail["error"].as_str().unwrap_or(""),
+                e.detail["cause"].as_str().unwrap_or("")
+            ),
+        }
+    } else if kind == "ExecutionRedriven" {
+        println!("{pad}redriven (redrive {})", e.detail["redriveCount"]);
     }
 }
 
@@ -75,7 +76,7 @@ fn report(record: &Record, history: &Path) -> Result<()> {
             println!("history: {}", history.display());
             Ok(())
         }
-        Status::Failed => {
+        Status::Failed | Status::TimedOut | Status::Aborted => {
             println!("\nFAILED {}", record.execution.execution_arn);
             println!(
                 "error: {}\ncause: {}",
@@ -85,6 +86,44 @@ fn report(record: &Record, history: &Path) -> Result<()> {
             println!("history: {}", history.display());
             println!("fix the cause, then: sluice redrive {}", history.display());
             bail!("execution failed")
+        }
+    }
+}
+
+/// The innermost state left open, down into a failed child execution of a distributed Map.
+fn failed_path(record: &Record) -> String {
+    let Some((path, _)) = sluice_asl::restart_points(record).pop() else {
+        return String::new();
+    };
+    let failed_child = record.children.iter().find(|(k, c)| {
+        k.starts_with(&format!("{path}/")) && c.status != Status::Succeeded
+    });
+    match failed_child {
+        Some((key, child)) => match failed_path(child) {
+            inner if inner.is_empty() => key.clone(),
+            inner => format!("{key}/{inner}"),
+        },
+        None => path,
+    }
+}
+
+/// What the EventBridge "Step Functions Execution Status Change" rule does on AWS for a
+/// FAILED execution: free the pipeline lock it may hold, and send the one failure notice.
+fn on_failed(record: &Record, ports: &AwsPorts, rt: &tokio::runtime::Runtime) {
+    let execution = &record.execution.execution_arn;
+    let release = serde_json::json!({"action": "release", "execution": execution});
+    let notice = serde_json::json!({
+        "kind": "failure",
+        "execution": execution,
+        "status": "FAILED",
+        "failed_state": failed_path(record),
+        "error": {"Error": record.error, "Cause": record.cause},
+        "redrive_count": record.execution.redrive_count,
+    });
+    for (function, input) in [("in-progress-check", release), ("notify", notice)] {
+        match rt.block_on(sluice_functions::local::invoke(ports, function, &input)) {
+            Ok(_) => println!("status-change rule: {function} done"),
+            Err(e) => eprintln!("status-change rule: {function} failed: {e}"),
         }
     }
 }
@@ -137,6 +176,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let record = sluice_asl::run(&definition, input, info, &runner, &opts);
     save(&record, &history)?;
+    if record.status != Status::Succeeded {
+        on_failed(&record, &ports, &rt);
+    }
     report(&record, &history)
 }
 
@@ -160,11 +202,19 @@ pub fn redrive(
         .enable_all()
         .build()?;
     let ports = rt.block_on(ports(env))?;
+    if let Some(why) = sluice_asl::not_redrivable(&previous) {
+        bail!("cannot redrive: {why}");
+    }
     println!(
         "redriving {} (redrive {})",
         previous.execution.execution_arn,
         previous.execution.redrive_count + 1
     );
+    println!("resuming the states entered and never exited, with their recorded input:");
+    for (path, _) in sluice_asl::restart_points(&previous) {
+        println!("  {path}");
+    }
+    println!("(everything that exited keeps its result and does not run again)");
     let runner = LocalLambdas {
         ports: &ports,
         runtime: rt.handle().clone(),
@@ -177,6 +227,9 @@ pub fn redrive(
     let record =
         sluice_asl::redrive(&previous, &runner, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     save(&record, history)?;
+    if record.status != Status::Succeeded {
+        on_failed(&record, &ports, &rt);
+    }
     report(&record, history)
 }
 

@@ -465,7 +465,93 @@ pub struct ExecutionSummary {
     pub status: ExecutionStatus,
 }
 
+/// One event of an execution history, as much of it as finding the failed state needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryEvent {
+    /// The AWS event type (`TaskStateEntered`, `LambdaFunctionFailed`, ...).
+    pub kind: String,
+    /// The state name of `…StateEntered` / `…StateExited` events.
+    pub state: Option<String>,
+    /// The iteration index of `MapIteration…` events.
+    pub index: Option<u64>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// Where and why an execution failed, read from its history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedState {
+    /// The state that stays open (entered, never exited): what Redrive resumes. Inside a
+    /// Map iteration, `Map/<index>/State`.
+    pub state: String,
+    /// The execution's error and cause (the last failure event's when the execution's are
+    /// absent).
+    pub error: String,
+    pub cause: String,
+    pub redrive_count: u32,
+}
+
+/// The failed state of a history: the innermost state with an Entered event and no Exited
+/// one (not simply the last state entered), with the Map iteration it ran in; the error and
+/// cause of the last failure event. `None` when no state was left open.
+pub fn failed_state(events: &[HistoryEvent]) -> Option<FailedState> {
+    // Open states, innermost last: Entered pushes (replacing a finished sibling at the same
+    // depth), Exited pops; iteration events mark the depth of Map iterations.
+    let mut open: Vec<(String, Option<u64>)> = Vec::new();
+    let mut iteration: Option<u64> = None;
+    let (mut error, mut cause) = (String::new(), String::new());
+    for e in events {
+        let k = e.kind.as_str();
+        if k.ends_with("StateEntered") {
+            open.push((e.state.clone().unwrap_or_default(), iteration));
+        } else if k.ends_with("StateExited") {
+            let name = e.state.clone().unwrap_or_default();
+            if let Some(i) = open.iter().rposition(|(n, _)| *n == name) {
+                open.truncate(i);
+            }
+        } else if k == "MapIterationStarted" {
+            iteration = e.index;
+        } else if matches!(
+            k,
+            "MapIterationSucceeded" | "MapStateExited" | "MapStateSucceeded"
+        ) {
+            // The iteration's states exited already (or the Map closed over them).
+            iteration = None;
+        } else if k == "ExecutionRedriven" {
+            open.clear();
+            error.clear();
+            cause.clear();
+        }
+        if k.ends_with("Failed") || k.ends_with("TimedOut") || k.ends_with("Aborted") {
+            if let Some(er) = &e.error {
+                error = er.clone();
+                cause = e.cause.clone().unwrap_or_default();
+            }
+        }
+    }
+    let (name, index) = open.last()?.clone();
+    let mut path = name;
+    if let Some(i) = index {
+        if let Some((map, _)) = open.iter().rev().find(|(n, ix)| *ix != Some(i) || n.is_empty()) {
+            path = format!("{map}/{i}/{path}");
+        }
+    }
+    Some(FailedState {
+        state: path,
+        error,
+        cause,
+        redrive_count: 0,
+    })
+}
+
 pub trait Executions: Send + Sync {
+    /// Where and why a finished execution failed (`DescribeExecution` and
+    /// `GetExecutionHistory`), or `None` when no such execution exists.
+    fn failed_state(
+        &self,
+        execution_arn: &str,
+    ) -> impl Future<Output = PortResult<Option<FailedState>>> + Send;
+
     /// The execution's status, or `None` when no such execution exists.
     fn status(
         &self,
