@@ -17,15 +17,14 @@ pub const TRANSIENT: &str = "Sluice.Transient";
 pub const AWS: &str = "Sluice.AwsError";
 /// The function's input could not be read.
 pub const BAD_INPUT: &str = "Sluice.BadInput";
-/// Another live execution holds the pipeline lock (this one lost it, e.g. a redrive after the
-/// catch-all path released it and another run took it): fails the execution; redrive later.
+/// Another live execution holds the pipeline lock (e.g. a redrive after the status-change rule
+/// released it and another run took it): retried with a long backoff, so a redrive waits for
+/// the other run to finish.
 pub const LOCK_LOST: &str = "Sluice.LockLost";
 /// The extract found nothing to work on (no loans in the lake): fix the data, then redrive.
 pub const NO_DATA: &str = "Sluice.NoData";
 /// Failed items at the end of a run (the final Fail state).
 pub const ITEMS_FAILED: &str = "Sluice.ItemsFailed";
-/// A step before or around the items failed (the catch-all Fail state).
-pub const PIPELINE_FAILED: &str = "Sluice.PipelineFailed";
 
 /// Every name a function raises or a Fail state uses.
 pub const ALL: &[&str] = &[
@@ -38,7 +37,6 @@ pub const ALL: &[&str] = &[
     LOCK_LOST,
     NO_DATA,
     ITEMS_FAILED,
-    PIPELINE_FAILED,
 ];
 
 /// The Lambda service's own transient errors (not raised by our code), retried like

@@ -313,9 +313,11 @@ async fn notify_publishes_failures_and_quarantine_but_not_quiet_runs() {
 async fn ingest_runs_only_for_the_lock_holder_and_takes_a_free_lock_back() {
     use crate::ingest::{self, IngestInput};
     let p = ports();
-    let input = |execution: &str| IngestInput {
+    let input = |execution: &str| {
+        IngestInput {
         item: serde_json::from_value(json!({"id": "s3://sluice-unit-raw/credit/x.csv#e1:credit", "bucket": "sluice-unit-raw", "key": "credit/x.csv", "etag": "e1", "dataset": "credit"})).unwrap(),
         execution: execution.into(),
+    }
     };
     in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-a"))
         .await

@@ -3,7 +3,7 @@
 //! handler runs against the same ports as in Lambda.
 
 use serde_json::Value;
-use sluice_asl::{TaskError, TaskRunner};
+use sluice_asl::{Record, Status, TaskError, TaskRunner};
 
 use crate::errors::{FnError, BAD_INPUT};
 use sluice_core::ports::ObjectStore;
@@ -95,7 +95,9 @@ impl<P: Ports> TaskRunner for LocalLambdas<'_, P> {
             reader.pointer("/Parameters/Bucket").and_then(Value::as_str),
             reader.pointer("/Parameters/Key").and_then(Value::as_str),
         ) else {
-            return Err(failed("the ItemReader needs Parameters.Bucket and Parameters.Key".into()));
+            return Err(failed(
+                "the ItemReader needs Parameters.Bucket and Parameters.Key".into(),
+            ));
         };
         let bytes = self
             .runtime
@@ -109,6 +111,52 @@ impl<P: Ports> TaskRunner for LocalLambdas<'_, P> {
         }
         Ok(items)
     }
+}
+
+/// The innermost state left open, down into a failed child execution of a distributed Map
+/// (`ProcessItems/3/Ingest`).
+pub fn failed_path(record: &Record) -> String {
+    let Some((path, _)) = sluice_asl::restart_points(record).pop() else {
+        return String::new();
+    };
+    let prefix = format!("{path}/");
+    let failed_child = record
+        .children
+        .iter()
+        .find(|(k, c)| k.starts_with(&prefix) && c.status != Status::Succeeded);
+    match failed_child {
+        Some((key, child)) => match failed_path(child) {
+            inner if inner.is_empty() => key.clone(),
+            inner => format!("{key}/{inner}"),
+        },
+        None => path,
+    }
+}
+
+/// Locally, what the EventBridge "Step Functions Execution Status Change" rule (FAILED,
+/// TIMED_OUT, ABORTED) does on AWS: release the pipeline lock the execution may hold, and
+/// publish the one failure notice. On AWS, notify reads the failed state from
+/// `GetExecutionHistory`; the local execution exists only in its record, so the state left
+/// open is taken from there (the same rule: entered, never exited).
+pub fn on_execution_failed<P: Ports>(
+    ports: &P,
+    runtime: &tokio::runtime::Handle,
+    record: &Record,
+) -> Vec<(&'static str, Result<Value, FnError>)> {
+    let execution = &record.execution.execution_arn;
+    let release = serde_json::json!({"action": "release", "execution": execution});
+    let notice = serde_json::json!({
+        "kind": "failure",
+        "execution": execution,
+        "status": "FAILED",
+        "failed_state": failed_path(record),
+        "error": {"Error": record.error, "Cause": record.cause},
+        "redrive_count": record.execution.redrive_count,
+    });
+    [("in-progress-check", release), ("notify", notice)]
+        .into_iter()
+        .map(|(function, input)| (function, runtime.block_on(invoke(ports, function, &input))))
+        .collect()
 }
 
 #[cfg(test)]

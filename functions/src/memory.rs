@@ -10,9 +10,9 @@ use std::sync::Mutex;
 use serde_json::Value;
 use sluice_aws::Names;
 use sluice_core::ports::{
-    Acquire, Catalog, ExecutionStatus, ExecutionSummary, Executions, FailedState, Lease, LockStore, Notifier,
-    ObjectInfo, ObjectStore, PortError, PortResult, Settings, SpecChange, SpecStore, StoredSpec,
-    TableChange, Transition, TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
+    Acquire, Catalog, ExecutionStatus, ExecutionSummary, Executions, FailedState, Lease, LockStore,
+    Notifier, ObjectInfo, ObjectStore, PortError, PortResult, Settings, SpecChange, SpecStore,
+    StoredSpec, TableChange, Transition, TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
 };
 use sluice_core::TableSpec;
 

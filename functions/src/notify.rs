@@ -183,10 +183,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         .unwrap_or_default();
     let env = &ports.names().env;
     let subject = match input.kind {
-        Kind::Failure => format!(
-            "Sluice {env}: execution failed in {}",
-            failed_state
-        ),
+        Kind::Failure => format!("Sluice {env}: execution failed in {}", failed_state),
         Kind::Summary if !failed.is_empty() => format!(
             "Sluice {env}: {} file(s) failed in run {batch}",
             failed.len()

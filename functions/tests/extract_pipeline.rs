@@ -42,7 +42,18 @@ fn a_failing_extract_notifies_and_a_redrive_after_the_fix_completes() {
         &Options::default(),
     );
     assert_eq!(failed.status, Status::Failed);
-    assert_eq!(failed.error.as_deref(), Some("Sluice.PipelineFailed"));
+    // Uncaught: Extract itself ends the execution, so it is what Redrive resumes.
+    assert_eq!(failed.error.as_deref(), Some("Sluice.NoData"));
+    assert_eq!(
+        sluice_asl::restart_points(&failed),
+        [("Extract".to_owned(), "Extract".to_owned())]
+    );
+    // The status-change rule sends the one failure notice.
+    for (function, result) in
+        sluice_functions::local::on_execution_failed(&lab.ports, lab.rt.handle(), &failed)
+    {
+        result.unwrap_or_else(|e| panic!("{function}: {e}"));
+    }
     let (_, message) = lab.next_message(&inbox);
     assert_eq!(message["failed_state"], "Extract");
     assert_eq!(message["error"], "Sluice.NoData");

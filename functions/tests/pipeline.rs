@@ -176,6 +176,10 @@ impl<R: TaskRunner> TaskRunner for Pausing<'_, R> {
         }
         self.inner.invoke(resource, input, path)
     }
+
+    fn read_items(&self, reader: &Value) -> Result<Value, TaskError> {
+        self.inner.read_items(reader)
+    }
 }
 
 #[test]
@@ -293,10 +297,13 @@ fn a_transient_fault_is_retried_and_the_run_succeeds() {
     let faulty = FaultyPorts::new(&lab.ports, Fault::ThrottleGet(2));
     let r = lab.run_with(&faulty, scheduled(HOUR), "throttled");
     assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
+    // Ingest runs in the distributed Map's child executions: the retry is in one child's
+    // history, noted on the failure it follows.
     let retries: Vec<_> = r
-        .events
-        .iter()
-        .filter(|e| e.kind == "RetryScheduled")
+        .children
+        .values()
+        .flat_map(|c| c.events.iter())
+        .filter(|e| e.kind == "LambdaFunctionFailed" && e.detail.get("retry").is_some())
         .collect();
     assert_eq!(retries.len(), 1, "{retries:?}");
     assert_eq!(retries[0].state, "Ingest");
@@ -322,12 +329,41 @@ fn a_crash_mid_ingest_is_finished_by_redrive_and_matches_a_clean_run() {
     let faulty = FaultyPorts::new(&lab.ports, Fault::FailPut(2));
     let r = lab.run_with(&faulty, scheduled(HOUR), "crashing");
     assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error.as_deref(), Some("Sluice.PipelineFailed"));
-    assert!(states(&r).contains(&"NotifyFailure"));
+    // Uncaught in its child execution: the Map Run fails, and ProcessItems is where Redrive
+    // resumes (the failed child and the ones never started).
     assert_eq!(
-        lab.lock_holder(),
-        None,
-        "the catch-all path released the lock"
+        r.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+    assert_eq!(
+        sluice_asl::restart_points(&r),
+        [("ProcessItems".to_owned(), "ProcessItems".to_owned())]
+    );
+    assert_eq!(
+        lab.lock_holder().as_deref(),
+        Some(r.execution.execution_arn.as_str())
+    );
+    // The status-change rule frees the lock and sends the one failure notice.
+    let inbox = lab.inbox();
+    for (function, result) in
+        sluice_functions::local::on_execution_failed(&lab.ports, lab.rt.handle(), &r)
+    {
+        result.unwrap_or_else(|e| panic!("{function}: {e}"));
+    }
+    assert_eq!(lab.lock_holder(), None);
+    let (subject, msg) = lab.next_message(&inbox);
+    assert!(
+        subject.contains("execution failed in ProcessItems/"),
+        "{subject}"
+    );
+    assert!(
+        msg["failed_state"].as_str().unwrap().ends_with("/Ingest"),
+        "{msg}"
+    );
+    assert!(msg["action"].as_str().unwrap().contains("Redrive"), "{msg}");
+    assert!(
+        lab.no_more_messages(&inbox),
+        "exactly one message per failure"
     );
     let partial = lab.lake();
     assert!(
@@ -345,10 +381,21 @@ fn a_crash_mid_ingest_is_finished_by_redrive_and_matches_a_clean_run() {
     );
     assert_eq!(redriven.execution.execution_arn, r.execution.execution_arn);
     assert_eq!(redriven.execution.redrive_count, 1);
-    assert!(redriven
-        .events
+    let ran = redriven.invocations_in_last_attempt();
+    assert!(!ran.contains(&"GenerateQueue".to_owned()), "{ran:?}");
+    assert!(!ran.contains(&"AcquireLock".to_owned()), "{ran:?}");
+    let done_before: Vec<&String> = r
+        .children
         .iter()
-        .any(|e| e.kind == "TaskReplayed" && e.state == "GenerateQueue"));
+        .filter(|(_, c)| c.status == Status::Succeeded)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        done_before
+            .iter()
+            .all(|k| !ran.iter().any(|p| p.starts_with(&format!("{k}/")))),
+        "no child that had succeeded ran again: {ran:?}"
+    );
     let items = lab.items();
     assert!(
         items.iter().all(|w| w.status == WorkStatus::Done),
@@ -413,7 +460,7 @@ fn a_stale_lock_from_a_dead_execution_is_taken_over() {
     let lock = r
         .events
         .iter()
-        .find(|e| e.kind == "TaskSucceeded" && e.state == "AcquireLock")
+        .find(|e| e.kind == "LambdaFunctionSucceeded" && e.state == "AcquireLock")
         .unwrap();
     assert_eq!(lock.detail["output"]["acquired"], true);
     assert_eq!(

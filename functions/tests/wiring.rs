@@ -166,3 +166,103 @@ fn every_event_file_parses_into_its_functions_input() {
     }
     assert!(checked >= 10, "only {checked} event files");
 }
+
+/// The states reachable from `start` in `states` (following Next, Default, Choices, Catch).
+fn reachable<'a>(states: &'a serde_json::Map<String, Value>, start: &'a str) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut todo = vec![start];
+    while let Some(n) = todo.pop() {
+        if seen.contains(&n) {
+            continue;
+        }
+        seen.push(n);
+        let Some(s) = states.get(n) else { continue };
+        todo.extend(s["Next"].as_str());
+        todo.extend(s["Default"].as_str());
+        for c in s["Choices"].as_array().into_iter().flatten() {
+            todo.extend(c["Next"].as_str());
+        }
+        for c in s["Catch"].as_array().into_iter().flatten() {
+            todo.extend(c["Next"].as_str());
+        }
+    }
+    seen
+}
+
+/// Catches, scope by scope: `(scope, state, catch target, error names)`.
+fn catch_paths(scope: &Value, where_: &str, out: &mut Vec<(Value, String, String, Vec<String>)>) {
+    let Some(states) = scope["States"].as_object() else {
+        return;
+    };
+    for (name, s) in states {
+        for c in s["Catch"].as_array().into_iter().flatten() {
+            let errors = c["ErrorEquals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            out.push((
+                scope.clone(),
+                format!("{where_}{name}"),
+                c["Next"].as_str().unwrap_or("").to_owned(),
+                errors,
+            ));
+        }
+        for inner in [&s["ItemProcessor"], &s["Iterator"]] {
+            if inner.is_object() {
+                catch_paths(inner, &format!("{where_}{name}/"), out);
+            }
+        }
+        for b in s["Branches"].as_array().into_iter().flatten() {
+            catch_paths(b, &format!("{where_}{name}/"), out);
+        }
+    }
+}
+
+/// REDRIVE.md: a caught error counts as exited, so a Catch that leads to a Fail state makes
+/// the console's Redrive re-enter that Fail state and fail again, never retrying the work.
+/// Only the per-item data errors may be caught, and their path must not end in a Fail state;
+/// `States.ALL` is never caught.
+#[test]
+fn no_catch_path_ends_in_a_fail_state_and_nothing_catches_everything() {
+    const DATA_ERRORS: &[&str] = &[
+        "Sluice.BadFile",
+        "Sluice.SpecNotFound",
+        "Sluice.ObjectChanged",
+    ];
+    let mut problems = Vec::new();
+    for (file, def) in definitions() {
+        let mut paths = Vec::new();
+        catch_paths(&def, "", &mut paths);
+        for (scope, at, target, errors) in paths {
+            let states = scope["States"].as_object().unwrap();
+            for e in &errors {
+                if !DATA_ERRORS.contains(&e.as_str()) {
+                    problems.push(format!(
+                        "{file}: {at} catches {e}: leave it to Retry or Redrive"
+                    ));
+                }
+            }
+            for n in reachable(states, &target) {
+                if states[n]["Type"] == "Fail" {
+                    problems.push(format!(
+                        "{file}: the Catch of {at} leads to the Fail state {n}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The check can fail: the shape this replaced (a catch-all routed to a Fail state).
+    let old = serde_json::json!({"StartAt": "A", "States": {
+        "A": {"Type": "Task", "Resource": "r", "End": true,
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "N"}]},
+        "N": {"Type": "Pass", "Next": "F"}, "F": {"Type": "Fail"}}});
+    let mut paths = Vec::new();
+    catch_paths(&old, "", &mut paths);
+    let (scope, _, target, errors) = &paths[0];
+    assert_eq!(errors, &["States.ALL"]);
+    assert!(reachable(scope["States"].as_object().unwrap(), target).contains(&"F"));
+}

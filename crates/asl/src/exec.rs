@@ -427,7 +427,15 @@ impl<R: TaskRunner> Exec<'_, R> {
             );
             let entered = now_rfc3339();
             let started = Instant::now();
-            let result = self.run_state(&name, &path, state, input, &entered, item.as_ref(), resuming);
+            let result = self.run_state(
+                &name,
+                &path,
+                state,
+                input,
+                &entered,
+                item.as_ref(),
+                resuming,
+            );
             resuming = false;
             if self.limit_hit {
                 return Err(limit_error());
@@ -449,7 +457,13 @@ impl<R: TaskRunner> Exec<'_, R> {
             let exited = format!("{ty}StateExited");
             match result? {
                 Flow::Next(next, out) => {
-                    self.emit(&exited, &name, &path, None, json!({"output": out, "duration_ms": ms}));
+                    self.emit(
+                        &exited,
+                        &name,
+                        &path,
+                        None,
+                        json!({"output": out, "duration_ms": ms}),
+                    );
                     name = next;
                     input = out;
                 }
@@ -465,7 +479,13 @@ impl<R: TaskRunner> Exec<'_, R> {
                     input = out;
                 }
                 Flow::End(out) => {
-                    self.emit(&exited, &name, &path, None, json!({"output": out, "duration_ms": ms}));
+                    self.emit(
+                        &exited,
+                        &name,
+                        &path,
+                        None,
+                        json!({"output": out, "duration_ms": ms}),
+                    );
                     return Ok(out);
                 }
             }
@@ -516,7 +536,6 @@ impl<R: TaskRunner> Exec<'_, R> {
             )),
         }
     }
-
 
     #[allow(clippy::too_many_arguments)]
     fn run_state(
@@ -706,7 +725,9 @@ impl<R: TaskRunner> Exec<'_, R> {
                     }
                     counts[i] += 1;
                     retry_count += 1;
-                    self.note_on_last_failure(json!({"retry": {"attempt": retry_count, "delay_seconds": delay}}));
+                    self.note_on_last_failure(
+                        json!({"retry": {"attempt": retry_count, "delay_seconds": delay}}),
+                    );
                     self.sleep(delay);
                     continue;
                 }
@@ -812,7 +833,13 @@ impl<R: TaskRunner> Exec<'_, R> {
                     }
                 }
                 let resuming = resuming && !self.plan.whole.contains(path);
-                self.emit("MapStateStarted", "", path, None, json!({"length": items.len()}));
+                self.emit(
+                    "MapStateStarted",
+                    "",
+                    path,
+                    None,
+                    json!({"length": items.len()}),
+                );
                 let selector = state
                     .get("ItemSelector")
                     .or_else(|| state.get("Parameters"))
@@ -988,9 +1015,10 @@ impl<R: TaskRunner> Exec<'_, R> {
                 None => input.clone(),
             },
         };
-        items.as_array().cloned().ok_or_else(|| {
-            StateError::runtime(format!("Map '{name}': the items are not an array"))
-        })
+        items
+            .as_array()
+            .cloned()
+            .ok_or_else(|| StateError::runtime(format!("Map '{name}': the items are not an array")))
     }
 
     /// A distributed Map's Map Run: one child execution per item, each with its own history
@@ -1044,7 +1072,14 @@ impl<R: TaskRunner> Exec<'_, R> {
                 Some(prev) if !express && !prev.history_limit_reached => {
                     let plan = Plan::of(&prev);
                     if plan.open.contains_key("") {
-                        resume(&prev, plan, self.runner, &Options { time_scale: self.opts.time_scale, observer: None })
+                        let parent = self.opts.observer;
+                        let label = key.clone();
+                        let observe = move |e: &Event| child_event(parent, &label, e);
+                        let opts = Options {
+                            time_scale: self.opts.time_scale,
+                            observer: Some(&observe),
+                        };
+                        resume(&prev, plan, self.runner, &opts)
                     } else {
                         self.fresh_child(&child_def, item_input, path, i)
                     }
@@ -1083,20 +1118,36 @@ impl<R: TaskRunner> Exec<'_, R> {
 
     fn fresh_child(&self, def: &Value, input: Value, path: &str, index: usize) -> Record {
         let info = self.info.child(path, index);
-        let quiet = Options {
+        let key = format!("{path}/{index}");
+        let parent = self.opts.observer;
+        let observe = move |e: &Event| child_event(parent, &key, e);
+        let opts = Options {
             time_scale: self.opts.time_scale,
-            observer: None,
+            observer: Some(&observe),
         };
         execute(
             def,
             input,
             info,
             self.runner,
-            &quiet,
+            &opts,
             None,
             Vec::new(),
             BTreeMap::new(),
         )
+    }
+}
+
+/// Shows a child execution's event to the parent's observer, its path under the Map's.
+fn child_event(parent: Option<&dyn Fn(&Event)>, key: &str, e: &Event) {
+    if let Some(observe) = parent {
+        let mut e = e.clone();
+        e.path = if e.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{key}/{}", e.path)
+        };
+        observe(&e);
     }
 }
 

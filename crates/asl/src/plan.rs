@@ -58,13 +58,13 @@ impl Plan {
                 let input = e.detail.get("input").cloned().unwrap_or(Value::Null);
                 self.open.insert(scope, (e.state.clone(), input));
             }
-            k if k.ends_with("StateExited") => {
-                if self.open.get(&scope).is_some_and(|(n, _)| *n == e.state) {
-                    self.open.remove(&scope);
-                    if !scope.is_empty() {
-                        let out = e.detail.get("output").cloned().unwrap_or(Value::Null);
-                        self.finished.insert(scope, out);
-                    }
+            k if k.ends_with("StateExited")
+                && self.open.get(&scope).is_some_and(|(n, _)| *n == e.state) =>
+            {
+                self.open.remove(&scope);
+                if !scope.is_empty() {
+                    let out = e.detail.get("output").cloned().unwrap_or(Value::Null);
+                    self.finished.insert(scope, out);
                 }
             }
             // A new attempt of a Map or Parallel starts its iterations or branches over.

@@ -70,7 +70,8 @@ impl TaskRunner for Script {
 }
 
 fn task(next: Option<&str>) -> Value {
-    let mut t = json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:f"});
+    let mut t =
+        json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:f"});
     match next {
         Some(n) => t["Next"] = json!(n),
         None => t["End"] = json!(true),
@@ -130,7 +131,10 @@ fn r2_identity_is_kept_and_redrive_count_is_visible() {
     assert_eq!(first.status, Status::Failed);
     let second = again(&first, &script);
     assert_eq!(second.status, Status::Succeeded);
-    assert_eq!(second.execution.execution_arn, first.execution.execution_arn);
+    assert_eq!(
+        second.execution.execution_arn,
+        first.execution.execution_arn
+    );
     assert_eq!(second.execution.name, first.execution.name);
     assert_eq!(second.execution.start_time, first.execution.start_time);
     assert_eq!(second.input, first.input);
@@ -155,7 +159,8 @@ fn r2_identity_is_kept_and_redrive_count_is_visible() {
 #[test]
 fn r3_r5_the_failed_task_runs_again_with_its_recorded_input_and_fresh_retries() {
     let mut b = task(Some("C"));
-    b["Retry"] = json!([{"ErrorEquals": ["Sluice.Transient"], "MaxAttempts": 1, "IntervalSeconds": 1}]);
+    b["Retry"] =
+        json!([{"ErrorEquals": ["Sluice.Transient"], "MaxAttempts": 1, "IntervalSeconds": 1}]);
     let def = json!({"StartAt": "A", "States": {
         "A": task(Some("B")), "B": b, "C": task(None)}});
     // B: one transient failure (retried), then AccessDenied (not retried): the run fails at B.
@@ -208,11 +213,17 @@ fn r4_r6_a_caught_error_ending_in_a_fail_state_fails_again_and_invokes_nothing()
     assert_eq!(first.error.as_deref(), Some("Pipeline.Failed"));
     script.take_calls();
     script.heal();
-    assert_eq!(restart_points(&first), [("Failed".to_owned(), "Failed".to_owned())]);
+    assert_eq!(
+        restart_points(&first),
+        [("Failed".to_owned(), "Failed".to_owned())]
+    );
     let second = again(&first, &script);
     assert_eq!(second.status, Status::Failed);
     assert_eq!(second.error.as_deref(), Some("Pipeline.Failed"));
-    assert!(script.calls().is_empty(), "the caught Task is never invoked again");
+    assert!(
+        script.calls().is_empty(),
+        "the caught Task is never invoked again"
+    );
     assert_eq!(
         redriven_events(&second),
         [
@@ -231,7 +242,9 @@ fn r7_a_finished_choice_is_not_reevaluated_an_unfinished_one_is() {
     let first = start(&def, json!({"go": true}), &script);
     let second = again(&first, &script);
     assert_eq!(second.status, Status::Succeeded);
-    assert!(!redriven_events(&second).iter().any(|(k, _)| k == "ChoiceStateEntered"));
+    assert!(!redriven_events(&second)
+        .iter()
+        .any(|(k, _)| k == "ChoiceStateEntered"));
 
     // A Choice that failed (no rule matched, no Default) is re-evaluated on its recorded input.
     let first = start(&def, json!({"go": false}), &script);
@@ -416,8 +429,14 @@ fn quota_a_distributed_map_of_3000_items_fits_and_stays_redrivable() {
         &script,
     );
     // The first child fails: no tolerated failures, the Map Run fails, nothing else starts.
-    assert_eq!(rec.error.as_deref(), Some("States.ExceedToleratedFailureThreshold"));
-    assert!(rec.events.len() < 20, "the parent's history holds no child events");
+    assert_eq!(
+        rec.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+    assert!(
+        rec.events.len() < 20,
+        "the parent's history holds no child events"
+    );
     assert!(not_redrivable(&rec).is_none());
     script.take_calls();
     let second = again(&rec, &script);
@@ -442,7 +461,10 @@ fn distributed_map_tolerates_failures_and_redrives_only_failed_children() {
             let mut c = self.count.borrow_mut();
             *c += 1;
             if *c == self.n {
-                self.inner.calls.borrow_mut().push((path.into(), input.clone()));
+                self.inner
+                    .calls
+                    .borrow_mut()
+                    .push((path.into(), input.clone()));
                 return Err(TaskError {
                     error: "AccessDenied".into(),
                     cause: "deny".into(),
@@ -463,8 +485,16 @@ fn distributed_map_tolerates_failures_and_redrives_only_failed_children() {
         count: RefCell::new(0),
     };
     let tolerant = start_with(&ingest_like_map("DISTRIBUTED", 1), &runner);
-    assert_eq!(tolerant.status, Status::Succeeded, "one failure is tolerated");
-    assert_eq!(runner.inner.take_calls().len(), 5, "one failure never stops the others");
+    assert_eq!(
+        tolerant.status,
+        Status::Succeeded,
+        "one failure is tolerated"
+    );
+    assert_eq!(
+        runner.inner.take_calls().len(),
+        5,
+        "one failure never stops the others"
+    );
 
     *runner.count.borrow_mut() = 0;
     let strict = start_with(&ingest_like_map("DISTRIBUTED", 0), &runner);

@@ -40,8 +40,19 @@ fn print_event(e: &Event) {
         );
     } else if kind.ends_with("StateExited") {
         println!("{pad}ok     {:<24} {ms:>6} ms   {}", e.state, e.path);
-    } else if kind.ends_with("Failed") && kind != "MapIterationFailed" {
-        let what = if e.state.is_empty() { &e.path } else { &e.state };
+    } else if kind == "FailStateEntered" {
+        println!("{pad}FAILED {:<24}             (Fail state)", e.state);
+    } else if kind.ends_with("Failed")
+        && !matches!(
+            kind,
+            "MapIterationFailed" | "ExecutionFailed" | "MapStateFailed"
+        )
+    {
+        let what = if e.state.is_empty() {
+            &e.path
+        } else {
+            &e.state
+        };
         match e.detail.get("retry") {
             Some(r) => println!(
                 "{pad}retry  {what:<24}             {} (attempt {}, after {:.1} s)",
@@ -90,38 +101,13 @@ fn report(record: &Record, history: &Path) -> Result<()> {
     }
 }
 
-/// The innermost state left open, down into a failed child execution of a distributed Map.
-fn failed_path(record: &Record) -> String {
-    let Some((path, _)) = sluice_asl::restart_points(record).pop() else {
-        return String::new();
-    };
-    let failed_child = record.children.iter().find(|(k, c)| {
-        k.starts_with(&format!("{path}/")) && c.status != Status::Succeeded
-    });
-    match failed_child {
-        Some((key, child)) => match failed_path(child) {
-            inner if inner.is_empty() => key.clone(),
-            inner => format!("{key}/{inner}"),
-        },
-        None => path,
-    }
-}
-
 /// What the EventBridge "Step Functions Execution Status Change" rule does on AWS for a
 /// FAILED execution: free the pipeline lock it may hold, and send the one failure notice.
 fn on_failed(record: &Record, ports: &AwsPorts, rt: &tokio::runtime::Runtime) {
-    let execution = &record.execution.execution_arn;
-    let release = serde_json::json!({"action": "release", "execution": execution});
-    let notice = serde_json::json!({
-        "kind": "failure",
-        "execution": execution,
-        "status": "FAILED",
-        "failed_state": failed_path(record),
-        "error": {"Error": record.error, "Cause": record.cause},
-        "redrive_count": record.execution.redrive_count,
-    });
-    for (function, input) in [("in-progress-check", release), ("notify", notice)] {
-        match rt.block_on(sluice_functions::local::invoke(ports, function, &input)) {
+    for (function, result) in
+        sluice_functions::local::on_execution_failed(ports, rt.handle(), record)
+    {
+        match result {
             Ok(_) => println!("status-change rule: {function} done"),
             Err(e) => eprintln!("status-change rule: {function} failed: {e}"),
         }

@@ -101,7 +101,8 @@ fn run_prints_every_state_saves_the_history_and_redrive_resumes_it() {
     assert_eq!(saved.status, sluice_asl::Status::Failed);
     assert!(saved.execution.execution_arn.ends_with(":cli-run"));
 
-    // Redrive: same execution; the queue and the lock keep their results; the bad file fails again.
+    // Redrive, as the console does it: the only state left open is the Fail state (the bad
+    // file's error was caught in its own item), so it fails again at once and no function runs.
     let again = sluice(&["redrive", h, "--env", &env, "--time-scale", "0"]);
     let out = text(&again);
     assert!(!again.status.success(), "{out}");
@@ -109,11 +110,21 @@ fn run_prints_every_state_saves_the_history_and_redrive_resumes_it() {
         out.contains("redriving arn:aws:states:") && out.contains("(redrive 1)"),
         "{out}"
     );
-    assert!(out.contains("kept   GenerateQueue"), "{out}");
+    assert!(
+        out.contains("resuming the states entered and never exited"),
+        "{out}"
+    );
+    assert!(out.contains("\n  ItemsFailed\n"), "{out}");
+    assert!(out.contains("error: Sluice.ItemsFailed"), "{out}");
     let saved: sluice_asl::Record =
         serde_json::from_slice(&std::fs::read(&history).unwrap()).unwrap();
     assert_eq!(saved.execution.redrive_count, 1);
     assert!(saved.events.iter().any(|e| e.kind == "ExecutionRedriven"));
+    assert!(
+        saved.invocations_in_last_attempt().is_empty(),
+        "no function is invoked by this redrive: {:?}",
+        saved.invocations_in_last_attempt()
+    );
 
     // A succeeded execution is not redriven.
     let ok_history = dir.path().join("ok.json");
@@ -135,7 +146,7 @@ fn run_prints_every_state_saves_the_history_and_redrive_resumes_it() {
     let refused = sluice(&["redrive", ok_history.to_str().unwrap(), "--env", &env]);
     assert!(!refused.status.success());
     assert!(
-        text(&refused).contains("only failed executions can be redriven"),
+        text(&refused).contains("only FAILED, TIMED_OUT or ABORTED executions can be redriven"),
         "{}",
         text(&refused)
     );

@@ -532,7 +532,11 @@ pub fn failed_state(events: &[HistoryEvent]) -> Option<FailedState> {
     let (name, index) = open.last()?.clone();
     let mut path = name;
     if let Some(i) = index {
-        if let Some((map, _)) = open.iter().rev().find(|(n, ix)| *ix != Some(i) || n.is_empty()) {
+        if let Some((map, _)) = open
+            .iter()
+            .rev()
+            .find(|(n, ix)| *ix != Some(i) || n.is_empty())
+        {
             path = format!("{map}/{i}/{path}");
         }
     }

@@ -198,3 +198,18 @@ pub async fn next_message(config: &SdkConfig, inbox: &str) -> (String, serde_jso
         message,
     )
 }
+
+/// True when no further message arrives in `inbox` within a second (messages already
+/// received stay invisible for the queue's visibility timeout).
+pub async fn no_more_messages(config: &SdkConfig, inbox: &str) -> bool {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let got = sqs
+        .receive_message()
+        .queue_url(inbox)
+        .wait_time_seconds(1)
+        .send()
+        .await;
+    got.ok()
+        .and_then(|g| g.messages)
+        .is_none_or(|m| m.is_empty())
+}

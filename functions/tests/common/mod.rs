@@ -321,6 +321,14 @@ impl Lab {
             .block_on(sluice_testkit::next_message(&self.clients.config, inbox))
     }
 
+    /// True when nothing more was published to `inbox`.
+    pub fn no_more_messages(&self, inbox: &str) -> bool {
+        self.rt.block_on(sluice_testkit::no_more_messages(
+            &self.clients.config,
+            inbox,
+        ))
+    }
+
     pub fn watermark(&self) -> Option<String> {
         self.rt
             .block_on(async { self.ports.work.get_marker("watermark").await.unwrap() })
