@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sluice_core::ports::{Executions, Notifier, WorkQueue, WorkStatus};
 
-use crate::errors::FnError;
+use crate::errors::{FnError, ITEMS_FAILED};
 use crate::ports::Ports;
 use crate::queue_generator::batch_of;
 
@@ -190,10 +190,14 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         ),
         Kind::Summary => format!("Sluice {env}: run {batch} quarantined {quarantined} row(s)"),
     };
-    let should_publish = input.kind == Kind::Failure
-        || !failed.is_empty()
-        || quarantined > 0
-        || !unmatched.is_empty();
+    // Exactly one message per failure: an execution that ends in the ItemsFailed state was
+    // already reported, item by item, by its own Report step (the summary); the status-change
+    // notice for it would only repeat that.
+    let reported_by_summary = input.kind == Kind::Failure && error == ITEMS_FAILED;
+    let should_publish = match input.kind {
+        Kind::Failure => !reported_by_summary,
+        Kind::Summary => !failed.is_empty() || quarantined > 0 || !unmatched.is_empty(),
+    };
     let body = json!({
         "kind": input.kind,
         "environment": env,

@@ -288,6 +288,21 @@ fn a_corrupt_file_fails_alone_is_reported_and_fails_the_execution() {
         .unwrap()
         .contains(&r.execution.execution_arn));
     assert!(subject.contains("1 file(s) failed"), "{subject}");
+    // The status-change rule then frees the lock, and sends nothing more: the Report step
+    // already said which file failed and why. One failure, one message.
+    for (function, result) in
+        sluice_functions::local::on_execution_failed(&lab.ports, lab.rt.handle(), &r)
+    {
+        let out = result.unwrap_or_else(|e| panic!("{function}: {e}"));
+        if function == "notify" {
+            assert_eq!(out["published"], false, "{out}");
+        }
+    }
+    assert!(lab.no_more_messages(&inbox), "exactly one message per failure");
+    // Redrive re-enters the ItemsFailed Fail state and fails again at once: no function runs.
+    let again = lab.redrive_with(&lab.ports, &r);
+    assert_eq!(again.error.as_deref(), Some("Sluice.ItemsFailed"));
+    assert!(again.invocations_in_last_attempt().is_empty());
 }
 
 #[test]
