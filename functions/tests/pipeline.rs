@@ -298,7 +298,10 @@ fn a_corrupt_file_fails_alone_is_reported_and_fails_the_execution() {
             assert_eq!(out["published"], false, "{out}");
         }
     }
-    assert!(lab.no_more_messages(&inbox), "exactly one message per failure");
+    assert!(
+        lab.no_more_messages(&inbox),
+        "exactly one message per failure"
+    );
     // Redrive re-enters the ItemsFailed Fail state and fails again at once: no function runs.
     let again = lab.redrive_with(&lab.ports, &r);
     assert_eq!(again.error.as_deref(), Some("Sluice.ItemsFailed"));
