@@ -38,9 +38,9 @@ locals {
   }
 
   settings = {
-    lookback_hours           = tostring(var.lookback_hours)
-    lease_seconds            = tostring(var.lease_seconds)
-    manifest_threshold_bytes = "200000"
-    notify_on_quarantine     = "true"
+    lookback_hours         = tostring(var.lookback_hours)
+    lease_seconds          = tostring(var.lease_seconds)
+    ingest_max_concurrency = "4"
+    notify_on_quarantine   = "true"
   }
 }

@@ -49,11 +49,7 @@ fn a_failing_extract_notifies_and_a_redrive_after_the_fix_completes() {
         [("Extract".to_owned(), "Extract".to_owned())]
     );
     // The status-change rule sends the one failure notice.
-    for (function, result) in
-        sluice_functions::local::on_execution_failed(&lab.ports, lab.rt.handle(), &failed)
-    {
-        result.unwrap_or_else(|e| panic!("{function}: {e}"));
-    }
+    lab.status_change_rule(&failed);
     let (_, message) = lab.next_message(&inbox);
     assert_eq!(message["failed_state"], "Extract");
     assert_eq!(message["error"], "Sluice.NoData");

@@ -172,11 +172,7 @@ fn a_crash_mid_normalize_is_finished_by_redrive_with_the_same_bytes() {
         [("Normalize".to_owned(), "Normalize".to_owned())]
     );
     // The status-change rule releases the lock; the redrive takes it back in Normalize.
-    for (function, result) in
-        sluice_functions::local::on_execution_failed(&lab.ports, lab.rt.handle(), &r)
-    {
-        result.unwrap_or_else(|e| panic!("{function}: {e}"));
-    }
+    lab.status_change_rule(&r);
     assert_eq!(lab.lock_holder(), None);
 
     let redriven = lab.redrive_with(&lab.ports, &r);

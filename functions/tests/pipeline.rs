@@ -290,10 +290,7 @@ fn a_corrupt_file_fails_alone_is_reported_and_fails_the_execution() {
     assert!(subject.contains("1 file(s) failed"), "{subject}");
     // The status-change rule then frees the lock, and sends nothing more: the Report step
     // already said which file failed and why. One failure, one message.
-    for (function, result) in
-        sluice_functions::local::on_execution_failed(&lab.ports, lab.rt.handle(), &r)
-    {
-        let out = result.unwrap_or_else(|e| panic!("{function}: {e}"));
+    for (function, out) in lab.status_change_rule(&r) {
         if function == "notify" {
             assert_eq!(out["published"], false, "{out}");
         }
@@ -363,11 +360,7 @@ fn a_crash_mid_ingest_is_finished_by_redrive_and_matches_a_clean_run() {
     );
     // The status-change rule frees the lock and sends the one failure notice.
     let inbox = lab.inbox();
-    for (function, result) in
-        sluice_functions::local::on_execution_failed(&lab.ports, lab.rt.handle(), &r)
-    {
-        result.unwrap_or_else(|e| panic!("{function}: {e}"));
-    }
+    lab.status_change_rule(&r);
     assert_eq!(lab.lock_holder(), None);
     let (subject, msg) = lab.next_message(&inbox);
     assert!(

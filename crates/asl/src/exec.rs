@@ -1072,14 +1072,7 @@ impl<R: TaskRunner> Exec<'_, R> {
                 Some(prev) if !express && !prev.history_limit_reached => {
                     let plan = Plan::of(&prev);
                     if plan.open.contains_key("") {
-                        let parent = self.opts.observer;
-                        let label = key.clone();
-                        let observe = move |e: &Event| child_event(parent, &label, e);
-                        let opts = Options {
-                            time_scale: self.opts.time_scale,
-                            observer: Some(&observe),
-                        };
-                        resume(&prev, plan, self.runner, &opts)
+                        self.as_child(&key, |opts| resume(&prev, plan, self.runner, opts))
                     } else {
                         self.fresh_child(&child_def, item_input, path, i)
                     }
@@ -1118,23 +1111,29 @@ impl<R: TaskRunner> Exec<'_, R> {
 
     fn fresh_child(&self, def: &Value, input: Value, path: &str, index: usize) -> Record {
         let info = self.info.child(path, index);
-        let key = format!("{path}/{index}");
+        self.as_child(&format!("{path}/{index}"), |opts| {
+            execute(
+                def,
+                input,
+                info,
+                self.runner,
+                opts,
+                None,
+                Vec::new(),
+                BTreeMap::new(),
+            )
+        })
+    }
+
+    /// Runs `f` with options for the child execution `key` (`<map path>/<index>`): the same
+    /// clock, and its events shown to this execution's observer under the Map's path.
+    fn as_child<T>(&self, key: &str, f: impl FnOnce(&Options) -> T) -> T {
         let parent = self.opts.observer;
-        let observe = move |e: &Event| child_event(parent, &key, e);
-        let opts = Options {
+        let observe = move |e: &Event| child_event(parent, key, e);
+        f(&Options {
             time_scale: self.opts.time_scale,
             observer: Some(&observe),
-        };
-        execute(
-            def,
-            input,
-            info,
-            self.runner,
-            &opts,
-            None,
-            Vec::new(),
-            BTreeMap::new(),
-        )
+        })
     }
 }
 

@@ -53,14 +53,12 @@ impl Plan {
     fn see(&mut self, e: &Event) {
         let scope = scope_of(&e.path).to_owned();
         match e.kind.as_str() {
-            k if k.ends_with("StateEntered") => {
+            _ if e.is_entered() => {
                 self.finished.remove(&scope);
                 let input = e.detail.get("input").cloned().unwrap_or(Value::Null);
                 self.open.insert(scope, (e.state.clone(), input));
             }
-            k if k.ends_with("StateExited")
-                && self.open.get(&scope).is_some_and(|(n, _)| *n == e.state) =>
-            {
+            _ if e.is_exited() && self.open.get(&scope).is_some_and(|(n, _)| *n == e.state) => {
                 self.open.remove(&scope);
                 if !scope.is_empty() {
                     let out = e.detail.get("output").cloned().unwrap_or(Value::Null);

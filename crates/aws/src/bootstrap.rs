@@ -36,9 +36,9 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
         "pipeline lock lease; a holder past it may be taken over",
     ),
     (
-        "manifest_threshold_bytes",
-        "200000",
-        "work lists larger than this travel as an S3 manifest",
+        "ingest_max_concurrency",
+        "4",
+        "items ingested at once by the distributed Map (its MaxConcurrency)",
     ),
     (
         "notify_on_quarantine",

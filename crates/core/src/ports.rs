@@ -530,16 +530,17 @@ pub fn failed_state(events: &[HistoryEvent]) -> Option<FailedState> {
         }
     }
     let (name, index) = open.last()?.clone();
-    let mut path = name;
-    if let Some(i) = index {
-        if let Some((map, _)) = open
-            .iter()
+    // Inside iteration i, the Map is the nearest open state entered outside that iteration.
+    let map = index.and_then(|i| {
+        open.iter()
             .rev()
-            .find(|(n, ix)| *ix != Some(i) || n.is_empty())
-        {
-            path = format!("{map}/{i}/{path}");
-        }
-    }
+            .find(|(_, ix)| *ix != Some(i))
+            .map(|(m, _)| (m.clone(), i))
+    });
+    let path = match map {
+        Some((map, i)) => format!("{map}/{i}/{name}"),
+        None => name,
+    };
     Some(FailedState {
         state: path,
         error,
@@ -568,4 +569,89 @@ pub trait Executions: Send + Sync {
     ) -> impl Future<Output = PortResult<Vec<ExecutionSummary>>> + Send;
 
     fn redrive(&self, execution_arn: &str) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &str, state: &str) -> HistoryEvent {
+        HistoryEvent {
+            kind: kind.into(),
+            state: (!state.is_empty()).then(|| state.into()),
+            ..HistoryEvent::default()
+        }
+    }
+
+    fn iteration(kind: &str, index: u64) -> HistoryEvent {
+        HistoryEvent {
+            kind: kind.into(),
+            index: Some(index),
+            ..HistoryEvent::default()
+        }
+    }
+
+    fn failed(kind: &str, error: &str) -> HistoryEvent {
+        HistoryEvent {
+            kind: kind.into(),
+            error: Some(error.into()),
+            cause: Some(format!("{error} happened")),
+            ..HistoryEvent::default()
+        }
+    }
+
+    #[test]
+    fn the_failed_state_is_the_innermost_one_left_open_with_its_iteration() {
+        let events = [
+            ev("ExecutionStarted", ""),
+            ev("TaskStateEntered", "GenerateQueue"),
+            ev("TaskStateExited", "GenerateQueue"),
+            ev("MapStateEntered", "Items"),
+            ev("MapStateStarted", ""),
+            iteration("MapIterationStarted", 0),
+            ev("TaskStateEntered", "Ingest"),
+            ev("TaskStateExited", "Ingest"),
+            iteration("MapIterationSucceeded", 0),
+            iteration("MapIterationStarted", 1),
+            ev("TaskStateEntered", "Ingest"),
+            failed("LambdaFunctionFailed", "AccessDenied"),
+            iteration("MapIterationFailed", 1),
+            ev("MapStateFailed", ""),
+            failed("ExecutionFailed", "AccessDenied"),
+        ];
+        let f = failed_state(&events).unwrap();
+        assert_eq!(f.state, "Items/1/Ingest");
+        assert_eq!(f.error, "AccessDenied");
+        assert_eq!(f.cause, "AccessDenied happened");
+    }
+
+    #[test]
+    fn a_caught_map_is_finished_and_the_fail_state_after_it_is_what_failed() {
+        let events = [
+            ev("ExecutionStarted", ""),
+            ev("MapStateEntered", "Items"),
+            ev("MapStateStarted", ""),
+            iteration("MapIterationStarted", 0),
+            ev("FailStateEntered", "ItemBroke"),
+            iteration("MapIterationFailed", 0),
+            ev("MapStateFailed", ""),
+            ev("MapStateExited", "Items"),
+            ev("FailStateEntered", "PipelineFailed"),
+            failed("ExecutionFailed", "Pipeline.Failed"),
+        ];
+        let f = failed_state(&events).unwrap();
+        assert_eq!(f.state, "PipelineFailed");
+        assert_eq!(f.error, "Pipeline.Failed");
+    }
+
+    #[test]
+    fn nothing_open_means_no_failed_state() {
+        let events = [
+            ev("ExecutionStarted", ""),
+            ev("PassStateEntered", "P"),
+            ev("PassStateExited", "P"),
+            ev("ExecutionSucceeded", ""),
+        ];
+        assert_eq!(failed_state(&events), None);
+    }
 }

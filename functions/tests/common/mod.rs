@@ -321,6 +321,20 @@ impl Lab {
             .block_on(sluice_testkit::next_message(&self.clients.config, inbox))
     }
 
+    /// What the EventBridge status-change rule does after `failed` ended (release the lock,
+    /// the failure notice); every function must succeed. Returns each function's output.
+    pub fn status_change_rule(&self, failed: &Record) -> Vec<(&'static str, Value)> {
+        sluice_functions::local::on_execution_failed(&self.ports, self.rt.handle(), failed)
+            .into_iter()
+            .map(|(function, result)| {
+                (
+                    function,
+                    result.unwrap_or_else(|e| panic!("{function}: {e}")),
+                )
+            })
+            .collect()
+    }
+
     /// True when nothing more was published to `inbox`.
     pub fn no_more_messages(&self, inbox: &str) -> bool {
         self.rt.block_on(sluice_testkit::no_more_messages(
