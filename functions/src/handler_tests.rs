@@ -187,10 +187,7 @@ async fn the_lock_is_taken_over_only_from_a_finished_or_expired_owner() {
     assert!(a.acquired);
     // exec-a is RUNNING: exec-b waits.
     p.executions
-        .status
-        .lock()
-        .unwrap()
-        .insert("exec-a".into(), ExecutionStatus::Running);
+        .set("exec-a", ExecutionStatus::Running, None, None);
     let b = in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-b"))
         .await
         .unwrap();
@@ -206,10 +203,7 @@ async fn the_lock_is_taken_over_only_from_a_finished_or_expired_owner() {
     );
     // exec-a failed: taken over, and said so.
     p.executions
-        .status
-        .lock()
-        .unwrap()
-        .insert("exec-a".into(), ExecutionStatus::Failed);
+        .set("exec-a", ExecutionStatus::Failed, None, None);
     let c = in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-c"))
         .await
         .unwrap();
@@ -336,4 +330,200 @@ async fn ingest_runs_only_for_the_lock_holder_and_takes_a_free_lock_back() {
         p.locks.current(PIPELINE_LOCK).await.unwrap().unwrap().owner,
         "exec-b"
     );
+}
+
+#[tokio::test]
+async fn a_spec_added_later_and_a_requeue_get_an_unmatched_object_ingested() {
+    use crate::requeue::{self, RequeueFilter};
+    use sluice_core::ports::SpecStore;
+    let p = ports();
+    let key = "rates/yyyy=2026/mm=11/dd=21/hh=23/r.csv";
+    p.store.put("sluice-unit-raw", key, b"a\n1\n");
+    let etag = sluice_core::ports::ObjectStore::head(&p.store, "sluice-unit-raw", key)
+        .await
+        .unwrap()
+        .and_then(|o| o.etag)
+        .unwrap();
+    // A new source's first upload, before its spec exists (its S3 event names it).
+    let first = queue_generator::handle(&p, object_created(key, &etag, "run-1"))
+        .await
+        .unwrap();
+    assert_eq!((first.count, first.unmatched.len()), (0, 1));
+    let by_error = RequeueFilter {
+        error: Some(queue_generator::NO_MATCHING_SPEC.into()),
+        ..Default::default()
+    };
+    // No spec yet: left, and said why.
+    let none = requeue::handle(&p, by_error.clone()).await.unwrap();
+    assert!(none.requeued.is_empty());
+    assert_eq!(none.left.len(), 1);
+    assert!(
+        none.left[0].reason.contains("still no table spec"),
+        "{none:?}"
+    );
+
+    p.specs
+        .put_spec(&spec("rates", "rates/"), "{}")
+        .await
+        .unwrap();
+    let out = requeue::handle(&p, by_error.clone()).await.unwrap();
+    assert_eq!(out.requeued.len(), 1, "{out:?}");
+    assert_eq!(out.requeued[0].dataset, "rates");
+    let new = p.work.get(&out.requeued[0].id).await.unwrap().unwrap();
+    assert_eq!(new.status, WorkStatus::Queued);
+    // The old record is closed, naming the new item; a second requeue finds nothing.
+    let old = p
+        .work
+        .by_status(WorkStatus::Done)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|w| w.dataset.is_empty())
+        .unwrap();
+    assert!(old.error_message.unwrap().contains(&new.id));
+    assert!(requeue::handle(&p, by_error)
+        .await
+        .unwrap()
+        .requeued
+        .is_empty());
+
+    // The next scheduled run takes it.
+    let next = queue_generator::handle(&p, scheduled("2026-11-22T01:05:00Z", "run-2"))
+        .await
+        .unwrap();
+    // Listed too (its prefix now has a spec), but the same object version: one item.
+    assert_eq!((next.count, next.registered), (1, 0), "{next:?}");
+}
+
+#[tokio::test]
+async fn requeue_needs_a_filter_and_leaves_changed_objects_alone() {
+    use crate::requeue::{self, RequeueFilter};
+    use sluice_core::ports::{TransitionUpdate, WorkItem};
+    let p = ports();
+    assert_eq!(
+        requeue::handle(&p, RequeueFilter::default())
+            .await
+            .unwrap_err()
+            .name,
+        crate::errors::BAD_INPUT
+    );
+    for (key, error) in [
+        ("loans/a.csv", crate::errors::SPEC_NOT_FOUND),
+        ("loans/b.csv", crate::errors::OBJECT_CHANGED),
+        ("credit/c.csv", crate::errors::BAD_FILE),
+    ] {
+        let dataset = key.split('/').next().unwrap();
+        let item = WorkItem {
+            id: WorkItem::item_id("raw", key, "e", dataset),
+            batch: "run-1".into(),
+            bucket: "raw".into(),
+            key: key.into(),
+            version: "e".into(),
+            dataset: dataset.into(),
+            status: WorkStatus::Running,
+            attempts: 1,
+            updated_at: 0,
+            execution: None,
+            counts: None,
+            error: None,
+            error_message: None,
+        };
+        p.work.register(&item).await.unwrap();
+        let fail = TransitionUpdate {
+            error: Some((error.into(), "why".into())),
+            ..Default::default()
+        };
+        p.work
+            .transition(&item.id, &[WorkStatus::Running], WorkStatus::Failed, fail)
+            .await
+            .unwrap();
+    }
+    let out = requeue::handle(
+        &p,
+        RequeueFilter {
+            dataset: Some("loans".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.requeued.len(), 1, "{out:?}");
+    assert_eq!(out.requeued[0].was, crate::errors::SPEC_NOT_FOUND);
+    let requeued = p.work.get(&out.requeued[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (requeued.status, requeued.error),
+        (WorkStatus::Queued, None)
+    );
+    assert_eq!(out.left.len(), 1);
+    assert_eq!(out.left[0].error, crate::errors::OBJECT_CHANGED);
+    // The credit item matched no filter: still failed.
+    let credit = WorkItem::item_id("raw", "credit/c.csv", "e", "credit");
+    let credit = p.work.get(&credit).await.unwrap().unwrap();
+    assert_eq!(credit.status, WorkStatus::Failed);
+}
+
+#[tokio::test]
+async fn the_hourly_run_sweeps_back_items_no_execution_can_finish() {
+    use sluice_core::ports::{RedriveStatus, TransitionUpdate, WorkItem};
+    let p = ports();
+    let mut ids = Vec::new();
+    for (n, exec) in ["gone-for-good", "can-redrive", "still-running"]
+        .iter()
+        .enumerate()
+    {
+        let key = format!("loans/{n}.csv");
+        let item = WorkItem {
+            id: WorkItem::item_id("sluice-unit-raw", &key, "e", "loans"),
+            batch: "old".into(),
+            bucket: "sluice-unit-raw".into(),
+            key,
+            version: "e".into(),
+            dataset: "loans".into(),
+            status: WorkStatus::Queued,
+            attempts: 0,
+            updated_at: 0,
+            execution: None,
+            counts: None,
+            error: None,
+            error_message: None,
+        };
+        p.work.register(&item).await.unwrap();
+        let start = TransitionUpdate {
+            execution: Some((*exec).into()),
+            now: p.now - 3600,
+            ..Default::default()
+        };
+        p.work
+            .transition(&item.id, &[WorkStatus::Queued], WorkStatus::Running, start)
+            .await
+            .unwrap();
+        ids.push(item.id);
+    }
+    p.executions.set(
+        "gone-for-good",
+        ExecutionStatus::Failed,
+        Some(RedriveStatus::NotRedrivable),
+        Some(p.now - 3000),
+    );
+    p.executions.set(
+        "can-redrive",
+        ExecutionStatus::Failed,
+        Some(RedriveStatus::Redrivable),
+        Some(p.now - 3000),
+    );
+    p.executions
+        .set("still-running", ExecutionStatus::Running, None, None);
+    let out = queue_generator::handle(&p, scheduled("2026-11-22T01:05:00Z", "run-2"))
+        .await
+        .unwrap();
+    assert_eq!(out.swept.len(), 1, "{out:?}");
+    assert_eq!(out.swept[0].id, ids[0]);
+    assert!(out.swept[0].reason.contains("NOT_REDRIVABLE"));
+    assert_eq!(out.count, 1, "the swept item joins this batch");
+    for (id, want) in ids
+        .iter()
+        .zip([WorkStatus::Queued, WorkStatus::Running, WorkStatus::Running])
+    {
+        assert_eq!(p.work.get(id).await.unwrap().unwrap().status, want, "{id}");
+    }
 }

@@ -2,7 +2,8 @@
 //! over a handler here; handlers are generic over [`Ports`], so the same code runs in Lambda,
 //! in `sluice run` (in-process, against the emulator) and in tests.
 //!
-//! - `queue-generator`: scheduled or S3 event → work items (registered once each) → the batch.
+//! - `queue-generator`: scheduled or S3 event → work items (registered once each) → the batch;
+//!   also requeues failed items and sweeps stranded ones back to `queued`.
 //! - `in-progress-check`: the pipeline lock (acquire, with stale-lock takeover; release).
 //! - `ingest`: one work item → curated Parquet, quarantine, Glue partitions, item done/failed.
 //! - `notify`: a run summary or a failure → SNS.
@@ -23,6 +24,8 @@ pub mod normalize;
 pub mod notify;
 pub mod ports;
 pub mod queue_generator;
+pub mod requeue;
+pub mod sweep;
 
 pub use errors::FnError;
 pub use ports::{AwsPorts, Ports};

@@ -46,7 +46,7 @@ fn json<T: serde::Serialize>(v: T) -> Result<Value, FnError> {
 /// Calls the named function's handler.
 pub async fn invoke<P: Ports>(ports: &P, function: &str, input: &Value) -> Result<Value, FnError> {
     match function {
-        "queue-generator" => json(queue_generator::handle(ports, parse(input)?).await?),
+        "queue-generator" => json(queue_generator::handle_request(ports, parse(input)?).await?),
         "in-progress-check" => json(in_progress_check::handle(ports, parse(input)?).await?),
         "ingest" => json(ingest::handle(ports, parse(input)?).await?),
         "notify" => json(notify::handle(ports, parse(input)?).await?),

@@ -10,9 +10,10 @@ use std::sync::Mutex;
 use serde_json::Value;
 use sluice_aws::Names;
 use sluice_core::ports::{
-    Acquire, Catalog, ExecutionStatus, ExecutionSummary, Executions, FailedState, Lease, LockStore,
-    Notifier, ObjectInfo, ObjectStore, PortError, PortResult, Settings, SpecChange, SpecStore,
-    StoredSpec, TableChange, Transition, TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
+    Acquire, Catalog, ExecutionState, ExecutionStatus, ExecutionSummary, Executions, FailedState,
+    Lease, LockStore, Notifier, ObjectInfo, ObjectStore, PortError, PortResult, RedriveStatus,
+    Settings, SpecChange, SpecStore, StoredSpec, TableChange, Transition, TransitionUpdate,
+    WorkItem, WorkQueue, WorkStatus,
 };
 use sluice_core::TableSpec;
 
@@ -369,8 +370,27 @@ impl Notifier for MemNotifier {
 
 #[derive(Default)]
 pub struct MemExecutions {
-    pub status: Mutex<HashMap<String, ExecutionStatus>>,
+    pub status: Mutex<HashMap<String, ExecutionState>>,
     pub failures: Mutex<HashMap<String, FailedState>>,
+}
+
+impl MemExecutions {
+    pub fn set(
+        &self,
+        arn: &str,
+        status: ExecutionStatus,
+        redrive_status: Option<RedriveStatus>,
+        stopped_at: Option<i64>,
+    ) {
+        lock(&self.status).insert(
+            arn.to_owned(),
+            ExecutionState {
+                status,
+                redrive_status,
+                stopped_at,
+            },
+        );
+    }
 }
 
 impl Executions for MemExecutions {
@@ -378,7 +398,7 @@ impl Executions for MemExecutions {
         Ok(lock(&self.failures).get(arn).cloned())
     }
 
-    async fn status(&self, arn: &str) -> PortResult<Option<ExecutionStatus>> {
+    async fn describe(&self, arn: &str) -> PortResult<Option<ExecutionState>> {
         Ok(lock(&self.status).get(arn).copied())
     }
 

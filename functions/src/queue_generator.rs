@@ -10,6 +10,10 @@
 //! duplicate events and overlapping listings never create a second one. An object that
 //! matches no spec is recorded as a failed item (`Sluice.NoMatchingSpec`) and reported once.
 //! The batch travels as an S3 manifest (`manifests/<batch>.json`), read by the distributed Map.
+//!
+//! A scheduled run first sweeps back to `queued` the items left `running` by an execution that
+//! can no longer finish them ([`crate::sweep`]). The same function also takes a requeue
+//! request ([`crate::requeue`]).
 
 use std::collections::BTreeSet;
 
@@ -22,6 +26,8 @@ use sluice_core::TableSpec;
 
 use crate::errors::{FnError, BAD_INPUT};
 use crate::ports::{setting_or, Ports};
+use crate::requeue::{self, RequeueFilter, RequeueInput, RequeueOutput};
+use crate::sweep::{sweep, Swept};
 
 /// The most hours one scheduled run lists.
 pub const MAX_CATCH_UP_HOURS: i64 = 7 * 24;
@@ -89,6 +95,55 @@ pub struct QueueOutput {
     pub already_known: usize,
     /// Newly seen objects that match no spec (recorded as failed items).
     pub unmatched: Vec<Unmatched>,
+    /// Items left `running` by an execution that can no longer finish them, put back to
+    /// `queued` and taken in this batch (scheduled runs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swept: Vec<Swept>,
+}
+
+/// What the queue-generator function accepts: the state machine's first step, or a requeue
+/// (`{"requeue": {...}}`, invoked by hand as `events/queue-generator-requeue.json` shows).
+#[derive(Debug, Clone)]
+pub enum QueueRequest {
+    Batch(QueueInput),
+    Requeue(RequeueFilter),
+}
+
+impl<'de> Deserialize<'de> for QueueRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Told apart by the `requeue` key, so a malformed input gets the error of the shape
+        // it meant, not serde's "did not match any variant".
+        let v = Value::deserialize(d)?;
+        if v.get("requeue").is_some() {
+            RequeueInput::deserialize(v)
+                .map(|r| QueueRequest::Requeue(r.requeue))
+                .map_err(serde::de::Error::custom)
+        } else {
+            QueueInput::deserialize(v)
+                .map(QueueRequest::Batch)
+                .map_err(serde::de::Error::custom)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum QueueResponse {
+    Batch(QueueOutput),
+    Requeue(RequeueOutput),
+}
+
+/// The function's entry point: a batch for the state machine, or a requeue.
+pub async fn handle_request<P: Ports>(
+    ports: &P,
+    request: QueueRequest,
+) -> Result<QueueResponse, FnError> {
+    match request {
+        QueueRequest::Batch(input) => handle(ports, input).await.map(QueueResponse::Batch),
+        QueueRequest::Requeue(filter) => requeue::handle(ports, filter)
+            .await
+            .map(QueueResponse::Requeue),
+    }
 }
 
 /// `2026-11-21T22` for the hour starting then.
@@ -277,7 +332,10 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
             }
         }
     }
+    let mut swept = Vec::new();
     if trigger == "schedule" {
+        // Nothing stranded: items whose execution can no longer finish them join this batch.
+        swept = sweep(ports).await?;
         for w in ports.work().by_status(WorkStatus::Queued).await? {
             if refs.len() >= MAX_ITEMS {
                 break;
@@ -318,10 +376,12 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
         registered,
         already_known,
         unmatched,
+        swept,
     })
 }
 
-fn new_item(
+/// A work item for one object version and dataset (`dataset` empty: matched no spec).
+pub fn new_item(
     o: &ObjectInfo,
     etag: &str,
     dataset: &str,

@@ -1,11 +1,12 @@
 //! `Executions` over Step Functions: is an execution still running (for stale locks), which
 //! failed, and redrive.
 
+use aws_sdk_sfn::types::ExecutionRedriveStatus as SdkRedriveStatus;
 use aws_sdk_sfn::types::ExecutionStatus as SdkStatus;
 use aws_sdk_sfn::types::HistoryEvent as SdkEvent;
 use sluice_core::ports::{
-    failed_state, ExecutionStatus, ExecutionSummary, Executions, FailedState, HistoryEvent,
-    PortResult,
+    failed_state, ExecutionState, ExecutionStatus, ExecutionSummary, Executions, FailedState,
+    HistoryEvent, PortResult, RedriveStatus,
 };
 
 use crate::error::{code_of, port_error};
@@ -29,6 +30,15 @@ pub fn status_from_sdk(s: &SdkStatus) -> Option<ExecutionStatus> {
         SdkStatus::TimedOut => ExecutionStatus::TimedOut,
         SdkStatus::Aborted => ExecutionStatus::Aborted,
         SdkStatus::PendingRedrive => ExecutionStatus::PendingRedrive,
+        _ => return None,
+    })
+}
+
+pub fn redrive_status_from_sdk(s: &SdkRedriveStatus) -> Option<RedriveStatus> {
+    Some(match s {
+        SdkRedriveStatus::Redrivable => RedriveStatus::Redrivable,
+        SdkRedriveStatus::NotRedrivable => RedriveStatus::NotRedrivable,
+        SdkRedriveStatus::RedrivableByMapRun => RedriveStatus::RedrivableByMapRun,
         _ => return None,
     })
 }
@@ -105,7 +115,7 @@ impl Executions for SfnExecutions {
         Ok(Some(found))
     }
 
-    async fn status(&self, execution_arn: &str) -> PortResult<Option<ExecutionStatus>> {
+    async fn describe(&self, execution_arn: &str) -> PortResult<Option<ExecutionState>> {
         match self
             .client
             .describe_execution()
@@ -113,7 +123,11 @@ impl Executions for SfnExecutions {
             .send()
             .await
         {
-            Ok(out) => Ok(status_from_sdk(out.status())),
+            Ok(out) => Ok(status_from_sdk(out.status()).map(|status| ExecutionState {
+                status,
+                redrive_status: out.redrive_status().and_then(redrive_status_from_sdk),
+                stopped_at: out.stop_date().map(|d| d.secs()),
+            })),
             Err(e) if code_of(&e) == Some("ExecutionDoesNotExist") => Ok(None),
             Err(e) => Err(port_error("states:DescribeExecution", e)),
         }

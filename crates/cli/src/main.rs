@@ -106,6 +106,31 @@ enum Command {
         #[arg(long)]
         real_account: bool,
     },
+    /// Put failed work items back to `queued` once their cause is fixed (a spec added); the
+    /// next scheduled run ingests them. Every filter given must match.
+    Requeue {
+        /// The run (execution name) the items belonged to.
+        #[arg(long)]
+        batch: Option<String>,
+        #[arg(long)]
+        dataset: Option<String>,
+        /// The error name, e.g. Sluice.NoMatchingSpec or Sluice.SpecNotFound.
+        #[arg(long)]
+        error: Option<String>,
+        /// Raw object keys starting with this.
+        #[arg(long)]
+        key_prefix: Option<String>,
+        /// Every failed item (instead of filters).
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long)]
+        real_account: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The monthly bank extract: per bank and completed month, one CSV with a row per branch
     /// (the month's loans and the trailing 3-month window).
     Extract {
@@ -239,6 +264,27 @@ fn main() -> ExitCode {
             time_scale,
             real_account,
         } => run_cmd::redrive(&history, env.as_deref(), real_account, time_scale),
+        Command::Requeue {
+            batch,
+            dataset,
+            error,
+            key_prefix,
+            all,
+            env,
+            real_account,
+            json,
+        } => run_cmd::requeue(
+            sluice_functions::requeue::RequeueFilter {
+                batch,
+                dataset,
+                error,
+                key_prefix,
+                all,
+            },
+            env.as_deref(),
+            real_account,
+            json,
+        ),
         Command::Extract {
             month,
             through,

@@ -219,6 +219,36 @@ pub fn redrive(
     report(&record, history)
 }
 
+/// `sluice requeue`: failed items back to `queued` (what `events/queue-generator-requeue.json` asks the
+/// queue-generator function on AWS).
+pub fn requeue(
+    filter: sluice_functions::requeue::RequeueFilter,
+    env: Option<&str>,
+    real_account: bool,
+    json: bool,
+) -> Result<()> {
+    guard_real_account(real_account)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let ports = rt.block_on(ports(env))?;
+    let out = rt
+        .block_on(sluice_functions::requeue::handle(&ports, filter))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    for r in &out.requeued {
+        println!("requeued  {}  ({}, was {})", r.id, r.dataset, r.was);
+    }
+    for l in &out.left {
+        println!("left      {}  ({}: {})", l.id, l.error, l.reason);
+    }
+    println!("{}", out.next);
+    Ok(())
+}
+
 /// `20261122T031500` from the system clock, for execution names.
 fn execution_timestamp() -> String {
     chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string()

@@ -458,6 +458,25 @@ pub enum ExecutionStatus {
     PendingRedrive,
 }
 
+/// `DescribeExecution`'s `redriveStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RedriveStatus {
+    Redrivable,
+    NotRedrivable,
+    RedrivableByMapRun,
+}
+
+/// What `DescribeExecution` says about an execution's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionState {
+    pub status: ExecutionStatus,
+    /// Absent where the service does not say (the emulator).
+    pub redrive_status: Option<RedriveStatus>,
+    /// Seconds since the epoch when it stopped.
+    pub stopped_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExecutionSummary {
     pub arn: String,
@@ -557,11 +576,20 @@ pub trait Executions: Send + Sync {
         execution_arn: &str,
     ) -> impl Future<Output = PortResult<Option<FailedState>>> + Send;
 
+    /// The execution's status, redrive status and stop time (`DescribeExecution`), or `None`
+    /// when no such execution exists.
+    fn describe(
+        &self,
+        execution_arn: &str,
+    ) -> impl Future<Output = PortResult<Option<ExecutionState>>> + Send;
+
     /// The execution's status, or `None` when no such execution exists.
     fn status(
         &self,
         execution_arn: &str,
-    ) -> impl Future<Output = PortResult<Option<ExecutionStatus>>> + Send;
+    ) -> impl Future<Output = PortResult<Option<ExecutionStatus>>> + Send {
+        async move { Ok(self.describe(execution_arn).await?.map(|d| d.status)) }
+    }
 
     fn list_failed(
         &self,
