@@ -74,6 +74,34 @@ resource "aws_cloudwatch_event_target" "release_on_failure" {
   }
 }
 
+# A redriven execution that then succeeded: notify sends a short "recovered" message (it
+# reads redriveCount from DescribeExecution and says nothing for an ordinary success).
+resource "aws_cloudwatch_event_rule" "execution_succeeded" {
+  name        = "${local.prefix}-execution-succeeded"
+  description = "Sluice ${var.env}: an ingestion or extract execution SUCCEEDED (a recovered notice after a redrive)"
+  event_pattern = jsonencode({
+    source        = ["aws.states"]
+    "detail-type" = ["Step Functions Execution Status Change"]
+    detail = {
+      status          = ["SUCCEEDED"]
+      stateMachineArn = [aws_sfn_state_machine.ingest.arn, aws_sfn_state_machine.extract.arn]
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "notify_on_recovery" {
+  rule = aws_cloudwatch_event_rule.execution_succeeded.name
+  arn  = aws_lambda_function.function["notify"].arn
+  input_transformer {
+    input_paths = {
+      execution = "$.detail.executionArn"
+    }
+    input_template = <<-JSON
+      {"kind": "recovered", "execution": <execution>}
+    JSON
+  }
+}
+
 # The monthly bank extract.
 resource "aws_cloudwatch_event_rule" "monthly_extract" {
   name                = "${local.prefix}-monthly-extract"

@@ -54,3 +54,12 @@ resource "aws_lambda_permission" "status_change" {
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.execution_failed.arn
 }
+
+# ... and notify when one succeeds (the recovered notice after a redrive).
+resource "aws_lambda_permission" "recovered" {
+  statement_id  = "AllowExecutionRecovered"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["notify"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.execution_succeeded.arn
+}

@@ -527,3 +527,109 @@ async fn the_hourly_run_sweeps_back_items_no_execution_can_finish() {
         assert_eq!(p.work.get(id).await.unwrap().unwrap().status, want, "{id}");
     }
 }
+
+fn notify_input(kind: Kind, execution: &str) -> NotifyInput {
+    NotifyInput {
+        kind,
+        execution: format!("arn:aws:states:us-east-1:1:execution:m:{execution}"),
+        queue: None,
+        normalize: None,
+        failed_state: None,
+        error: None,
+        status: None,
+        redrive_count: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_redriven_execution_that_succeeds_says_it_recovered_and_others_say_nothing() {
+    use sluice_core::ports::ExecutionState;
+    let p = ports();
+    let plain = notify::handle(&p, notify_input(Kind::Recovered, "ordinary"))
+        .await
+        .unwrap();
+    assert!(!plain.published, "an ordinary success is not news");
+    let arn = "arn:aws:states:us-east-1:1:execution:m:redriven";
+    p.executions.status.lock().unwrap().insert(
+        arn.into(),
+        ExecutionState {
+            status: ExecutionStatus::Succeeded,
+            redrive_status: None,
+            stopped_at: None,
+            redrive_count: 2,
+        },
+    );
+    let out = notify::handle(&p, notify_input(Kind::Recovered, "redriven"))
+        .await
+        .unwrap();
+    assert!(out.published);
+    let (subject, body) = p.notifier.published.lock().unwrap()[0].clone();
+    assert!(subject.contains("recovered"), "{subject}");
+    assert_eq!(body["redrive_count"], 2);
+    let text = p.notifier.texts.lock().unwrap()[0].clone();
+    assert!(text.contains("Redrives so far: 2"), "{text}");
+    assert!(text.contains(&notify::console_link(arn)), "{text}");
+}
+
+#[tokio::test]
+async fn e_mail_gets_readable_text_and_long_failure_lists_are_cut() {
+    use sluice_core::ports::{TransitionUpdate, WorkItem};
+    let p = ports();
+    for n in 0..(notify::LISTED_ITEMS + 20) {
+        let key = format!("credit/{n}.csv");
+        let item = WorkItem {
+            id: WorkItem::item_id("raw", &key, "e", "credit"),
+            batch: "big".into(),
+            bucket: "raw".into(),
+            key,
+            version: "e".into(),
+            dataset: "credit".into(),
+            status: WorkStatus::Queued,
+            attempts: 0,
+            updated_at: 0,
+            execution: None,
+            counts: None,
+            error: None,
+            error_message: None,
+        };
+        p.work.register(&item).await.unwrap();
+        let fail = TransitionUpdate {
+            error: Some(("Sluice.BadFile".into(), format!("row {n} is torn"))),
+            ..Default::default()
+        };
+        p.work
+            .transition(&item.id, &[WorkStatus::Queued], WorkStatus::Failed, fail)
+            .await
+            .unwrap();
+    }
+    let failure = NotifyInput {
+        failed_state: Some("ProcessItems/3/Ingest".into()),
+        error: Some(json!({"Error": "Sluice.AwsError", "Cause": "AccessDenied"})),
+        status: Some("FAILED".into()),
+        ..notify_input(Kind::Failure, "big")
+    };
+    let out = notify::handle(&p, failure).await.unwrap();
+    assert_eq!(out.failed_items, notify::LISTED_ITEMS + 20);
+    let (_, body) = p.notifier.published.lock().unwrap()[0].clone();
+    assert_eq!(
+        body["failed_items"].as_array().unwrap().len(),
+        notify::LISTED_ITEMS
+    );
+    assert_eq!(body["failed_items_not_listed"], 20);
+    let text = p.notifier.texts.lock().unwrap()[0].clone();
+    assert!(
+        text.starts_with("Sluice unit: execution failed in ProcessItems/3/Ingest\n"),
+        "{text}"
+    );
+    assert!(text.contains("What to do: Fix the cause"), "{text}");
+    assert!(
+        text.contains("Error: Sluice.AwsError\nCause: AccessDenied\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- s3://raw/credit/0.csv (credit): Sluice.BadFile: row 0 is torn\n"),
+        "{text}"
+    );
+    assert!(text.contains("… and 20 more"), "{text}");
+    assert!(!text.contains('{'), "no JSON in the e-mail: {text}");
+}

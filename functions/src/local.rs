@@ -133,27 +133,50 @@ pub fn failed_path(record: &Record) -> String {
     }
 }
 
-/// Locally, what the EventBridge "Step Functions Execution Status Change" rule (FAILED,
-/// TIMED_OUT, ABORTED) does on AWS: release the pipeline lock the execution may hold, and
-/// publish the one failure notice. On AWS, notify reads the failed state from
+/// Locally, what the EventBridge "Step Functions Execution Status Change" rules do on AWS
+/// when an execution ends. FAILED, TIMED_OUT, ABORTED: release the pipeline lock the execution
+/// may hold, and publish the one failure notice. SUCCEEDED: the "recovered" notice, which
+/// notify sends only for a redriven execution. On AWS, notify reads the failed state from
 /// `GetExecutionHistory`; the local execution exists only in its record, so the state left
 /// open is taken from there (the same rule: entered, never exited).
-pub fn on_execution_failed<P: Ports>(
+pub fn on_execution_finished<P: Ports>(
     ports: &P,
     runtime: &tokio::runtime::Handle,
     record: &Record,
 ) -> Vec<(&'static str, Result<Value, FnError>)> {
     let execution = &record.execution.execution_arn;
-    let release = serde_json::json!({"action": "release", "execution": execution});
-    let notice = serde_json::json!({
-        "kind": "failure",
-        "execution": execution,
-        "status": "FAILED",
-        "failed_state": failed_path(record),
-        "error": {"Error": record.error, "Cause": record.cause},
-        "redrive_count": record.execution.redrive_count,
-    });
-    [("in-progress-check", release), ("notify", notice)]
+    let calls = match record.status {
+        Status::Succeeded => vec![(
+            "notify",
+            serde_json::json!({
+                "kind": "recovered",
+                "execution": execution,
+                "redrive_count": record.execution.redrive_count,
+            }),
+        )],
+        ended @ (Status::Failed | Status::TimedOut | Status::Aborted) => vec![
+            (
+                "in-progress-check",
+                serde_json::json!({"action": "release", "execution": execution}),
+            ),
+            (
+                "notify",
+                serde_json::json!({
+                    "kind": "failure",
+                    "execution": execution,
+                    "status": match ended {
+                        Status::TimedOut => "TIMED_OUT",
+                        Status::Aborted => "ABORTED",
+                        _ => "FAILED",
+                    },
+                    "failed_state": failed_path(record),
+                    "error": {"Error": record.error, "Cause": record.cause},
+                    "redrive_count": record.execution.redrive_count,
+                }),
+            ),
+        ],
+    };
+    calls
         .into_iter()
         .map(|(function, input)| (function, runtime.block_on(invoke(ports, function, &input))))
         .collect()

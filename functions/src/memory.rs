@@ -358,10 +358,12 @@ impl Catalog for MemCatalog {
 #[derive(Default)]
 pub struct MemNotifier {
     pub published: Mutex<Vec<(String, Value)>>,
+    pub texts: Mutex<Vec<String>>,
 }
 
 impl Notifier for MemNotifier {
-    async fn publish(&self, subject: &str, body: &Value) -> PortResult<String> {
+    async fn publish(&self, subject: &str, body: &Value, text: &str) -> PortResult<String> {
+        lock(&self.texts).push(text.to_owned());
         let mut p = lock(&self.published);
         p.push((subject.to_owned(), body.clone()));
         Ok(format!("msg-{}", p.len()))
@@ -388,6 +390,7 @@ impl MemExecutions {
                 status,
                 redrive_status,
                 stopped_at,
+                redrive_count: 0,
             },
         );
     }

@@ -6,6 +6,10 @@
 //! - `failure` (from the execution status-change event: FAILED, TIMED_OUT, ABORTED): always
 //!   publishes the state left open (read from the execution's history), the error, the cause,
 //!   the redrive count and what on-call should do about that error.
+//! - `recovered` (from the status-change event: SUCCEEDED): a short message when the
+//!   execution had been redriven (its failure notice went out before), nothing otherwise.
+//!
+//! E-mail subscribers get plain text ([`plain_text`]); queues and functions get JSON.
 //!
 //! Messages carry the execution ARN, a console link, the failed work items with their files
 //! and reasons, and the rows quarantined. The facts come from the work table (items of this
@@ -24,7 +28,13 @@ use crate::queue_generator::batch_of;
 pub enum Kind {
     Summary,
     Failure,
+    /// From the status-change rule on SUCCEEDED: a short "recovered" message when the
+    /// execution had been redriven, nothing otherwise.
+    Recovered,
 }
+
+/// The most failed items one message lists (SNS takes 256 KB; the work table has them all).
+pub const LISTED_ITEMS: usize = 100;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NotifyInput {
@@ -132,11 +142,123 @@ async fn failure_facts<P: Ports>(
     ))
 }
 
+/// A redriven execution that then succeeded: one short message closing the failure notice.
+async fn recovered<P: Ports>(ports: &P, input: &NotifyInput) -> Result<NotifyOutput, FnError> {
+    let described = ports.executions().describe(&input.execution).await?;
+    let redrive_count = described
+        .map(|d| d.redrive_count)
+        .unwrap_or(0)
+        .max(input.redrive_count);
+    let items = ports.work().by_batch(batch_of(&input.execution)).await?;
+    let done = items
+        .iter()
+        .filter(|w| w.status == WorkStatus::Done)
+        .count();
+    let env = &ports.names().env;
+    let subject = format!("Sluice {env}: execution recovered after redrive");
+    let body = json!({
+        "kind": Kind::Recovered,
+        "environment": env,
+        "execution_arn": input.execution,
+        "console": console_link(&input.execution),
+        "status": "SUCCEEDED",
+        "redrive_count": redrive_count,
+        "items": items.len(),
+        "items_done": done,
+    });
+    // Not redriven: an ordinary success, nothing to say.
+    let message_id = if redrive_count > 0 {
+        Some(
+            ports
+                .notifier()
+                .publish(&subject, &body, &plain_text(&subject, &body))
+                .await?,
+        )
+    } else {
+        None
+    };
+    Ok(NotifyOutput {
+        published: message_id.is_some(),
+        message_id,
+        subject,
+        items: items.len(),
+        items_done: done,
+        failed_items: 0,
+        rows_quarantined: 0,
+        unmatched: 0,
+        models: None,
+    })
+}
+
+/// The e-mail form of a message: what on-call reads first, then the facts, one per line.
+pub fn plain_text(subject: &str, body: &Value) -> String {
+    let mut out = format!("{subject}\n\n");
+    let field = |k: &str| match body.get(k) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => Some(v.to_string()),
+    };
+    if let Some(action) = field("action") {
+        out.push_str(&format!("What to do: {action}\n\n"));
+    }
+    for (label, key) in [
+        ("Execution", "execution_arn"),
+        ("Console", "console"),
+        ("Status", "status"),
+        ("Failed state", "failed_state"),
+        ("Error", "error"),
+        ("Cause", "cause"),
+        ("Redrives so far", "redrive_count"),
+        ("Items", "items"),
+        ("Items done", "items_done"),
+        ("Rows quarantined", "rows_quarantined"),
+        ("Quarantine", "quarantine"),
+    ] {
+        if let Some(v) = field(key) {
+            out.push_str(&format!("{label}: {v}\n"));
+        }
+    }
+    let list = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+    };
+    if let Some(items) = list("failed_items") {
+        out.push_str("\nFailed items:\n");
+        for i in items {
+            let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("");
+            out.push_str(&format!(
+                "- {} ({}): {}: {}\n",
+                s("file"),
+                s("dataset"),
+                s("error"),
+                s("reason")
+            ));
+        }
+        if let Some(n) = body.get("failed_items_not_listed").and_then(Value::as_u64) {
+            if n > 0 {
+                out.push_str(&format!("… and {n} more (the work table has them all)\n"));
+            }
+        }
+    }
+    if let Some(objects) = list("unmatched_objects") {
+        out.push_str("\nObjects no table spec matches (add one, then `sluice requeue --error Sluice.NoMatchingSpec`):\n");
+        for o in objects {
+            let s = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("");
+            out.push_str(&format!("- {}: {}\n", s("key"), s("reason")));
+        }
+    }
+    out
+}
+
 pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOutput, FnError> {
+    if input.kind == Kind::Recovered {
+        return recovered(ports, &input).await;
+    }
     let batch = batch_of(&input.execution);
     let (failed_state, error, cause, redrive_count) = match input.kind {
         Kind::Failure => failure_facts(ports, &input).await?,
-        Kind::Summary => Default::default(),
+        Kind::Summary | Kind::Recovered => Default::default(),
     };
     let items = ports.work().by_batch(batch).await?;
     let failed: Vec<FailedItem> = items
@@ -184,11 +306,14 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
     let env = &ports.names().env;
     let subject = match input.kind {
         Kind::Failure => format!("Sluice {env}: execution failed in {}", failed_state),
-        Kind::Summary if !failed.is_empty() => format!(
+        // (Recovered returned above.)
+        Kind::Summary | Kind::Recovered if !failed.is_empty() => format!(
             "Sluice {env}: {} file(s) failed in run {batch}",
             failed.len()
         ),
-        Kind::Summary => format!("Sluice {env}: run {batch} quarantined {quarantined} row(s)"),
+        Kind::Summary | Kind::Recovered => {
+            format!("Sluice {env}: run {batch} quarantined {quarantined} row(s)")
+        }
     };
     // Exactly one message per failure: an execution that ends in the ItemsFailed state was
     // already reported, item by item, by its own Report step (the summary); the status-change
@@ -196,7 +321,9 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
     let reported_by_summary = input.kind == Kind::Failure && error == ITEMS_FAILED;
     let should_publish = match input.kind {
         Kind::Failure => !reported_by_summary,
-        Kind::Summary => !failed.is_empty() || quarantined > 0 || !unmatched.is_empty(),
+        Kind::Summary | Kind::Recovered => {
+            !failed.is_empty() || quarantined > 0 || !unmatched.is_empty()
+        }
     };
     let body = json!({
         "kind": input.kind,
@@ -211,7 +338,8 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "action": (input.kind == Kind::Failure).then(|| action_for(&error)),
         "items": items.len(),
         "items_done": done,
-        "failed_items": failed,
+        "failed_items": failed.iter().take(LISTED_ITEMS).collect::<Vec<_>>(),
+        "failed_items_not_listed": failed.len().saturating_sub(LISTED_ITEMS),
         "rows_quarantined": quarantined,
         "quarantine": format!("s3://{}/quarantine/", ports.names().lake_bucket),
         "unmatched_objects": unmatched,
@@ -227,7 +355,12 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "run summary"
     );
     let message_id = if should_publish {
-        Some(ports.notifier().publish(&subject, &body).await?)
+        Some(
+            ports
+                .notifier()
+                .publish(&subject, &body, &plain_text(&subject, &body))
+                .await?,
+        )
     } else {
         None
     };

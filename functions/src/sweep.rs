@@ -146,6 +146,7 @@ mod tests {
             status,
             redrive_status: redrive,
             stopped_at: stopped,
+            redrive_count: 0,
         }
     }
 

@@ -7,26 +7,13 @@ mod common;
 
 use std::sync::mpsc;
 
-use common::{object_created, sample, scheduled, Fault, FaultyPorts, Lab};
-use serde_json::Value;
-use sluice_asl::{Record, Status, TaskError, TaskRunner};
+use common::{
+    object_created, sample, scheduled, upload_standard, Fault, FaultyPorts, Lab, Pausing, CREDIT_B,
+    HOUR,
+};
+use sluice_asl::{Record, Status};
 use sluice_core::ports::{LockStore, WorkStatus};
 use sluice_functions::local::LocalLambdas;
-
-const HOUR: &str = "2026-11-22T00:05:00Z";
-const CREDIT_A: &str = "credit/yyyy=2026/mm=11/dd=21/hh=22/credit-a.csv";
-const CREDIT_B: &str = "credit/yyyy=2026/mm=11/dd=21/hh=23/credit-b.csv";
-const LOANS_CSV: &str = "loans/yyyy=2026/mm=11/dd=21/hh=23/loans-2023-06.csv";
-const LOANS_XLSX: &str = "loans/yyyy=2026/mm=11/dd=21/hh=22/loan-book.xlsx";
-
-/// CSV and XLSX files for two datasets in two hourly partitions.
-fn upload_standard(lab: &Lab) {
-    let credit = sample("credit/yyyy=2026/mm=11/dd=21/hh=23/credit-0001.csv");
-    lab.put(CREDIT_A, credit.clone());
-    lab.put(CREDIT_B, credit);
-    lab.put(LOANS_CSV, sample("loans/loans-2023-06.csv"));
-    lab.put(LOANS_XLSX, common::loans_xlsx());
-}
 
 fn states(r: &Record) -> Vec<&str> {
     r.states_entered_top_level()
@@ -155,31 +142,6 @@ fn duplicate_events_and_an_overlapping_schedule_process_each_object_once() {
     assert_eq!(c.status, Status::Succeeded);
     // Quarantine records name the raw object, whose bucket is per environment.
     common::assert_same_lake(&lab.lake_normalized(), &clean.lake_normalized());
-}
-
-/// Runs execution A until its first ingest, lets execution B run to the end meanwhile, then
-/// lets A go on: the two overlap for certain.
-struct Pausing<'a, R> {
-    inner: &'a R,
-    at_ingest: mpsc::Sender<()>,
-    resume: std::sync::Mutex<mpsc::Receiver<()>>,
-    paused: std::sync::atomic::AtomicBool,
-}
-
-impl<R: TaskRunner> TaskRunner for Pausing<'_, R> {
-    fn invoke(&self, resource: &str, input: &Value, path: &str) -> Result<Value, TaskError> {
-        if resource.contains("ingest")
-            && !self.paused.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            self.at_ingest.send(()).unwrap();
-            self.resume.lock().unwrap().recv().unwrap();
-        }
-        self.inner.invoke(resource, input, path)
-    }
-
-    fn read_items(&self, reader: &Value) -> Result<Value, TaskError> {
-        self.inner.read_items(reader)
-    }
 }
 
 #[test]

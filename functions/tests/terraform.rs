@@ -313,3 +313,38 @@ fn the_schedules_and_the_s3_rule_start_their_state_machines() {
     .into();
     assert_eq!(schedules, want);
 }
+
+/// A rule that invokes a function needs that function's permission for that very rule, or
+/// EventBridge's invocations are refused and the notice never goes out.
+#[test]
+fn every_rule_that_invokes_a_function_has_its_permission() {
+    let tf = terraform();
+    let targets = blocks(&tf, "resource", &["aws_cloudwatch_event_target"]);
+    let permissions = blocks(&tf, "resource", &["aws_lambda_permission"]);
+    let mut checked = 0;
+    for t in &targets {
+        let arn = text(attr(t.body(), "arn").unwrap());
+        let Some(function) = arn
+            .strip_prefix("aws_lambda_function.function[\"")
+            .and_then(|r| r.strip_suffix("\"].arn"))
+        else {
+            continue;
+        };
+        let rule = text(attr(t.body(), "rule").unwrap());
+        let rule_arn = rule.replace(".name", ".arn");
+        let allowed = permissions.iter().any(|p| {
+            let name = text(attr(p.body(), "function_name").unwrap());
+            let for_each = attr(p.body(), "for_each").map(text).unwrap_or_default();
+            let names_it = name.contains(&format!("function[\"{function}\"]"))
+                || (name.contains("function[each.key]")
+                    && for_each.contains(&format!("\"{function}\"")));
+            names_it && text(attr(p.body(), "source_arn").unwrap()) == rule_arn
+        });
+        assert!(
+            allowed,
+            "{function} has no aws_lambda_permission for {rule_arn}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} function targets");
+}

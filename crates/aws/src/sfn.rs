@@ -127,6 +127,10 @@ impl Executions for SfnExecutions {
                 status,
                 redrive_status: out.redrive_status().and_then(redrive_status_from_sdk),
                 stopped_at: out.stop_date().map(|d| d.secs()),
+                redrive_count: out
+                    .redrive_count()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0),
             })),
             Err(e) if code_of(&e) == Some("ExecutionDoesNotExist") => Ok(None),
             Err(e) => Err(port_error("states:DescribeExecution", e)),

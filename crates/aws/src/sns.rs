@@ -71,16 +71,36 @@ pub fn subject_line(subject: &str) -> String {
     }
 }
 
+/// One message per protocol (`MessageStructure=json`): e-mail subscribers read `text`; queues,
+/// functions and everything else get `body` as JSON (`default` is required).
+/// <https://docs.aws.amazon.com/sns/latest/api/API_Publish.html> (MessageStructure).
+pub fn structured_message(body: &serde_json::Value, text: &str) -> PortResult<String> {
+    let json = |v: &serde_json::Value| {
+        serde_json::to_string(v).map_err(|e| PortError::permanent("sns:Publish", e.to_string()))
+    };
+    let body = json(body)?;
+    json(&serde_json::json!({
+        "default": body,
+        "sqs": body,
+        "lambda": body,
+        "email": text,
+    }))
+}
+
 impl Notifier for SnsNotifier {
-    async fn publish(&self, subject: &str, body: &serde_json::Value) -> PortResult<String> {
-        let message = serde_json::to_string_pretty(body)
-            .map_err(|e| PortError::permanent("sns:Publish", e.to_string()))?;
+    async fn publish(
+        &self,
+        subject: &str,
+        body: &serde_json::Value,
+        text: &str,
+    ) -> PortResult<String> {
         let out = self
             .client
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(subject_line(subject))
-            .message(message)
+            .message_structure("json")
+            .message(structured_message(body, text)?)
             .send()
             .await
             .map_err(|e| port_error("sns:Publish", e))?;
@@ -91,6 +111,18 @@ impl Notifier for SnsNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn people_get_text_and_machines_get_json() {
+        let body = serde_json::json!({"failed": 1});
+        let m: serde_json::Value =
+            serde_json::from_str(&structured_message(&body, "1 file failed\n").unwrap()).unwrap();
+        assert_eq!(m["email"], "1 file failed\n");
+        for k in ["default", "sqs", "lambda"] {
+            let inner: serde_json::Value = serde_json::from_str(m[k].as_str().unwrap()).unwrap();
+            assert_eq!(inner, body, "{k}");
+        }
+    }
 
     #[test]
     fn subjects_are_one_short_ascii_line() {

@@ -189,12 +189,13 @@ async fn a_published_message_can_be_read_back() {
 
     let body = serde_json::json!({"execution": "arn:aws:states:us-east-1:123456789012:execution:ingest:run-1", "failed": 1});
     let id = notifier
-        .publish("Sluice: 1 file failed", &body)
+        .publish("Sluice: 1 file failed", &body, "1 file failed")
         .await
         .unwrap();
     assert!(!id.is_empty());
 
     let (subject, message) = sluice_testkit::next_message(&clients.config, &inbox).await;
     assert_eq!(subject, "Sluice: 1 file failed");
+    // A queue subscriber gets the JSON, not the e-mail text.
     assert_eq!(message, body);
 }

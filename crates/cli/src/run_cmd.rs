@@ -101,11 +101,12 @@ fn report(record: &Record, history: &Path) -> Result<()> {
     }
 }
 
-/// What the EventBridge "Step Functions Execution Status Change" rule does on AWS for a
-/// FAILED execution: free the pipeline lock it may hold, and send the one failure notice.
-fn on_failed(record: &Record, ports: &AwsPorts, rt: &tokio::runtime::Runtime) {
+/// What the EventBridge "Step Functions Execution Status Change" rules do on AWS when an
+/// execution ends: after a failure, free the pipeline lock it may hold and send the one
+/// failure notice; after a redrive that succeeded, the recovered notice.
+fn status_change(record: &Record, ports: &AwsPorts, rt: &tokio::runtime::Runtime) {
     for (function, result) in
-        sluice_functions::local::on_execution_failed(ports, rt.handle(), record)
+        sluice_functions::local::on_execution_finished(ports, rt.handle(), record)
     {
         match result {
             Ok(_) => println!("status-change rule: {function} done"),
@@ -162,9 +163,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let record = sluice_asl::run(&definition, input, info, &runner, &opts);
     save(&record, &history)?;
-    if record.status != Status::Succeeded {
-        on_failed(&record, &ports, &rt);
-    }
+    status_change(&record, &ports, &rt);
     report(&record, &history)
 }
 
@@ -213,9 +212,7 @@ pub fn redrive(
     let record =
         sluice_asl::redrive(&previous, &runner, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     save(&record, history)?;
-    if record.status != Status::Succeeded {
-        on_failed(&record, &ports, &rt);
-    }
+    status_change(&record, &ports, &rt);
     report(&record, history)
 }
 

@@ -436,11 +436,13 @@ pub trait Catalog: Send + Sync {
 // Notifications (SNS)
 
 pub trait Notifier: Send + Sync {
-    /// Publishes; returns the message id.
+    /// Publishes one message: `body` for machines (queues, the default), `text` for people
+    /// (e-mail). Returns the message id.
     fn publish(
         &self,
         subject: &str,
         body: &serde_json::Value,
+        text: &str,
     ) -> impl Future<Output = PortResult<String>> + Send;
 }
 
@@ -475,6 +477,9 @@ pub struct ExecutionState {
     pub redrive_status: Option<RedriveStatus>,
     /// Seconds since the epoch when it stopped.
     pub stopped_at: Option<i64>,
+    /// How many times it was redriven.
+    #[serde(default)]
+    pub redrive_count: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -188,7 +188,37 @@ pub async fn next_message(config: &SdkConfig, inbox: &str) -> (String, serde_jso
         .and_then(|g| g.messages.and_then(|m| m.into_iter().next()))
         .and_then(|m| m.body)
         .unwrap_or_else(|| panic!("no message arrived in {inbox}"));
-    let envelope: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    unwrap_sns(&body)
+}
+
+/// Every message still to arrive in `inbox`: received until a second passes with none.
+pub async fn all_messages(config: &SdkConfig, inbox: &str) -> Vec<(String, serde_json::Value)> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut out = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(inbox)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await;
+        let batch = got.ok().and_then(|g| g.messages).unwrap_or_default();
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(
+            batch
+                .into_iter()
+                .filter_map(|m| m.body)
+                .map(|b| unwrap_sns(&b)),
+        );
+    }
+}
+
+/// The subject and the JSON message of an SNS envelope delivered to SQS.
+fn unwrap_sns(body: &str) -> (String, serde_json::Value) {
+    let envelope: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let message = envelope["Message"]
         .as_str()
         .and_then(|m| serde_json::from_str(m).ok())

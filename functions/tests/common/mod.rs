@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use serde_json::{json, Value};
-use sluice_asl::{ExecutionInfo, Options, Record, TaskRunner};
+use sluice_asl::{ExecutionInfo, Options, Record, TaskError, TaskRunner};
 use sluice_aws::bootstrap::bootstrap;
 use sluice_aws::s3::S3Store;
 use sluice_aws::{Clients, Names};
@@ -137,6 +138,20 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Lab {
+        Lab::with_specs(specs())
+    }
+
+    /// A lab whose spec table lacks `dataset` (a new source uploaded before its spec).
+    pub fn without_spec(dataset: &str) -> Lab {
+        Lab::with_specs(
+            specs()
+                .into_iter()
+                .filter(|(s, _)| s.dataset != dataset)
+                .collect(),
+        )
+    }
+
+    fn with_specs(specs: Vec<(TableSpec, String)>) -> Lab {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -144,7 +159,7 @@ impl Lab {
         let names = Names::for_env(&sluice_testkit::unique("e2e"));
         let (clients, ports) = rt.block_on(async {
             let clients = Clients::from_config(sluice_testkit::sdk_config().await);
-            bootstrap(&clients, &names, &specs(), &models())
+            bootstrap(&clients, &names, &specs, &models())
                 .await
                 .unwrap();
             let ports = AwsPorts::new(&clients, names.clone()).await.unwrap();
@@ -321,10 +336,11 @@ impl Lab {
             .block_on(sluice_testkit::next_message(&self.clients.config, inbox))
     }
 
-    /// What the EventBridge status-change rule does after `failed` ended (release the lock,
-    /// the failure notice); every function must succeed. Returns each function's output.
-    pub fn status_change_rule(&self, failed: &Record) -> Vec<(&'static str, Value)> {
-        sluice_functions::local::on_execution_failed(&self.ports, self.rt.handle(), failed)
+    /// What the EventBridge status-change rules do after `ended` ended (failed: release the
+    /// lock, the failure notice; succeeded: the recovered notice after a redrive); every
+    /// function must succeed. Returns each function's output.
+    pub fn status_change_rule(&self, ended: &Record) -> Vec<(&'static str, Value)> {
+        sluice_functions::local::on_execution_finished(&self.ports, self.rt.handle(), ended)
             .into_iter()
             .map(|(function, result)| {
                 (
@@ -332,6 +348,20 @@ impl Lab {
                     result.unwrap_or_else(|e| panic!("{function}: {e}")),
                 )
             })
+            .collect()
+    }
+
+    /// Every message published to `inbox` and not read yet.
+    pub fn messages(&self, inbox: &str) -> Vec<(String, Value)> {
+        self.rt
+            .block_on(sluice_testkit::all_messages(&self.clients.config, inbox))
+    }
+
+    /// The messages of `inbox` not read yet, by their `kind`.
+    pub fn message_kinds(&self, inbox: &str) -> Vec<String> {
+        self.messages(inbox)
+            .into_iter()
+            .map(|(_, m)| m["kind"].as_str().unwrap_or("?").to_owned())
             .collect()
     }
 
@@ -507,5 +537,45 @@ impl Ports for FaultyPorts<'_> {
     }
     fn names(&self) -> &Names {
         self.aws.names()
+    }
+}
+
+pub const HOUR: &str = "2026-11-22T00:05:00Z";
+pub const CREDIT_A: &str = "credit/yyyy=2026/mm=11/dd=21/hh=22/credit-a.csv";
+pub const CREDIT_B: &str = "credit/yyyy=2026/mm=11/dd=21/hh=23/credit-b.csv";
+pub const LOANS_CSV: &str = "loans/yyyy=2026/mm=11/dd=21/hh=23/loans-2023-06.csv";
+pub const LOANS_XLSX: &str = "loans/yyyy=2026/mm=11/dd=21/hh=22/loan-book.xlsx";
+
+/// CSV and XLSX files for two datasets in two hourly partitions.
+pub fn upload_standard(lab: &Lab) {
+    let credit = sample("credit/yyyy=2026/mm=11/dd=21/hh=23/credit-0001.csv");
+    lab.put(CREDIT_A, credit.clone());
+    lab.put(CREDIT_B, credit);
+    lab.put(LOANS_CSV, sample("loans/loans-2023-06.csv"));
+    lab.put(LOANS_XLSX, loans_xlsx());
+}
+
+/// Runs execution A until its first ingest, lets execution B run to the end meanwhile, then
+/// lets A go on: the two overlap for certain.
+pub struct Pausing<'a, R> {
+    pub inner: &'a R,
+    pub at_ingest: mpsc::Sender<()>,
+    pub resume: std::sync::Mutex<mpsc::Receiver<()>>,
+    pub paused: std::sync::atomic::AtomicBool,
+}
+
+impl<R: TaskRunner> TaskRunner for Pausing<'_, R> {
+    fn invoke(&self, resource: &str, input: &Value, path: &str) -> Result<Value, TaskError> {
+        if resource.contains("ingest")
+            && !self.paused.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.at_ingest.send(()).unwrap();
+            self.resume.lock().unwrap().recv().unwrap();
+        }
+        self.inner.invoke(resource, input, path)
+    }
+
+    fn read_items(&self, reader: &Value) -> Result<Value, TaskError> {
+        self.inner.read_items(reader)
     }
 }
