@@ -98,7 +98,7 @@ pub async fn handle<P: Ports>(ports: &P, filter: RequeueFilter) -> Result<Requeu
     if filter.is_empty() && !filter.all {
         return Err(FnError::new(
             BAD_INPUT,
-            "name at least one filter (batch, dataset, error, key_prefix), or all: true to requeue every failed item",
+            "name at least one filter (batch, dataset, error, key prefix), or ask for all failed items (`--all`, `\"all\": true`)",
         ));
     }
     if !filter.is_empty() && filter.all {
