@@ -55,11 +55,29 @@ pub struct FnError {
     pub message: String,
 }
 
+/// The longest message an error carries: it is written to the work item (DynamoDB items
+/// stop at 400 KB), into the execution history and into notices (SNS stops at 256 KB).
+pub const MAX_MESSAGE_BYTES: usize = 4_000;
+
+/// At most `max` bytes of `s`, cut at a character boundary and marked.
+pub fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &s[..end], s.len() - end)
+}
+
 impl FnError {
+    /// The message is bounded to [`MAX_MESSAGE_BYTES`] (a file's whole header can end up in
+    /// a message: 588 KB were seen).
     pub fn new(name: &'static str, message: impl Into<String>) -> FnError {
         FnError {
             name,
-            message: message.into(),
+            message: bounded(&message.into(), MAX_MESSAGE_BYTES),
         }
     }
 
@@ -87,6 +105,23 @@ impl From<FnError> for lambda_runtime::Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_bounded_at_a_character_boundary() {
+        let header = "é".repeat(300_000);
+        let e = FnError::new(
+            BAD_FILE,
+            format!("missing column x; the file has: {header}"),
+        );
+        assert!(
+            e.message.len() < MAX_MESSAGE_BYTES + 40,
+            "{}",
+            e.message.len()
+        );
+        assert!(e.message.starts_with("missing column x; the file has: é"));
+        assert!(e.message.ends_with("bytes cut)"), "{}", &e.message[3_900..]);
+        assert_eq!(FnError::new(BAD_FILE, "short").message, "short");
+    }
 
     #[test]
     fn port_errors_map_by_class() {

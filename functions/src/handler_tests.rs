@@ -633,3 +633,53 @@ async fn e_mail_gets_readable_text_and_long_failure_lists_are_cut() {
     assert!(text.contains("… and 20 more"), "{text}");
     assert!(!text.contains('{'), "no JSON in the e-mail: {text}");
 }
+
+#[tokio::test]
+async fn a_failure_that_echoes_a_huge_header_still_marks_its_item_failed() {
+    use crate::ingest::{self, IngestInput};
+    use sluice_core::ports::{ObjectStore, WorkItem};
+    let p = ports();
+    // 60,000 columns, none of them the spec's `a`: the error names what the file has.
+    let header: Vec<String> = (0..60_000).map(|i| format!("column_{i}")).collect();
+    let body = format!("{}\n", header.join(","));
+    let key = "credit/wide.csv";
+    p.store.put("sluice-unit-raw", key, body.as_bytes());
+    let etag = p
+        .store
+        .head("sluice-unit-raw", key)
+        .await
+        .unwrap()
+        .and_then(|o| o.etag)
+        .unwrap();
+    let item = WorkItem {
+        id: WorkItem::item_id("sluice-unit-raw", key, &etag, "credit"),
+        batch: "b".into(),
+        bucket: "sluice-unit-raw".into(),
+        key: key.into(),
+        version: etag.clone(),
+        dataset: "credit".into(),
+        status: WorkStatus::Queued,
+        attempts: 0,
+        updated_at: 0,
+        execution: None,
+        counts: None,
+        error: None,
+        error_message: None,
+    };
+    p.work.register(&item).await.unwrap();
+    let input = IngestInput {
+        item: serde_json::from_value(json!({"id": item.id, "bucket": "sluice-unit-raw", "key": key, "etag": etag, "dataset": "credit"})).unwrap(),
+        execution: "exec-a".into(),
+    };
+    let e = ingest::handle(&p, input).await.unwrap_err();
+    assert_eq!(e.name, crate::errors::BAD_FILE, "{e}");
+    assert!(body.len() > 500_000);
+    let failed = p.work.get(&item.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, WorkStatus::Failed);
+    let message = failed.error_message.unwrap();
+    assert!(
+        message.len() <= crate::errors::MAX_MESSAGE_BYTES + 40,
+        "{}",
+        message.len()
+    );
+}

@@ -16,7 +16,7 @@ pub const PIPELINE_LOCK: &str = "ingest-pipeline";
 /// unless `execution` holds the pipeline lock. Acquiring again as the same owner renews the
 /// lease; after a redrive whose first attempt released the lock, it takes the free lock back.
 pub async fn hold_lock<P: Ports>(ports: &P, execution: &str) -> Result<(), FnError> {
-    let lease = setting_or(ports, "lease_seconds", 900).await.max(60);
+    let lease = setting_or(ports, "lease_seconds", 900).await?.max(60);
     match ports
         .locks()
         .acquire(PIPELINE_LOCK, execution, lease, ports.now())
@@ -63,7 +63,7 @@ pub struct LockOutput {
 
 pub async fn handle<P: Ports>(ports: &P, input: LockInput) -> Result<LockOutput, FnError> {
     let now = ports.now();
-    let lease = setting_or(ports, "lease_seconds", 900).await.max(60);
+    let lease = setting_or(ports, "lease_seconds", 900).await?.max(60);
     let me = input.execution.as_str();
     match input.action {
         Action::Release => {

@@ -333,7 +333,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "status": input.status,
         "failed_state": (input.kind == Kind::Failure).then_some(&failed_state),
         "error": (input.kind == Kind::Failure).then_some(&error),
-        "cause": (input.kind == Kind::Failure).then(|| truncate(&cause, 4_000)),
+        "cause": (input.kind == Kind::Failure).then(|| crate::errors::bounded(&cause, crate::errors::MAX_MESSAGE_BYTES)),
         "redrive_count": redrive_count,
         "action": (input.kind == Kind::Failure).then(|| action_for(&error)),
         "items": items.len(),
@@ -379,18 +379,6 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
             .and_then(|n| n.get("models"))
             .cloned(),
     })
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary and marked.
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes cut)", &s[..end], s.len() - end)
 }
 
 #[cfg(test)]

@@ -114,11 +114,22 @@ impl Ports for AwsPorts {
     }
 }
 
-/// A numeric setting, or its default when absent or unreadable.
-pub async fn setting_or<P: Ports>(ports: &P, name: &str, default: i64) -> i64 {
-    match ports.settings().get(name).await {
-        Ok(Some(v)) => v.trim().parse().unwrap_or(default),
-        _ => default,
+/// A numeric setting, or `default` when it is not set. An SSM error (AccessDenied,
+/// throttling) is an error, never the default; a value that is not a number is refused with
+/// its name.
+pub async fn setting_or<P: Ports>(
+    ports: &P,
+    name: &str,
+    default: i64,
+) -> Result<i64, crate::errors::FnError> {
+    match ports.settings().get(name).await? {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| {
+            crate::errors::FnError::new(
+                crate::errors::BAD_INPUT,
+                format!("setting {name} is {v:?}: not a whole number"),
+            )
+        }),
     }
 }
 

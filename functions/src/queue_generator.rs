@@ -246,7 +246,7 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
             let now = event
                 .time
                 .unwrap_or_else(|| Utc.timestamp_opt(now_secs, 0).single().unwrap_or_default());
-            let lookback = setting_or(ports, "lookback_hours", 6).await;
+            let lookback = setting_or(ports, "lookback_hours", 6).await?;
             let watermark = ports.work().get_marker(WATERMARK).await?;
             let hours = hours_to_list(now, watermark.as_deref(), lookback);
             let prefixes: BTreeSet<&str> = specs.iter().map(|s| s.source.prefix.as_str()).collect();
@@ -365,7 +365,7 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
         .store()
         .put_bytes(&manifest.bucket, &manifest.key, body)
         .await?;
-    let max_concurrency = setting_or(ports, "ingest_max_concurrency", 4).await.max(1) as u64;
+    let max_concurrency = setting_or(ports, "ingest_max_concurrency", 4).await?.max(1) as u64;
     Ok(QueueOutput {
         batch,
         trigger,

@@ -1,11 +1,17 @@
 //! `Settings` over SSM Parameter Store: every parameter under `/sluice/<env>/`, SecureStrings
-//! decrypted, read once per process and cached.
+//! decrypted, read in one paginated call and cached for [`SETTINGS_TTL`] (a changed setting
+//! reaches warm Lambda containers within that time, not at their next cold start).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sluice_core::ports::{PortResult, Settings};
-use tokio::sync::OnceCell;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+/// How long settings read from SSM are reused.
+pub const SETTINGS_TTL: Duration = Duration::from_secs(300);
 
 use crate::error::port_error;
 
@@ -13,7 +19,8 @@ use crate::error::port_error;
 pub struct SsmSettings {
     client: aws_sdk_ssm::Client,
     path: String,
-    cache: OnceCell<BTreeMap<String, String>>,
+    cache: Mutex<Option<(Instant, BTreeMap<String, String>)>>,
+    ttl: Duration,
     fetches: AtomicUsize,
 }
 
@@ -22,12 +29,20 @@ impl SsmSettings {
         SsmSettings {
             client,
             path: path.into(),
-            cache: OnceCell::new(),
+            cache: Mutex::new(None),
+            ttl: SETTINGS_TTL,
             fetches: AtomicUsize::new(0),
         }
     }
 
-    /// How many times the parameters were read from SSM (1 after any number of reads).
+    /// The same, reusing what it read for `ttl` instead of [`SETTINGS_TTL`].
+    pub fn with_ttl(mut self, ttl: Duration) -> SsmSettings {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How many times the parameters were read from SSM (1 after any number of reads within
+    /// the TTL).
     pub fn fetches(&self) -> usize {
         self.fetches.load(Ordering::Relaxed)
     }
@@ -66,7 +81,17 @@ pub fn relative_name(path: &str, name: &str) -> String {
 
 impl Settings for SsmSettings {
     async fn all(&self) -> PortResult<BTreeMap<String, String>> {
-        self.cache.get_or_try_init(|| self.fetch()).await.cloned()
+        let mut cache = self.cache.lock().await;
+        if let Some((at, values)) = cache.as_ref() {
+            if at.elapsed() < self.ttl {
+                return Ok(values.clone());
+            }
+        }
+        // An error is returned, never a stale or default value (AccessDenied must not read as
+        // "not set").
+        let values = self.fetch().await?;
+        *cache = Some((Instant::now(), values.clone()));
+        Ok(values)
     }
 }
 

@@ -10,6 +10,41 @@ use sluice_aws::ssm::SsmSettings;
 use sluice_core::ports::{Catalog, Notifier, Settings, TableChange};
 
 #[tokio::test]
+async fn settings_are_read_again_after_their_ttl_and_errors_are_never_defaults() {
+    let (clients, names) = common::environment(&[]).await;
+    let settings = SsmSettings::new(clients.ssm.clone(), &names.settings_path)
+        .with_ttl(std::time::Duration::ZERO);
+    assert_eq!(
+        settings.get("lookback_hours").await.unwrap().as_deref(),
+        Some("6")
+    );
+    clients
+        .ssm
+        .put_parameter()
+        .name(format!("{}lookback_hours", names.settings_path))
+        .value("12")
+        .r#type(ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        settings.get("lookback_hours").await.unwrap().as_deref(),
+        Some("12"),
+        "a warm container sees the change once the TTL passed"
+    );
+    assert_eq!(settings.fetches(), 2);
+    // SSM unreachable: an error, not "not set" (which would mean: use the default).
+    let unreachable = aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::config::Builder::from(&clients.config)
+            .endpoint_url("http://127.0.0.1:9")
+            .build(),
+    );
+    let broken = SsmSettings::new(unreachable, &names.settings_path);
+    assert!(broken.get("lookback_hours").await.is_err());
+}
+
+#[tokio::test]
 async fn securestring_round_trip_and_cached_second_read() {
     let (clients, names) = common::environment(&[]).await;
     clients
@@ -37,7 +72,7 @@ async fn securestring_round_trip_and_cached_second_read() {
     );
     assert_eq!(settings.fetches(), 1);
 
-    // A change in SSM is not seen by this process: the second read was served from the cache.
+    // Within the TTL a change in SSM is not seen: the second read was served from the cache.
     clients
         .ssm
         .put_parameter()
@@ -52,7 +87,7 @@ async fn securestring_round_trip_and_cached_second_read() {
         settings.get("lookback_hours").await.unwrap().as_deref(),
         Some("6")
     );
-    assert_eq!(settings.fetches(), 1, "one read from SSM per process");
+    assert_eq!(settings.fetches(), 1, "one read from SSM per TTL");
     let fresh = SsmSettings::new(clients.ssm.clone(), &names.settings_path);
     assert_eq!(
         fresh.get("lookback_hours").await.unwrap().as_deref(),

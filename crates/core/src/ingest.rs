@@ -113,8 +113,33 @@ pub struct OutputFile {
     pub rows: u64,
 }
 
-/// Reads `input` per `spec` and writes under `staging`.
+/// Reads `input` per `spec` and writes under `staging`. A panic met on the way (a bug some
+/// file provokes) is this file's failure, [`ReadError::Internal`], never a crash that would
+/// leave its work item stranded.
 pub fn ingest<R: Read + Seek>(
+    spec: &TableSpec,
+    source: &Source,
+    input: R,
+    staging: &Path,
+    opts: &IngestOptions,
+) -> Result<IngestReport, IngestError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ingest_unguarded(spec, source, input, staging, opts)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(IngestError::Read {
+            object: source.object.clone(),
+            source: ReadError::Internal(what),
+        })
+    })
+}
+
+fn ingest_unguarded<R: Read + Seek>(
     spec: &TableSpec,
     source: &Source,
     input: R,

@@ -212,3 +212,112 @@ fn random_damage_to_a_workbook_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_blank_row_where_the_header_should_be_is_refused_not_a_panic() {
+    // The spec reads the header from row 1; the sheet's first row is blank.
+    let book = Book {
+        sheets: vec![(
+            "data",
+            sheet(
+                r#"<row r="2"><c r="A2" t="s"><v>0</v></c><c r="B2" t="s"><v>1</v></c></row><row r="3"><c r="A3"><v>1</v></c><c r="B3" t="s"><v>1</v></c></row>"#,
+            ),
+        )],
+        shared: vec!["a", "b"],
+        date1904: false,
+    };
+    let e = fails(&xlsx_spec("data"), "blank.xlsx", book.bytes());
+    assert!(e.contains("row 1, the header row, is blank"), "{e}");
+}
+
+#[test]
+fn a_cell_beyond_column_xfd_is_refused_before_any_allocation() {
+    let book = Book {
+        sheets: vec![(
+            "data",
+            sheet(
+                r#"<row r="1"><c r="A1" t="s"><v>0</v></c><c r="ZZZZZZ1" t="s"><v>1</v></c></row>"#,
+            ),
+        )],
+        shared: vec!["a", "b"],
+        date1904: false,
+    };
+    let e = fails(&xlsx_spec("data"), "wide.xlsx", book.bytes());
+    assert!(e.contains("cell ZZZZZZ1 lies beyond column XFD"), "{e}");
+}
+
+/// Rewrites the uncompressed size a zip declares for `part` (local header and central
+/// directory) without touching its data.
+fn declare_size(mut zip: Vec<u8>, part: &str, size: u32) -> Vec<u8> {
+    let name = part.as_bytes();
+    for (sig, name_at, size_at) in [(0x04034b50u32, 30, 22), (0x02014b50, 46, 24)] {
+        let sig = sig.to_le_bytes();
+        let mut i = 0;
+        while i + name_at + name.len() <= zip.len() {
+            if zip[i..i + 4] == sig && zip[i + name_at..i + name_at + name.len()] == *name {
+                zip[i + size_at..i + size_at + 4].copy_from_slice(&size.to_le_bytes());
+            }
+            i += 1;
+        }
+    }
+    zip
+}
+
+#[test]
+fn a_sheet_that_lies_about_its_size_is_measured_not_trusted() {
+    // 64 MiB of blanks declared as 2 KB: the declared size passes every check.
+    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    let mut original = zip::ZipArchive::new(Cursor::new(good_book())).unwrap();
+    for i in 0..original.len() {
+        let mut f = original.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut body = Vec::new();
+        std::io::copy(&mut f, &mut body).unwrap();
+        zw.start_file(name.clone(), opts).unwrap();
+        if name == "xl/worksheets/sheet1.xml" {
+            let (head, tail) = body.split_at(body.len() - "</worksheet>".len());
+            zw.write_all(head).unwrap();
+            for _ in 0..64 {
+                zw.write_all(&vec![b' '; 1 << 20]).unwrap();
+            }
+            zw.write_all(tail).unwrap();
+        } else {
+            zw.write_all(&body).unwrap();
+        }
+    }
+    let liar = declare_size(
+        zw.finish().unwrap().into_inner(),
+        "xl/worksheets/sheet1.xml",
+        2048,
+    );
+    let e = fails(&xlsx_spec("data"), "liar.xlsx", liar);
+    assert!(
+        e.contains("refusing a possible zip bomb") || e.contains("not a readable xlsx"),
+        "{e}"
+    );
+}
+
+#[test]
+fn date_serials_outside_the_calendar_are_not_dates() {
+    let spec = spec(
+        r#"{"dataset":"h","source":{"format":"xlsx","sheet":"data"},"columns":[
+        {"name":"a","type":"int"},{"name":"d","type":"date"}]}"#,
+    );
+    // Style 1 is a date format: -5, 3,000,000 and 0.5 are no calendar days; 45000 is.
+    let book = Book {
+        sheets: vec![(
+            "data",
+            sheet(
+                r#"<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row><row r="2"><c r="A2"><v>1</v></c><c r="B2" s="1"><v>-5</v></c></row><row r="3"><c r="A3"><v>2</v></c><c r="B3" s="1"><v>3000000</v></c></row><row r="4"><c r="A4"><v>3</v></c><c r="B4" s="1"><v>0.5</v></c></row><row r="5"><c r="A5"><v>4</v></c><c r="B5" s="1"><v>45000</v></c></row>"#,
+            ),
+        )],
+        shared: vec!["a", "d"],
+        date1904: false,
+    };
+    let (dir, r) = ingest_bytes(&spec, "dates.xlsx", book.bytes());
+    let r = r.unwrap();
+    assert_eq!((r.rows_written, r.rows_quarantined), (1, 3));
+    let q = quarantine(dir.path(), &r);
+    assert!(q.iter().all(|x| x["reason"] == "not_a_date"), "{q:?}");
+}

@@ -64,7 +64,19 @@ pub enum ReadError {
     /// The visitor refused the file (for example, a required column is missing).
     #[error("{0}")]
     Rejected(String),
+    #[error(
+        "row {0}, the header row, is blank (if the table starts lower, set source.header_row)"
+    )]
+    BlankHeader(u32),
+    #[error("sheet '{sheet}': cell {cell} lies beyond column XFD, the last one a workbook can have ({MAX_XLSX_COLUMNS} columns)")]
+    ColumnOutOfRange { sheet: String, cell: String },
+    /// A bug met while reading this file: reported as this file's failure, never a crash.
+    #[error("internal error while reading this file (please report it): {0}")]
+    Internal(String),
 }
+
+/// Columns a worksheet can have (A..XFD).
+pub const MAX_XLSX_COLUMNS: u32 = 16_384;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Slot {

@@ -12,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom};
 use calamine::{DataRef, Reader, Xlsx};
 use chrono::{NaiveDate, NaiveDateTime};
 
-use super::{Limits, ReadError, Row, RowVisitor};
+use super::{Limits, ReadError, Row, RowVisitor, MAX_XLSX_COLUMNS};
 use crate::coerce::{float_text, RawCell};
 use crate::spec::SheetRef;
 
@@ -61,6 +61,10 @@ pub fn read_xlsx<RS: Read + Seek>(
             *width = Some(headers.len());
             visitor.header(&headers)?;
         } else if r > header_idx && !row.is_blank() {
+            if width.is_none() {
+                // Rows below the header row, and no header: that row was blank.
+                return Err(ReadError::BlankHeader(header_row));
+            }
             visitor.row(u64::from(r) + 1, row)?;
         }
         row.clear();
@@ -79,6 +83,13 @@ pub fn read_xlsx<RS: Read + Seek>(
         if r < header_idx {
             continue;
         }
+        if c >= MAX_XLSX_COLUMNS {
+            // Placing it would allocate every column up to it (one 1.6 KB file asked 7.7 GB).
+            return Err(ReadError::ColumnOutOfRange {
+                sheet: name.clone(),
+                cell: format!("{}{}", crate::ingest::column_letter(c as usize), r + 1),
+            });
+        }
         let c = c as usize;
         if r > header_idx && width.is_some_and(|w| c >= w) {
             continue; // cells beside the table (notes, legends) have no header
@@ -90,6 +101,16 @@ pub fn read_xlsx<RS: Read + Seek>(
             DataRef::Bool(b) => RawCell::Bool(*b),
             DataRef::String(s) => RawCell::Text(s),
             DataRef::SharedString(s) => RawCell::Text(s),
+            // Serials outside the calendar (1900 system: 1..=2,958,465, 1900-01-01..9999-12-31;
+            // 1904 system from 0) are no dates: calamine would saturate them to 1899 or 9999.
+            // The number goes on, and a date column rejects it as not_a_date.
+            DataRef::DateTime(dt)
+                if dt.as_f64() < 0.0
+                    || dt.as_f64() >= 2_958_466.0
+                    || (dt.as_f64() < 1.0 && dt.to_ymd_hms_milli().0 < 1900) =>
+            {
+                RawCell::Float(dt.as_f64())
+            }
             DataRef::DateTime(dt) if dt.is_datetime() => {
                 let (y, mo, d, h, mi, s, ms) = dt.to_ymd_hms_milli();
                 match NaiveDate::from_ymd_opt(i32::from(y), u32::from(mo), u32::from(d)).and_then(
@@ -149,7 +170,7 @@ fn check_zip<RS: Read + Seek>(input: &mut RS, limits: &Limits) -> Result<(), Rea
             "not a zip archive ({e}); is it a CSV or an old .xls renamed .xlsx?"
         ))
     })?;
-    let mut shared_strings = None;
+    let mut parts = Vec::new();
     for i in 0..zip.len() {
         let f = zip
             .by_index_raw(i)
@@ -161,12 +182,11 @@ fn check_zip<RS: Read + Seek>(input: &mut RS, limits: &Limits) -> Result<(), Rea
         {
             return Err(too_large(name, size, limits));
         }
-        if name.eq_ignore_ascii_case("xl/sharedStrings.xml") {
-            shared_strings = Some((i, name, packed));
-        }
+        parts.push((i, name, packed));
     }
-    if let Some((i, name, packed)) = shared_strings {
-        // Declared sizes can lie: count what the part really inflates to.
+    // Declared sizes can lie (a sheet would stream until the timeout, the shared strings fill
+    // memory): count what every part really inflates to, within its cap.
+    for (i, name, packed) in parts {
         let cap = limits
             .max_xlsx_part_bytes
             .min(packed.saturating_mul(limits.max_xlsx_ratio).max(1 << 20));
