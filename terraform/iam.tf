@@ -81,14 +81,21 @@ data "aws_iam_policy_document" "queue_generator" {
     resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
   }
   statement {
-    sid       = "RegisterWork"
-    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"]
+    sid = "RegisterWork"
+    # UpdateItem: requeue (failed -> queued) and the sweep (stranded running -> queued).
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.work.arn, "${aws_dynamodb_table.work.arn}/index/*"]
   }
   statement {
     sid       = "ReadSpecs"
     actions   = ["dynamodb:Scan"]
     resources = [aws_dynamodb_table.specs.arn]
+  }
+  statement {
+    # The sweep: can the execution that left an item running still finish it?
+    sid       = "IsTheItemsExecutionRedrivable"
+    actions   = ["states:DescribeExecution"]
+    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-ingest:*"]
   }
 }
 
@@ -119,13 +126,32 @@ data "aws_iam_policy_document" "ingest" {
     resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
   }
   statement {
+    # Without it a deleted raw object reads as AccessDenied instead of "no such key".
+    sid       = "ListRaw"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this["raw"].arn]
+  }
+  statement {
     sid       = "WriteCurated"
     actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
     resources = ["${aws_s3_bucket.this["lake"].arn}/data/*", "${aws_s3_bucket.this["lake"].arn}/quarantine/*"]
   }
   statement {
+    # on_overwrite: replace removes the outputs of an object's earlier version (lake only;
+    # raw objects are never deleted).
+    sid       = "ReplaceEarlierVersions"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/data/*", "${aws_s3_bucket.this["lake"].arn}/quarantine/*"]
+  }
+  statement {
+    sid       = "OutputManifests"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/_sluice/outputs/*"]
+  }
+  statement {
+    # PutItem: the marker of the version the lake holds per object and dataset.
     sid       = "WorkItem"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.work.arn]
   }
   statement {

@@ -636,13 +636,34 @@ async fn e_mail_gets_readable_text_and_long_failure_lists_are_cut() {
 
 #[tokio::test]
 async fn a_failure_that_echoes_a_huge_header_still_marks_its_item_failed() {
-    use crate::ingest::{self, IngestInput};
-    use sluice_core::ports::{ObjectStore, WorkItem};
     let p = ports();
     // 60,000 columns, none of them the spec's `a`: the error names what the file has.
     let header: Vec<String> = (0..60_000).map(|i| format!("column_{i}")).collect();
     let body = format!("{}\n", header.join(","));
-    let key = "credit/wide.csv";
+    assert!(body.len() > 500_000);
+    let e = ingest_version(&p, "credit/wide.csv", &body, "credit")
+        .await
+        .unwrap_err();
+    assert_eq!(e.name, crate::errors::BAD_FILE, "{e}");
+    let failed = p.work.by_status(WorkStatus::Failed).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    let message = failed[0].error_message.clone().unwrap();
+    assert!(
+        message.len() <= crate::errors::MAX_MESSAGE_BYTES + 40,
+        "{}",
+        message.len()
+    );
+}
+
+/// Puts `body` at `key` in the raw bucket, registers its work item and ingests it.
+async fn ingest_version(
+    p: &MemPorts,
+    key: &str,
+    body: &str,
+    dataset: &str,
+) -> Result<crate::ingest::IngestOutput, crate::FnError> {
+    use crate::ingest::{self, IngestInput};
+    use sluice_core::ports::{ObjectStore, WorkItem};
     p.store.put("sluice-unit-raw", key, body.as_bytes());
     let etag = p
         .store
@@ -652,12 +673,12 @@ async fn a_failure_that_echoes_a_huge_header_still_marks_its_item_failed() {
         .and_then(|o| o.etag)
         .unwrap();
     let item = WorkItem {
-        id: WorkItem::item_id("sluice-unit-raw", key, &etag, "credit"),
+        id: WorkItem::item_id("sluice-unit-raw", key, &etag, dataset),
         batch: "b".into(),
         bucket: "sluice-unit-raw".into(),
         key: key.into(),
         version: etag.clone(),
-        dataset: "credit".into(),
+        dataset: dataset.into(),
         status: WorkStatus::Queued,
         attempts: 0,
         updated_at: 0,
@@ -668,18 +689,78 @@ async fn a_failure_that_echoes_a_huge_header_still_marks_its_item_failed() {
     };
     p.work.register(&item).await.unwrap();
     let input = IngestInput {
-        item: serde_json::from_value(json!({"id": item.id, "bucket": "sluice-unit-raw", "key": key, "etag": etag, "dataset": "credit"})).unwrap(),
+        item: serde_json::from_value(json!({"id": item.id, "bucket": "sluice-unit-raw", "key": key, "etag": etag, "dataset": dataset})).unwrap(),
         execution: "exec-a".into(),
     };
-    let e = ingest::handle(&p, input).await.unwrap_err();
-    assert_eq!(e.name, crate::errors::BAD_FILE, "{e}");
-    assert!(body.len() > 500_000);
-    let failed = p.work.get(&item.id).await.unwrap().unwrap();
-    assert_eq!(failed.status, WorkStatus::Failed);
-    let message = failed.error_message.unwrap();
-    assert!(
-        message.len() <= crate::errors::MAX_MESSAGE_BYTES + 40,
-        "{}",
-        message.len()
-    );
+    ingest::handle(p, input).await
+}
+
+fn lake_files(p: &MemPorts, prefix: &str) -> Vec<String> {
+    p.store
+        .objects
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|(b, k)| b == "sluice-unit-lake" && k.starts_with(prefix))
+        .map(|(_, k)| k.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn on_overwrite_replace_append_and_reject() {
+    let with = |policy: &str| {
+        let text = json!({
+            "dataset": "feed",
+            "source": {"prefix": "feed/", "pattern": "**/*.csv", "format": "csv"},
+            "columns": [{"name": "a", "type": "string"}],
+            "on_overwrite": policy,
+        })
+        .to_string();
+        MemPorts::new(vec![TableSpec::from_json("unit", &text).unwrap()])
+    };
+    // replace (the default): the second version's file alone.
+    let p = with("replace");
+    ingest_version(&p, "feed/f.csv", "a\n1\n", "feed")
+        .await
+        .unwrap();
+    let v1 = lake_files(&p, "data/feed/");
+    let out = ingest_version(&p, "feed/f.csv", "a\n2\n", "feed")
+        .await
+        .unwrap();
+    assert_eq!(out.replaced_outputs, 1);
+    let v2 = lake_files(&p, "data/feed/");
+    assert_eq!(v2.len(), 1);
+    assert_ne!(v1, v2);
+    // The audit trail: the second version's record names the item it replaced.
+    let records = lake_files(&p, "_sluice/outputs/feed/");
+    assert_eq!(records.len(), 2);
+    // Running the same version again changes nothing.
+    let again = ingest_version(&p, "feed/f.csv", "a\n2\n", "feed")
+        .await
+        .unwrap();
+    assert!(again.already_done);
+    assert_eq!(lake_files(&p, "data/feed/"), v2);
+
+    // append: both versions stay.
+    let p = with("append");
+    ingest_version(&p, "feed/f.csv", "a\n1\n", "feed")
+        .await
+        .unwrap();
+    ingest_version(&p, "feed/f.csv", "a\n2\n", "feed")
+        .await
+        .unwrap();
+    assert_eq!(lake_files(&p, "data/feed/").len(), 2);
+
+    // reject: the second version is a bad file, the first stays.
+    let p = with("reject");
+    ingest_version(&p, "feed/f.csv", "a\n1\n", "feed")
+        .await
+        .unwrap();
+    let v1 = lake_files(&p, "data/feed/");
+    let e = ingest_version(&p, "feed/f.csv", "a\n2\n", "feed")
+        .await
+        .unwrap_err();
+    assert_eq!(e.name, crate::errors::BAD_FILE);
+    assert!(e.message.contains("on_overwrite: reject"), "{e}");
+    assert_eq!(lake_files(&p, "data/feed/"), v1);
 }

@@ -7,13 +7,15 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use sluice_core::ingest::output_stem;
 use sluice_core::ports::{
     Catalog, ItemCounts, ObjectStore, SpecStore, Transition, TransitionUpdate, WorkQueue,
     WorkStatus,
 };
-use sluice_core::{ingest, IngestError, IngestOptions, Source};
+use sluice_core::spec::OnOverwrite;
+use sluice_core::{ingest, IngestError, IngestOptions, Source, TableSpec};
 
-use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, OBJECT_CHANGED, SPEC_NOT_FOUND};
+use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, OBJECT_CHANGED, SPEC_NOT_FOUND, TRANSIENT};
 use crate::in_progress_check::hold_lock;
 use crate::ports::Ports;
 use crate::queue_generator::batch_of;
@@ -42,6 +44,9 @@ pub struct IngestOutput {
     /// True when the item was already done and nothing was redone.
     #[serde(default)]
     pub already_done: bool,
+    /// Files of the object's earlier version removed from the lake (`on_overwrite: replace`).
+    #[serde(default)]
+    pub replaced_outputs: usize,
 }
 
 pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOutput, FnError> {
@@ -77,6 +82,7 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
                 rows_quarantined: c.rows_quarantined,
                 outputs: 0,
                 already_done: true,
+                replaced_outputs: 0,
             });
         }
         Transition::Refused(other) => {
@@ -165,13 +171,13 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         key: item.key.clone(),
         version: Some(item.etag.clone()),
     };
-    let (spec2, staging2) = (spec.clone(), staging.clone());
+    let (spec2, staging2, source2) = (spec.clone(), staging.clone(), source.clone());
     let report = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&raw_path)
             .map_err(|e| FnError::new(AWS, format!("reading the download: {e}")))?;
         ingest(
             &spec2,
-            &source,
+            &source2,
             std::io::BufReader::new(file),
             &staging2,
             &IngestOptions::default(),
@@ -184,15 +190,20 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
     .await
     .map_err(|e| FnError::new(AWS, format!("the ingest task stopped: {e}")))??;
 
+    // What the lake holds for this key and dataset now (replace and reject only).
+    let versions = Versions::read(ports, &spec, item).await?;
     // Publish: everything was written locally; now upload under the same relative names.
     let lake = ports.names().lake_bucket.clone();
-    let files = report.outputs.iter().chain(report.quarantine.iter());
-    for f in files {
-        ports
-            .store()
-            .put_file(&lake, &f.path, &staging.join(&f.path))
-            .await?;
+    let files: Vec<String> = report
+        .outputs
+        .iter()
+        .chain(report.quarantine.iter())
+        .map(|f| f.path.clone())
+        .collect();
+    for f in &files {
+        ports.store().put_file(&lake, f, &staging.join(f)).await?;
     }
+    let replaced_outputs = versions.replace(ports, item, &source, &files).await?;
     let partitions: BTreeSet<Vec<(String, String)>> = report
         .outputs
         .iter()
@@ -219,5 +230,161 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         rows_quarantined: report.rows_quarantined,
         outputs: report.outputs.len(),
         already_done: false,
+        replaced_outputs,
     })
+}
+
+/// The version of a source object (key and dataset) the lake holds: its ETag, its work item
+/// and the manifest of its outputs. Kept as a marker beside the work items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Current {
+    version: String,
+    item: String,
+    manifest: String,
+}
+
+/// The outputs one version of an object published (`_sluice/outputs/<dataset>/<stem>.json`
+/// in the lake bucket): what a later version removes, and the audit trail of replacements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputsManifest {
+    pub item: String,
+    pub object: String,
+    pub version: String,
+    pub outputs: Vec<String>,
+    /// The work item whose outputs these replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+}
+
+fn current_marker(item: &ItemRef) -> String {
+    format!("current:s3://{}/{}:{}", item.bucket, item.key, item.dataset)
+}
+
+/// What a spec's `on_overwrite` asks of this item, read before anything is published.
+struct Versions {
+    policy: OnOverwrite,
+    /// The marker as read (the condition of its update).
+    raw: Option<String>,
+    /// The version the lake holds, when it is not this item's.
+    earlier: Option<Current>,
+}
+
+impl Versions {
+    async fn read<P: Ports>(
+        ports: &P,
+        spec: &TableSpec,
+        item: &ItemRef,
+    ) -> Result<Versions, FnError> {
+        let policy = spec.on_overwrite;
+        if policy == OnOverwrite::Append {
+            return Ok(Versions {
+                policy,
+                raw: None,
+                earlier: None,
+            });
+        }
+        let raw = ports.work().get_marker(&current_marker(item)).await?;
+        let current: Option<Current> = match &raw {
+            Some(r) => Some(serde_json::from_str(r).map_err(|e| {
+                FnError::new(
+                    AWS,
+                    format!("the version marker of {} is unreadable: {e}", item.id),
+                )
+            })?),
+            None => None,
+        };
+        let earlier = current.filter(|c| c.version != item.etag);
+        if let (OnOverwrite::Reject, Some(c)) = (policy, &earlier) {
+            return Err(FnError::new(
+                BAD_FILE,
+                format!(
+                    "dataset {} refuses a new version of s3://{}/{} (on_overwrite: reject): the lake holds ETag {}",
+                    item.dataset, item.bucket, item.key, c.version
+                ),
+            ));
+        }
+        // Only the object's current content may replace what the lake holds: a version that
+        // was overwritten while it was being read is not published.
+        if let Some(now) = ports.store().head(&item.bucket, &item.key).await? {
+            if now.etag.as_deref().is_some_and(|e| e != item.etag) {
+                return Err(FnError::new(
+                    OBJECT_CHANGED,
+                    format!(
+                        "s3://{}/{} was overwritten while it was ingested (now ETag {:?}); the new content is its own work item",
+                        item.bucket, item.key, now.etag
+                    ),
+                ));
+            }
+        }
+        Ok(Versions {
+            policy,
+            raw,
+            earlier,
+        })
+    }
+
+    /// After this item's files are up: records them, removes the earlier version's files that
+    /// this one did not rewrite, then moves the marker. Returns how many files were removed.
+    /// A rerun after a crash at any point converges: the marker moves last.
+    async fn replace<P: Ports>(
+        &self,
+        ports: &P,
+        item: &ItemRef,
+        source: &Source,
+        files: &[String],
+    ) -> Result<usize, FnError> {
+        if self.policy == OnOverwrite::Append {
+            return Ok(0);
+        }
+        let lake = ports.names().lake_bucket.clone();
+        let manifest = format!(
+            "_sluice/outputs/{}/{}.json",
+            item.dataset,
+            output_stem(source)
+        );
+        let record = OutputsManifest {
+            item: item.id.clone(),
+            object: format!("s3://{}/{}", item.bucket, item.key),
+            version: item.etag.clone(),
+            outputs: files.to_vec(),
+            replaces: self.earlier.as_ref().map(|c| c.item.clone()),
+        };
+        let body = serde_json::to_vec_pretty(&record).map_err(FnError::bad_input)?;
+        ports.store().put_bytes(&lake, &manifest, body).await?;
+        let mut removed = 0;
+        if let Some(earlier) = &self.earlier {
+            let old: Option<OutputsManifest> =
+                match ports.store().get_bytes(&lake, &earlier.manifest).await? {
+                    Some(b) => serde_json::from_slice(&b).ok(),
+                    None => None,
+                };
+            let keep: BTreeSet<&String> = files.iter().collect();
+            for f in old.map(|o| o.outputs).unwrap_or_default() {
+                if !keep.contains(&f) {
+                    ports.store().delete(&lake, &f).await?;
+                    removed += 1;
+                }
+            }
+        }
+        let now = Current {
+            version: item.etag.clone(),
+            item: item.id.clone(),
+            manifest,
+        };
+        let value = serde_json::to_string(&now).map_err(FnError::bad_input)?;
+        if !ports
+            .work()
+            .set_marker(&current_marker(item), self.raw.as_deref(), &value)
+            .await?
+        {
+            return Err(FnError::new(
+                TRANSIENT,
+                format!(
+                    "the lake's version of s3://{}/{} changed meanwhile; retrying",
+                    item.bucket, item.key
+                ),
+            ));
+        }
+        Ok(removed)
+    }
 }

@@ -110,6 +110,11 @@ impl ObjectStore for MemStore {
         self.put(tb, tk, &body);
         Ok(())
     }
+
+    async fn delete(&self, bucket: &str, key: &str) -> PortResult<()> {
+        lock(&self.objects).remove(&(bucket.to_owned(), key.to_owned()));
+        Ok(())
+    }
 }
 
 #[derive(Default)]

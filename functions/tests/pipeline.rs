@@ -9,7 +9,7 @@ use std::sync::mpsc;
 
 use common::{
     object_created, sample, scheduled, upload_standard, Fault, FaultyPorts, Lab, Pausing, CREDIT_B,
-    HOUR,
+    HOUR, LOANS_CSV,
 };
 use sluice_asl::{Record, Status};
 use sluice_core::ports::{LockStore, WorkStatus};
@@ -442,4 +442,90 @@ fn a_stale_lock_from_a_dead_execution_is_taken_over() {
     );
     assert!(lab.items().iter().all(|w| w.status == WorkStatus::Done));
     assert_eq!(lab.lock_holder(), None);
+}
+
+/// Issue 13.1: a corrected re-upload (same key, new content) replaces the earlier version's
+/// rows, in every partition they sat in, so the lake equals a lake that only ever saw the
+/// correction.
+#[test]
+fn a_corrected_reupload_replaces_the_earlier_version_in_every_partition() {
+    let lab = Lab::new();
+    let original = String::from_utf8(sample("loans/loans-2023-06.csv")).unwrap();
+    // The correction drops both March loans (their month gets no file from it) and moves
+    // loan 3 from April to July.
+    let corrected: String = original
+        .lines()
+        .filter(|l| !l.contains(",2023-03-"))
+        .map(|l| l.replace(",2023-04-02,", ",2023-07-02,"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let etag1 = lab.put(LOANS_CSV, original.into_bytes());
+    let first = lab.run(
+        object_created(&lab.names.raw_bucket, LOANS_CSV, &etag1),
+        "v1",
+    );
+    assert_eq!(
+        first.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        first.error,
+        first.cause
+    );
+    let v1_files: Vec<String> = lab.lake().into_keys().collect();
+    assert!(
+        v1_files.iter().any(|k| k.contains("year=2023/month=03")),
+        "{v1_files:?}"
+    );
+
+    let etag2 = lab.put(LOANS_CSV, corrected.clone().into_bytes());
+    assert_ne!(etag1, etag2);
+    let second = lab.run(
+        object_created(&lab.names.raw_bucket, LOANS_CSV, &etag2),
+        "v2",
+    );
+    assert_eq!(
+        second.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        second.error,
+        second.cause
+    );
+    let ingest = second
+        .children
+        .values()
+        .flat_map(|c| c.events.iter())
+        .find(|e| e.kind == "LambdaFunctionSucceeded" && e.state == "Ingest")
+        .unwrap();
+    assert!(
+        ingest.detail["output"]["replaced_outputs"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{}",
+        ingest.detail
+    );
+    let ids: Vec<i64> = lab
+        .rows("loans")
+        .iter()
+        .map(|r| r["loan_id"].as_i64().unwrap())
+        .collect();
+    assert!(!ids.contains(&1) && !ids.contains(&2), "{ids:?}");
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "each row once: {ids:?}");
+    assert!(
+        !lab.lake().keys().any(|k| k.contains("year=2023/month=03")),
+        "the March partition's old file is gone"
+    );
+
+    let clean = Lab::new();
+    let etag = clean.put(LOANS_CSV, corrected.into_bytes());
+    let c = clean.run(
+        object_created(&clean.names.raw_bucket, LOANS_CSV, &etag),
+        "only-v2",
+    );
+    assert_eq!(c.status, Status::Succeeded);
+    common::assert_same_lake(&lab.lake_normalized(), &clean.lake_normalized());
 }

@@ -338,6 +338,18 @@ impl ObjectStore for S3Store {
             .map_err(|e| port_error("s3:CopyObject", e))?;
         Ok(())
     }
+
+    async fn delete(&self, bucket: &str, key: &str) -> PortResult<()> {
+        // DeleteObject succeeds for a missing key.
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| port_error("s3:DeleteObject", e))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

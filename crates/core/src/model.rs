@@ -333,6 +333,7 @@ impl ModelSpec {
             extra_columns: ExtraColumns::default(),
             missing_columns: MissingColumns::default(),
             null_tokens: Vec::new(),
+            on_overwrite: crate::spec::OnOverwrite::Replace,
         }
     }
 

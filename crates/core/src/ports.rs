@@ -141,6 +141,10 @@ pub trait ObjectStore: Send + Sync {
         to_bucket: &str,
         to_key: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Removes an object; a key that is already gone is not an error. Used only on the lake
+    /// (outputs an object's newer version replaced); raw objects are never deleted.
+    fn delete(&self, bucket: &str, key: &str) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 // ---------------------------------------------------------------------------------------------

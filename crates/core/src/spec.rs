@@ -46,6 +46,30 @@ pub struct TableSpec {
     /// compared after trimming surrounding whitespace). Default: the empty string.
     #[serde(default = "default_null_tokens")]
     pub null_tokens: Vec<String>,
+    /// What a new version of an object already ingested (same key, new content) does to the
+    /// rows of the earlier version.
+    #[serde(default, skip_serializing_if = "OnOverwrite::is_default")]
+    pub on_overwrite: OnOverwrite,
+}
+
+/// What a corrected re-upload (same key, new ETag) means for a dataset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOverwrite {
+    /// The new version replaces the earlier one: its files leave the lake when the new
+    /// version's are published. The lake holds each key's latest content once.
+    #[default]
+    Replace,
+    /// Both stay (feeds whose keys never repeat; a repeat is new rows).
+    Append,
+    /// A second version of a key is refused as a bad file; the first stays.
+    Reject,
+}
+
+impl OnOverwrite {
+    fn is_default(&self) -> bool {
+        *self == OnOverwrite::Replace
+    }
 }
 
 fn default_null_tokens() -> Vec<String> {

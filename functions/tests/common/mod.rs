@@ -217,7 +217,7 @@ impl Lab {
         sluice_asl::redrive(previous, &runner, &Options::default()).unwrap()
     }
 
-    /// Every object in the lake bucket except manifests: key -> bytes.
+    /// Every object in the lake bucket except manifests and output records: key -> bytes.
     pub fn lake(&self) -> BTreeMap<String, Vec<u8>> {
         self.rt.block_on(async {
             let mut out = BTreeMap::new();
@@ -228,7 +228,7 @@ impl Lab {
                 .await
                 .unwrap()
             {
-                if o.key.starts_with("manifests/") {
+                if o.key.starts_with("manifests/") || o.key.starts_with("_sluice/") {
                     continue;
                 }
                 let bytes = self
@@ -479,6 +479,9 @@ impl ObjectStore for FaultyStore {
     }
     async fn copy(&self, a: &str, b: &str, c: &str, d: &str) -> PortResult<()> {
         self.inner.copy(a, b, c, d).await
+    }
+    async fn delete(&self, bucket: &str, key: &str) -> PortResult<()> {
+        self.inner.delete(bucket, key).await
     }
 }
 
