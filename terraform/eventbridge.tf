@@ -11,6 +11,30 @@ resource "aws_cloudwatch_event_target" "hourly" {
   role_arn = aws_iam_role.events.arn
 }
 
+# The reconciliation: a full listing of every spec prefix, unpartitioned ones included,
+# registering any object that no event and no hourly listing brought in (a bounded batch per
+# run, SSM reconcile_batch; the next run goes on after the last key checked).
+resource "aws_cloudwatch_event_rule" "reconcile" {
+  name                = "${local.prefix}-reconcile"
+  description         = "Sluice ${var.env}: reconcile the raw bucket with the work table"
+  schedule_expression = var.reconcile_schedule
+}
+
+resource "aws_cloudwatch_event_target" "reconcile" {
+  rule     = aws_cloudwatch_event_rule.reconcile.name
+  arn      = aws_sfn_state_machine.ingest.arn
+  role_arn = aws_iam_role.events.arn
+  input_transformer {
+    input_paths = {
+      id   = "$.id"
+      time = "$.time"
+    }
+    input_template = <<-JSON
+      {"version": "0", "id": <id>, "detail-type": "Scheduled Event", "source": "sluice.reconcile", "time": <time>, "resources": [], "detail": {"reconcile": true}}
+    JSON
+  }
+}
+
 # Each upload to the raw bucket.
 resource "aws_cloudwatch_event_rule" "object_created" {
   name        = "${local.prefix}-object-created"

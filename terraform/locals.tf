@@ -41,6 +41,7 @@ locals {
     lookback_hours         = tostring(var.lookback_hours)
     lease_seconds          = tostring(var.lease_seconds)
     ingest_max_concurrency = "4"
+    reconcile_batch        = "50000"
     notify_on_quarantine   = "true"
   }
 }

@@ -64,6 +64,12 @@ variable "secure_settings" {
   sensitive   = true
 }
 
+variable "reconcile_schedule" {
+  description = "When the reconciliation of the raw bucket with the work table runs (EventBridge schedule expression, UTC)."
+  type        = string
+  default     = "cron(35 */6 * * ? *)"
+}
+
 variable "extract_schedule" {
   description = "When the monthly bank extract runs (EventBridge schedule expression, UTC): the 1st of the month, 01:00."
   type        = string

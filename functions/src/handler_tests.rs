@@ -764,3 +764,121 @@ async fn on_overwrite_replace_append_and_reject() {
     assert!(e.message.contains("on_overwrite: reject"), "{e}");
     assert_eq!(lake_files(&p, "data/feed/"), v1);
 }
+
+#[tokio::test]
+async fn after_a_twelve_day_outage_the_catch_up_goes_on_across_runs_and_skips_no_hour() {
+    let p = ports();
+    // The last run saw 2026-11-10T00; the pipeline was down until 2026-11-22T00:05.
+    p.work
+        .set_marker("watermark", None, "2026-11-10T00")
+        .await
+        .unwrap();
+    let day2 = "credit/yyyy=2026/mm=11/dd=11/hh=05/day2.csv";
+    let day11 = "credit/yyyy=2026/mm=11/dd=20/hh=05/day11.csv";
+    p.store.put("sluice-unit-raw", day2, b"a\n1\n");
+    p.store.put("sluice-unit-raw", day11, b"a\n2\n");
+    let mut seen = Vec::new();
+    let mut windows = Vec::new();
+    for run in 0..3 {
+        let out =
+            queue_generator::handle(&p, scheduled("2026-11-22T00:05:00Z", &format!("r{run}")))
+                .await
+                .unwrap();
+        windows.push(out.window.clone().unwrap());
+        seen.extend(
+            p.work
+                .by_batch(&format!("r{run}"))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|w| w.key),
+        );
+        if p.work.get_marker("watermark").await.unwrap().as_deref() == Some("2026-11-21T23") {
+            break;
+        }
+    }
+    // 287 hours missed: two runs of at most a week each; the second starts where the first
+    // stopped (minus the 6 hours of lookback for late files).
+    assert_eq!(windows[0].from, "2026-11-09T19", "{windows:?}");
+    assert_eq!(windows[0].to, "2026-11-16T18", "{windows:?}");
+    assert_eq!(windows[1].from, "2026-11-16T13", "{windows:?}");
+    assert_eq!(windows.last().unwrap().to, "2026-11-21T23", "{windows:?}");
+    assert!(seen.contains(&day2.to_owned()), "{seen:?}");
+    assert!(seen.contains(&day11.to_owned()), "{seen:?}");
+}
+
+#[tokio::test]
+async fn the_watermark_stays_when_the_run_fails_before_registration_is_complete() {
+    let p = ports();
+    p.work
+        .set_marker("watermark", None, "2026-11-21T20")
+        .await
+        .unwrap();
+    let key = "credit/yyyy=2026/mm=11/dd=21/hh=22/late.csv";
+    p.store.put("sluice-unit-raw", key, b"a\n1\n");
+    // S3 throttles the manifest write at the end of the run.
+    p.store
+        .fail_put_bytes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = queue_generator::handle(&p, scheduled("2026-11-22T00:05:00Z", "r1")).await;
+    assert_eq!(failed.unwrap_err().name, crate::errors::TRANSIENT);
+    assert_eq!(
+        p.work.get_marker("watermark").await.unwrap().as_deref(),
+        Some("2026-11-21T20"),
+        "not moved past hours whose run failed"
+    );
+    // The retry lists the same hours and takes the object.
+    p.store
+        .fail_put_bytes
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let out = queue_generator::handle(&p, scheduled("2026-11-22T00:05:00Z", "r2"))
+        .await
+        .unwrap();
+    assert_eq!(out.count, 1, "{out:?}");
+    assert_eq!(
+        p.work.get_marker("watermark").await.unwrap().as_deref(),
+        Some("2026-11-21T23")
+    );
+}
+
+#[tokio::test]
+async fn reconciliation_registers_objects_nothing_else_brought_in_a_bounded_batch_at_a_time() {
+    let mut p = ports();
+    // Keys no hourly listing reaches (no yyyy=/mm=/dd=/hh= folders) and no event named.
+    for n in 0..5 {
+        p.store.put(
+            "sluice-unit-raw",
+            &format!("loans/archive/{n}.csv"),
+            b"a\n1\n",
+        );
+    }
+    p.store.put("sluice-unit-raw", "credit/old.csv", b"a\n2\n");
+    p.settings
+        .values
+        .insert("reconcile_batch".into(), "4".into());
+    let reconcile = |execution: &str| -> QueueInput {
+        serde_json::from_value(json!({
+            "event": {"detail-type": "Scheduled Event", "source": "sluice.reconcile", "time": "2026-11-22T00:05:00Z", "detail": {"reconcile": true}},
+            "execution": format!("arn:aws:states:us-east-1:1:execution:m:{execution}")
+        }))
+        .unwrap()
+    };
+    let first = queue_generator::handle(&p, reconcile("rec-1"))
+        .await
+        .unwrap();
+    assert_eq!(first.trigger, "reconcile");
+    assert_eq!((first.registered, first.count), (4, 4), "{first:?}");
+    let second = queue_generator::handle(&p, reconcile("rec-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.registered, 2,
+        "the rest, after where the first stopped: {second:?}"
+    );
+    // A full pass later, everything is known: nothing new, nothing twice.
+    let third = queue_generator::handle(&p, reconcile("rec-3"))
+        .await
+        .unwrap();
+    assert_eq!(third.registered, 0, "{third:?}");
+    assert_eq!(p.work.items.lock().unwrap().len(), 6);
+}

@@ -26,6 +26,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct MemStore {
     pub objects: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    /// When set, `put_bytes` fails (throttled), as S3 can mid-run.
+    pub fail_put_bytes: std::sync::atomic::AtomicBool,
 }
 
 impl MemStore {
@@ -82,6 +84,12 @@ impl ObjectStore for MemStore {
     }
 
     async fn put_bytes(&self, bucket: &str, key: &str, body: Vec<u8>) -> PortResult<()> {
+        if self
+            .fail_put_bytes
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(PortError::retryable("mem:put_bytes", "SlowDown"));
+        }
         self.put(bucket, key, &body);
         Ok(())
     }

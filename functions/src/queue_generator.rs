@@ -164,9 +164,10 @@ fn truncate_hour(t: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(t)
 }
 
-/// The hours a scheduled run at `now` lists: from the hour after `watermark` minus
-/// `lookback` hours (or `lookback` hours back when there is no watermark) to the previous
-/// hour, at most [`MAX_CATCH_UP_HOURS`].
+/// The hours a scheduled run at `now` lists: from the hour after `watermark` minus `lookback`
+/// hours (or `lookback` hours back when there is no watermark) up to the previous hour, at
+/// most [`MAX_CATCH_UP_HOURS`] of them, oldest first. After a longer outage the run lists the
+/// oldest hours it missed and the next runs go on from there: no hour is skipped.
 pub fn hours_to_list(
     now: DateTime<Utc>,
     watermark: Option<&str>,
@@ -177,7 +178,7 @@ pub fn hours_to_list(
         Some(w) => w + Duration::hours(1) - Duration::hours(lookback.max(0)),
         None => last - Duration::hours(lookback.max(0)),
     };
-    let first = first.max(last - Duration::hours(MAX_CATCH_UP_HOURS - 1));
+    let last = last.min(first + Duration::hours(MAX_CATCH_UP_HOURS - 1));
     let mut out = Vec::new();
     let mut h = first;
     while h <= last {
@@ -185,6 +186,66 @@ pub fn hours_to_list(
         h += Duration::hours(1);
     }
     out
+}
+
+/// The most objects one reconciliation run checks against the work table (SSM
+/// `reconcile_batch` overrides); the next run goes on after the last key checked.
+pub const RECONCILE_BATCH: i64 = 50_000;
+const RECONCILED_UP_TO: &str = "reconciled_up_to";
+
+/// A reconciliation (the scheduled event with `detail.reconcile = true`): the full listing
+/// of every spec prefix, unpartitioned ones included, so an object no event and no hourly
+/// listing brought in still gets its work item. Bounded per run: it checks the objects after
+/// the last key the previous run checked, then starts over from the beginning.
+async fn reconcile_listing<P: Ports>(
+    ports: &P,
+    specs: &[TableSpec],
+    raw: &str,
+    objects: &mut Vec<(ObjectInfo, Option<String>)>,
+) -> Result<Advance, FnError> {
+    let batch = setting_or(ports, "reconcile_batch", RECONCILE_BATCH)
+        .await?
+        .max(1) as usize;
+    let after = ports.work().get_marker(RECONCILED_UP_TO).await?;
+    // Nested prefixes (`a/` and `a/b/`) are listed once.
+    let mut prefixes: Vec<&str> = specs.iter().map(|s| s.source.prefix.as_str()).collect();
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    let prefixes: Vec<&str> = prefixes
+        .iter()
+        .copied()
+        .filter(|p| !prefixes.iter().any(|q| q != p && p.starts_with(q)))
+        .collect();
+    let mut listed: Vec<ObjectInfo> = Vec::new();
+    for p in prefixes {
+        listed.extend(ports.store().list(raw, p).await?);
+    }
+    listed.sort_by(|a, b| a.key.cmp(&b.key));
+    let start = after
+        .as_deref()
+        .map(|a| listed.partition_point(|o| o.key.as_str() <= a))
+        .unwrap_or(0);
+    let chosen: Vec<ObjectInfo> = listed.into_iter().skip(start).take(batch).collect();
+    // A full pass done: the next run starts over.
+    let next = if chosen.len() < batch {
+        String::new()
+    } else {
+        chosen.last().map(|o| o.key.clone()).unwrap_or_default()
+    };
+    objects.extend(chosen.into_iter().map(|o| (o, None)));
+    Ok(Advance {
+        marker: RECONCILED_UP_TO,
+        read: after,
+        to: next,
+    })
+}
+
+/// A marker to move once the run's objects are all registered (never before: a run that
+/// fails half-way lists them again).
+struct Advance {
+    marker: &'static str,
+    read: Option<String>,
+    to: String,
 }
 
 /// `<prefix>yyyy=2026/mm=11/dd=21/hh=23/`
@@ -216,6 +277,7 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
     let event = &input.event;
     let now_secs = ports.now();
     let mut objects: Vec<(ObjectInfo, Option<String>)> = Vec::new();
+    let mut advance: Option<Advance> = None;
     let (trigger, window) = match (event.source.as_str(), event.detail_type.as_str()) {
         ("aws.s3", "Object Created") => {
             let d = &event.detail;
@@ -242,6 +304,10 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
             objects.push((info, version));
             ("object".to_owned(), None)
         }
+        (_, "Scheduled Event") if event.detail.get("reconcile") == Some(&Value::Bool(true)) => {
+            advance = Some(reconcile_listing(ports, &specs, &raw, &mut objects).await?);
+            ("reconcile".to_owned(), None)
+        }
         (_, "Scheduled Event") => {
             let now = event
                 .time
@@ -257,11 +323,16 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
                     }
                 }
             }
-            // Move the watermark to the last hour listed (never backwards).
+            // The watermark moves only once every object of these hours is registered (at
+            // the end of this run).
             if let Some(last) = hours.last() {
                 let label = hour_label(*last);
                 if watermark.as_deref().is_none_or(|w| w < label.as_str()) {
-                    ports.work().set_marker(WATERMARK, watermark.as_deref(), &label).await?;
+                    advance = Some(Advance {
+                        marker: WATERMARK,
+                        read: watermark.clone(),
+                        to: label,
+                    });
                 }
             }
             let window = match (hours.first(), hours.last()) {
@@ -312,7 +383,10 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
                 now_secs,
                 WorkStatus::Queued,
             );
-            let take = if ports.work().register(&item).await? {
+            // A reconciliation sees mostly known objects: a read is cheaper than a refused
+            // conditional write.
+            let known = trigger == "reconcile" && ports.work().get(&item.id).await?.is_some();
+            let take = if !known && ports.work().register(&item).await? {
                 registered += 1;
                 true
             } else {
@@ -333,7 +407,7 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
         }
     }
     let mut swept = Vec::new();
-    if trigger == "schedule" {
+    if trigger != "object" {
         // Nothing stranded: items whose execution can no longer finish them join this batch.
         swept = sweep(ports).await?;
         for w in ports.work().by_status(WorkStatus::Queued).await? {
@@ -366,6 +440,15 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
         .put_bytes(&manifest.bucket, &manifest.key, body)
         .await?;
     let max_concurrency = setting_or(ports, "ingest_max_concurrency", 4).await?.max(1) as u64;
+    // Every object listed is registered: only now may the watermark (or the reconciliation's
+    // position) pass them. A failure before this point leaves it where it was, and the next
+    // run lists them again.
+    if let Some(a) = advance {
+        ports
+            .work()
+            .set_marker(a.marker, a.read.as_deref(), &a.to)
+            .await?;
+    }
     Ok(QueueOutput {
         batch,
         trigger,
@@ -431,11 +514,10 @@ mod tests {
             .map(hour_label)
             .collect();
         assert_eq!(fresh, ["2026-11-22T02"]);
-        // After a long outage: capped.
-        assert_eq!(
-            hours_to_list(at("2026-11-22T03:05:00Z"), Some("2025-01-01T00"), 6).len() as i64,
-            MAX_CATCH_UP_HOURS
-        );
+        // After a long outage: capped, oldest first, so the next run goes on from there.
+        let caught_up = hours_to_list(at("2026-11-22T03:05:00Z"), Some("2025-01-01T00"), 6);
+        assert_eq!(caught_up.len() as i64, MAX_CATCH_UP_HOURS);
+        assert_eq!(hour_label(caught_up[0]), "2024-12-31T19");
         // Already up to date and no lookback: nothing to list.
         assert!(hours_to_list(at("2026-11-22T03:05:00Z"), Some("2026-11-22T02"), 0).is_empty());
     }

@@ -309,6 +309,10 @@ fn the_schedules_and_the_s3_rule_start_their_state_machines() {
             "monthly_extract".to_owned(),
             "aws_sfn_state_machine.extract.arn".to_owned(),
         ),
+        (
+            "reconcile".to_owned(),
+            "aws_sfn_state_machine.ingest.arn".to_owned(),
+        ),
     ]
     .into();
     assert_eq!(schedules, want);

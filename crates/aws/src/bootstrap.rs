@@ -36,6 +36,11 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
         "pipeline lock lease; a holder past it may be taken over",
     ),
     (
+        "reconcile_batch",
+        "50000",
+        "objects one reconciliation run checks against the work table",
+    ),
+    (
         "ingest_max_concurrency",
         "4",
         "items ingested at once by the distributed Map (its MaxConcurrency)",
