@@ -174,9 +174,16 @@ data "aws_iam_policy_document" "ingest" {
 data "aws_iam_policy_document" "notify" {
   source_policy_documents = [data.aws_iam_policy_document.common["notify"].json]
   statement {
+    # The run's items: its manifest, then each item with a strongly consistent GetItem
+    # (never the eventually consistent batch index).
     sid       = "ReadBatch"
-    actions   = ["dynamodb:Query"]
-    resources = ["${aws_dynamodb_table.work.arn}/index/batch-index"]
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.work.arn]
+  }
+  statement {
+    sid       = "ReadBatchManifest"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
   }
   statement {
     sid       = "Publish"
@@ -253,9 +260,16 @@ data "aws_iam_policy_document" "normalize" {
     resources = ["${aws_s3_bucket.this["lake"].arn}/data/*", "${aws_s3_bucket.this["lake"].arn}/quarantine/*"]
   }
   statement {
+    # The run's items: its manifest, then each item with a strongly consistent GetItem
+    # (never the eventually consistent batch index).
     sid       = "ReadBatch"
-    actions   = ["dynamodb:Query"]
-    resources = ["${aws_dynamodb_table.work.arn}/index/batch-index"]
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.work.arn]
+  }
+  statement {
+    sid       = "ReadBatchManifest"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
   }
   statement {
     sid       = "HoldTheLock"

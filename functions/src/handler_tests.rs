@@ -602,6 +602,24 @@ async fn e_mail_gets_readable_text_and_long_failure_lists_are_cut() {
             .await
             .unwrap();
     }
+    // The run's manifest lists them (what the queue-generator writes).
+    let refs: Vec<serde_json::Value> = p
+        .work
+        .items
+        .lock()
+        .unwrap()
+        .values()
+        .map(|w| json!({"id": w.id, "bucket": w.bucket, "key": w.key, "etag": w.version, "dataset": w.dataset}))
+        .collect();
+    p.store.put(
+        "sluice-unit-lake",
+        "manifests/big.json",
+        serde_json::to_vec(&refs).unwrap().as_slice(),
+    );
+    // The batch index lags: the decision does not read it.
+    p.work
+        .batch_index_lags
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let failure = NotifyInput {
         failed_state: Some("ProcessItems/3/Ingest".into()),
         error: Some(json!({"Error": "Sluice.AwsError", "Cause": "AccessDenied"})),

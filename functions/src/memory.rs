@@ -129,6 +129,8 @@ impl ObjectStore for MemStore {
 pub struct MemWork {
     pub items: Mutex<BTreeMap<String, WorkItem>>,
     pub markers: Mutex<HashMap<String, String>>,
+    /// When set, the batch index lags (as a DynamoDB GSI may): `by_batch` sees nothing yet.
+    pub batch_index_lags: std::sync::atomic::AtomicBool,
 }
 
 impl WorkQueue for MemWork {
@@ -195,6 +197,12 @@ impl WorkQueue for MemWork {
     }
 
     async fn by_batch(&self, batch: &str) -> PortResult<Vec<WorkItem>> {
+        if self
+            .batch_index_lags
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(Vec::new());
+        }
         Ok(lock(&self.items)
             .values()
             .filter(|w| w.batch == batch)

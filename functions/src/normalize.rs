@@ -13,12 +13,12 @@ use chrono::Timelike as _;
 use serde::{Deserialize, Serialize};
 use sluice_core::model::ModelSpec;
 use sluice_core::normalize::{normalize, NormalizeError, NormalizeOptions, TableReport};
-use sluice_core::ports::{Catalog, ObjectStore, WorkQueue, WorkStatus};
+use sluice_core::ports::{Catalog, ObjectStore, WorkStatus};
 
 use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT};
 use crate::in_progress_check::hold_lock;
 use crate::ports::{download_prefix, Ports};
-use crate::queue_generator::batch_of;
+use crate::queue_generator::items_of_run;
 
 /// Where models live in the lake bucket (`sluice bootstrap` and Terraform put them there).
 pub const MODELS_PREFIX: &str = "config/models/";
@@ -109,10 +109,7 @@ pub async fn handle<P: Ports>(
             chosen
         }
         None => {
-            let batch = batch_of(&input.execution);
-            let touched: BTreeSet<String> = ports
-                .work()
-                .by_batch(batch)
+            let touched: BTreeSet<String> = items_of_run(ports, &input.execution)
                 .await?
                 .into_iter()
                 .filter(|w| w.status == WorkStatus::Done)

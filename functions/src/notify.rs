@@ -12,16 +12,17 @@
 //! E-mail subscribers get plain text ([`plain_text`]); queues and functions get JSON.
 //!
 //! Messages carry the execution ARN, a console link, the failed work items with their files
-//! and reasons, and the rows quarantined. The facts come from the work table (items of this
-//! run's batch), not from the state payload, so they stay complete for large batches.
+//! and reasons, and the rows quarantined. The facts come from the work table (the items of the
+//! run's manifest, read strongly consistently), not from the state payload, so they stay
+//! complete for large batches.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sluice_core::ports::{Executions, Notifier, WorkQueue, WorkStatus};
+use sluice_core::ports::{Executions, Notifier, WorkStatus};
 
 use crate::errors::{FnError, ITEMS_FAILED};
 use crate::ports::Ports;
-use crate::queue_generator::batch_of;
+use crate::queue_generator::{batch_of, items_of_run};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,7 +150,7 @@ async fn recovered<P: Ports>(ports: &P, input: &NotifyInput) -> Result<NotifyOut
         .map(|d| d.redrive_count)
         .unwrap_or(0)
         .max(input.redrive_count);
-    let items = ports.work().by_batch(batch_of(&input.execution)).await?;
+    let items = items_of_run(ports, &input.execution).await?;
     let done = items
         .iter()
         .filter(|w| w.status == WorkStatus::Done)
@@ -260,7 +261,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         Kind::Failure => failure_facts(ports, &input).await?,
         Kind::Summary | Kind::Recovered => Default::default(),
     };
-    let items = ports.work().by_batch(batch).await?;
+    let items = items_of_run(ports, &input.execution).await?;
     let failed: Vec<FailedItem> = items
         .iter()
         .filter(|w| {

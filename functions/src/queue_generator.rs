@@ -259,6 +259,39 @@ pub fn batch_of(execution: &str) -> &str {
     execution.rsplit(':').next().unwrap_or(execution)
 }
 
+/// The batch manifest of an execution's run (`manifests/<batch>.json` in the lake bucket).
+pub fn manifest_of<P: Ports>(ports: &P, execution: &str) -> ManifestRef {
+    ManifestRef {
+        bucket: ports.names().lake_bucket.clone(),
+        key: format!("manifests/{}.json", batch_of(execution)),
+    }
+}
+
+/// The work items of an execution's run, read strongly consistently: the batch manifest
+/// (S3 reads are strongly consistent), then each item by id (`GetItem` with ConsistentRead).
+/// Never the batch index, which is eventually consistent and could miss a failed item (the
+/// run would end SUCCEEDED, silent) or a done one (its model not rebuilt). A run with no
+/// manifest (the extract) has no items.
+pub async fn items_of_run<P: Ports>(ports: &P, execution: &str) -> Result<Vec<WorkItem>, FnError> {
+    let m = manifest_of(ports, execution);
+    let Some(body) = ports.store().get_bytes(&m.bucket, &m.key).await? else {
+        return Ok(Vec::new());
+    };
+    let refs: Vec<ItemRef> = serde_json::from_slice(&body).map_err(|e| {
+        FnError::new(
+            crate::errors::AWS,
+            format!("s3://{}/{} is not a batch manifest: {e}", m.bucket, m.key),
+        )
+    })?;
+    let mut items = Vec::with_capacity(refs.len());
+    for r in refs {
+        if let Some(w) = ports.work().get(&r.id).await? {
+            items.push(w);
+        }
+    }
+    Ok(items)
+}
+
 /// The datasets an object key belongs to.
 pub fn datasets_for<'a>(specs: &'a [TableSpec], key: &str) -> Vec<&'a TableSpec> {
     specs.iter().filter(|s| s.matches_key(key)).collect()
@@ -430,10 +463,7 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
     let count = refs.len();
     // The batch always travels as a manifest: the distributed Map reads its items from it
     // (ItemReader), so the state payload stays small whatever the batch size.
-    let manifest = ManifestRef {
-        bucket: ports.names().lake_bucket.clone(),
-        key: format!("manifests/{batch}.json"),
-    };
+    let manifest = manifest_of(ports, &input.execution);
     let body = serde_json::to_vec(&refs).map_err(FnError::bad_input)?;
     ports
         .store()
