@@ -99,8 +99,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
       filter {
         prefix = "manifests/"
       }
+      # Kept as long as Step Functions keeps the execution (90 days): a redrive (up to 14
+      # days after a stop that can come long after the start) and its report read them.
       expiration {
-        days = 14
+        days = 90
       }
       abort_incomplete_multipart_upload {
         days_after_initiation = 2

@@ -140,6 +140,7 @@ async fn duplicate_object_events_make_one_item() {
     );
     assert_eq!(p.work.items.lock().unwrap().len(), 1);
     // A new upload (another ETag) is new work.
+    p.store.put("sluice-unit-raw", "credit/x.csv", b"a\n2\n");
     let third = queue_generator::handle(&p, object_created("credit/x.csv", "e2", "ev-3"))
         .await
         .unwrap();
@@ -899,4 +900,37 @@ async fn reconciliation_registers_objects_nothing_else_brought_in_a_bounded_batc
         .unwrap();
     assert_eq!(third.registered, 0, "{third:?}");
     assert_eq!(p.work.items.lock().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn keys_with_spaces_plus_unicode_and_percent_make_one_item_whichever_way_they_arrive() {
+    let p = ports();
+    let key = "credit/yyyy=2026/mm=11/dd=21/hh=23/my file+1 ü 100%.csv";
+    p.store.put("sluice-unit-raw", key, b"a\n1\n");
+    // As S3 notifications encode it, as given, and by the hourly listing: one item.
+    let encoded = "credit/yyyy%3D2026/mm%3D11/dd%3D21/hh%3D23/my+file%2B1+%C3%BC+100%25.csv";
+    let first = queue_generator::handle(&p, object_created(encoded, "ignored", "ev-1"))
+        .await
+        .unwrap();
+    assert_eq!((first.registered, first.count), (1, 1), "{first:?}");
+    let plain = queue_generator::handle(&p, object_created(key, "ignored", "ev-2"))
+        .await
+        .unwrap();
+    assert_eq!(plain.registered, 0, "{plain:?}");
+    let hourly = queue_generator::handle(&p, scheduled("2026-11-22T00:05:00Z", "hourly"))
+        .await
+        .unwrap();
+    assert_eq!(hourly.registered, 0, "{hourly:?}");
+    let items = p.work.items.lock().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items.values().next().unwrap().key, key);
+    // Deleted before its event was handled: an empty run that says so, not a failure.
+    let gone = queue_generator::handle(&p, object_created("credit/gone.csv", "e", "ev-3"))
+        .await
+        .unwrap();
+    assert_eq!(gone.count, 0);
+    assert!(
+        gone.unmatched[0].reason.contains("no longer exists"),
+        "{gone:?}"
+    );
 }

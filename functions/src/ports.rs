@@ -133,6 +133,15 @@ pub async fn setting_or<P: Ports>(
     }
 }
 
+/// True for a key that names a file below a folder: no `..`, no root, no drive prefix.
+pub fn is_safe_relative(key: &str) -> bool {
+    use std::path::Component;
+    !key.is_empty()
+        && std::path::Path::new(key)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
 /// Copies the objects under `prefix` in `bucket` whose key `keep` accepts to `root/<key>`;
 /// returns the local paths.
 pub async fn download_prefix<P: Ports>(
@@ -148,6 +157,17 @@ pub async fn download_prefix<P: Ports>(
         if !keep(&o.key) {
             continue;
         }
+        // A key is joined to a local path: one that climbs out (`..`) or is absolute would
+        // write outside the scratch folder.
+        if !is_safe_relative(&o.key) {
+            return Err(crate::errors::FnError::new(
+                crate::errors::BAD_INPUT,
+                format!(
+                    "s3://{bucket}/{}: a key that is not a plain relative path",
+                    o.key
+                ),
+            ));
+        }
         let dest = root.join(&o.key);
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir)
@@ -160,4 +180,18 @@ pub async fn download_prefix<P: Ports>(
         files.push(dest);
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_safe_relative;
+
+    #[test]
+    fn keys_that_climb_out_of_the_scratch_folder_are_refused() {
+        assert!(is_safe_relative("data/loans/year=2023/a.parquet"));
+        assert!(is_safe_relative("./config/models/aspen.json"));
+        for bad in ["../etc/passwd", "data/../../x", "/abs/path", ""] {
+            assert!(!is_safe_relative(bad), "{bad}");
+        }
+    }
 }

@@ -138,9 +138,12 @@ pub async fn handle_request<P: Ports>(
     ports: &P,
     request: QueueRequest,
 ) -> Result<QueueResponse, FnError> {
+    // Boxed: the two futures nested inline are deeper than the compiler's layout limit.
     match request {
-        QueueRequest::Batch(input) => handle(ports, input).await.map(QueueResponse::Batch),
-        QueueRequest::Requeue(filter) => requeue::handle(ports, filter)
+        QueueRequest::Batch(input) => Box::pin(handle(ports, input))
+            .await
+            .map(QueueResponse::Batch),
+        QueueRequest::Requeue(filter) => Box::pin(requeue::handle(ports, filter))
             .await
             .map(QueueResponse::Requeue),
     }
@@ -259,6 +262,71 @@ pub fn batch_of(execution: &str) -> &str {
     execution.rsplit(':').next().unwrap_or(execution)
 }
 
+/// The object an event's key names: the key as given, else its URL-decoded form (`+` is a
+/// space, `%XX` a byte). `None` when neither exists.
+async fn resolve_event_key<P: Ports>(
+    ports: &P,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ObjectInfo>, FnError> {
+    if let Some(info) = ports.store().head(bucket, key).await? {
+        return Ok(Some(info));
+    }
+    match form_decode(key) {
+        Some(decoded) if decoded != key => Ok(ports.store().head(bucket, &decoded).await?),
+        _ => Ok(None),
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding, as S3 encodes keys in notifications.
+/// `None` when the result is not UTF-8 or an escape is malformed.
+pub fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// An object event with nothing to register: an empty batch (its manifest written, so the
+/// run's steps find it), saying why.
+async fn finish_empty<P: Ports>(
+    ports: &P,
+    input: &QueueInput,
+    batch: String,
+    unmatched: Vec<Unmatched>,
+) -> Result<QueueOutput, FnError> {
+    let manifest = manifest_of(ports, &input.execution);
+    ports
+        .store()
+        .put_bytes(&manifest.bucket, &manifest.key, b"[]".to_vec())
+        .await?;
+    let max_concurrency = setting_or(ports, "ingest_max_concurrency", 4).await?.max(1) as u64;
+    Ok(QueueOutput {
+        batch,
+        trigger: "object".into(),
+        window: None,
+        manifest,
+        max_concurrency,
+        count: 0,
+        registered: 0,
+        already_known: 0,
+        unmatched,
+        swept: Vec::new(),
+    })
+}
+
 /// The batch manifest of an execution's run (`manifests/<batch>.json` in the lake bucket).
 pub fn manifest_of<P: Ports>(ports: &P, execution: &str) -> ManifestRef {
     ManifestRef {
@@ -319,21 +387,22 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
             let (Some(bucket), Some(key)) = (bucket, key) else {
                 return Err(FnError::new(BAD_INPUT, "an Object Created event needs detail.bucket.name and detail.object.key"));
             };
-            let etag = d.pointer("/object/etag").and_then(Value::as_str).map(|e| e.trim_matches('"').to_owned());
-            let info = match etag {
-                Some(etag) => ObjectInfo {
-                    bucket: bucket.to_owned(),
+            // The key as the event spells it may be URL-encoded (S3 notifications encode it;
+            // whether EventBridge's do is not documented): find the object either way.
+            let Some(mut info) = resolve_event_key(ports, bucket, key).await? else {
+                let gone = Unmatched {
                     key: key.to_owned(),
-                    size: d.pointer("/object/size").and_then(Value::as_u64).unwrap_or(0),
-                    etag: Some(etag),
-                    version_id: None,
-                },
-                None => match ports.store().head(bucket, key).await? {
-                    Some(info) => info,
-                    None => return Err(FnError::new(BAD_INPUT, format!("s3://{bucket}/{key} no longer exists"))),
-                },
+                    reason: "the object no longer exists (deleted after its event)".into(),
+                };
+                return finish_empty(ports, &input, batch, vec![gone]).await;
             };
             let version = d.pointer("/object/version-id").and_then(Value::as_str).map(str::to_owned);
+            if version.is_some() {
+                // That exact version: its ETag is the event's.
+                if let Some(etag) = d.pointer("/object/etag").and_then(Value::as_str) {
+                    info.etag = Some(etag.trim_matches('"').to_owned());
+                }
+            }
             objects.push((info, version));
             ("object".to_owned(), None)
         }
@@ -550,6 +619,22 @@ mod tests {
         assert_eq!(hour_label(caught_up[0]), "2024-12-31T19");
         // Already up to date and no lookback: nothing to list.
         assert!(hours_to_list(at("2026-11-22T03:05:00Z"), Some("2026-11-22T02"), 0).is_empty());
+    }
+
+    #[test]
+    fn event_keys_decode_as_s3_encodes_them() {
+        assert_eq!(form_decode("a+b%2Bc.csv").as_deref(), Some("a b+c.csv"));
+        assert_eq!(
+            form_decode("caf%C3%A9/100%25.csv").as_deref(),
+            Some("café/100%.csv")
+        );
+        assert_eq!(
+            form_decode("plain/key.csv").as_deref(),
+            Some("plain/key.csv")
+        );
+        assert_eq!(form_decode("bad%zz"), None);
+        assert_eq!(form_decode("cut%4"), None);
+        assert_eq!(form_decode("%ff%fe"), None, "not UTF-8");
     }
 
     #[test]

@@ -529,3 +529,40 @@ fn a_corrected_reupload_replaces_the_earlier_version_in_every_partition() {
     assert_eq!(c.status, Status::Succeeded);
     common::assert_same_lake(&lab.lake_normalized(), &clean.lake_normalized());
 }
+
+/// Issue 13.12: a key with spaces, `+`, `%` and accents, named URL-encoded by its event and
+/// plainly by the hourly listing, is one work item, ingested once.
+#[test]
+fn a_key_with_spaces_plus_percent_and_accents_is_found_and_ingested_once() {
+    let lab = Lab::new();
+    let key = "credit/yyyy=2026/mm=11/dd=21/hh=23/my file+1 ü 100%.csv";
+    let etag = lab.put(
+        key,
+        sample("credit/yyyy=2026/mm=11/dd=21/hh=23/credit-0001.csv"),
+    );
+    let encoded = "credit/yyyy%3D2026/mm%3D11/dd%3D21/hh%3D23/my+file%2B1+%C3%BC+100%25.csv";
+    let by_event = lab.run(
+        object_created(&lab.names.raw_bucket, encoded, &etag),
+        "event",
+    );
+    assert_eq!(
+        by_event.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        by_event.error,
+        by_event.cause
+    );
+    let hourly = lab.run(scheduled(HOUR), "hourly");
+    assert_eq!(
+        hourly.status,
+        Status::Succeeded,
+        "{:?} {:?}",
+        hourly.error,
+        hourly.cause
+    );
+    let items = lab.items();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].key, key);
+    assert_eq!((items[0].status, items[0].attempts), (WorkStatus::Done, 1));
+    assert!(!lab.rows("credit").is_empty());
+}

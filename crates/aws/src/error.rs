@@ -34,6 +34,9 @@ const RETRYABLE_CODES: &[&str] = &[
     "LimitExceededException",
     "TransactionInProgressException",
     "SlowDown",
+    // Glue: another writer changed the table meanwhile; the catalog was slow to answer.
+    "ConcurrentModificationException",
+    "OperationTimeoutException",
     "RequestTimeout",
     "RequestTimeoutException",
     "InternalError",
@@ -106,6 +109,24 @@ pub fn status_of<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
 mod tests {
     use super::*;
     use aws_sdk_s3::operation::get_object::GetObjectError;
+
+    #[test]
+    fn glue_conflicts_and_timeouts_are_retryable() {
+        for code in [
+            "ConcurrentModificationException",
+            "OperationTimeoutException",
+        ] {
+            assert_eq!(
+                classify(Failure::Service, Some(code), Some(400)),
+                ErrorClass::Retryable,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(Failure::Service, Some("EntityNotFoundException"), Some(400)),
+            ErrorClass::Permanent
+        );
+    }
 
     #[test]
     fn throttling_5xx_and_transport_failures_are_retryable() {

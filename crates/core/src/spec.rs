@@ -52,6 +52,9 @@ pub struct TableSpec {
     pub on_overwrite: OnOverwrite,
 }
 
+/// The widest `pad_width` a spec may ask for (a zero-padded code, not a buffer size).
+pub const MAX_PAD_WIDTH: usize = 1_024;
+
 /// What a corrected re-upload (same key, new ETag) means for a dataset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -536,6 +539,14 @@ impl TableSpec {
                     "max_length, pad_width and trim apply to string columns only".into(),
                 ));
             }
+            if let Some(pad) = c.pad_width {
+                if pad > MAX_PAD_WIDTH {
+                    return Err(err(
+                        at("pad_width"),
+                        format!("{pad} is more than {MAX_PAD_WIDTH}"),
+                    ));
+                }
+            }
             if let (Some(max), Some(pad)) = (c.max_length, c.pad_width) {
                 if pad > max {
                     return Err(err(
@@ -705,6 +716,14 @@ mod tests {
         let e = spec(&MINIMAL.replace("\"nullable\":false", "\"nullable\":false,\"pad_width\":5"))
             .unwrap_err();
         assert_eq!(e.field, "columns[0].type");
+        // A pad width is a code's width, not a buffer size (65,536 used to panic).
+        let wide = MINIMAL.replace(
+            "\"type\":\"int\",\"nullable\":false",
+            "\"type\":\"string\",\"nullable\":false,\"pad_width\":65536",
+        );
+        let e = spec(&wide).unwrap_err();
+        assert_eq!(e.field, "columns[0].pad_width");
+        assert!(e.problem.contains("more than 1024"), "{e}");
     }
 
     #[test]
