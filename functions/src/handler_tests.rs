@@ -934,3 +934,22 @@ async fn keys_with_spaces_plus_unicode_and_percent_make_one_item_whichever_way_t
         "{gone:?}"
     );
 }
+
+#[tokio::test]
+async fn thousands_of_unmatched_objects_keep_the_state_payload_small() {
+    let p = ports();
+    for n in 0..2_000 {
+        p.store.put(
+            "sluice-unit-raw",
+            &format!("credit/yyyy=2026/mm=11/dd=21/hh=23/notes-{n}.txt"),
+            b"?",
+        );
+    }
+    let out = queue_generator::handle(&p, scheduled("2026-11-22T00:05:00Z", "r"))
+        .await
+        .unwrap();
+    assert_eq!(out.unmatched_total, 2_000);
+    assert_eq!(out.unmatched.len(), queue_generator::LISTED_UNMATCHED);
+    let payload = serde_json::to_vec(&out).unwrap();
+    assert!(payload.len() < 16 * 1024, "{} bytes", payload.len());
+}

@@ -210,10 +210,12 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         .filter(|o| !o.partition.is_empty())
         .map(|o| o.partition.clone())
         .collect();
+    // Every dataset gets its Glue table, partitioned or not (a deployment has no bootstrap
+    // to create it: without this, unpartitioned datasets were invisible to Athena).
+    let db = ports.names().glue_database.clone();
+    let location = ports.names().table_location(&spec.dataset);
+    ports.catalog().ensure_table(&db, &spec, &location).await?;
     if !partitions.is_empty() {
-        let db = ports.names().glue_database.clone();
-        let location = ports.names().table_location(&spec.dataset);
-        ports.catalog().ensure_table(&db, &spec, &location).await?;
         let parts: Vec<_> = partitions.into_iter().collect();
         ports
             .catalog()

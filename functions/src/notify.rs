@@ -248,6 +248,14 @@ pub fn plain_text(subject: &str, body: &Value) -> String {
             let s = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("");
             out.push_str(&format!("- {}: {}\n", s("key"), s("reason")));
         }
+        let total = body.get("unmatched_total").and_then(Value::as_u64);
+        if let Some(more) = total.and_then(|t| t.checked_sub(objects.len() as u64)) {
+            if more > 0 {
+                out.push_str(&format!(
+                    "… and {more} more (failed work items, Sluice.NoMatchingSpec)\n"
+                ));
+            }
+        }
     }
     out
 }
@@ -344,6 +352,12 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "rows_quarantined": quarantined,
         "quarantine": format!("s3://{}/quarantine/", ports.names().lake_bucket),
         "unmatched_objects": unmatched,
+        "unmatched_total": input
+            .queue
+            .as_ref()
+            .and_then(|q| q.get("unmatched_total"))
+            .and_then(Value::as_u64)
+            .unwrap_or(unmatched.len() as u64),
         "models": input.normalize.as_ref().and_then(|n| n.get("models")).cloned(),
     });
     // One structured line per run; the deployed metric filter counts `stuck_items`.

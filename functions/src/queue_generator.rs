@@ -33,6 +33,8 @@ use crate::sweep::{sweep, Swept};
 pub const MAX_CATCH_UP_HOURS: i64 = 7 * 24;
 /// The most work items one execution takes on; the rest stay queued for the next run.
 pub const MAX_ITEMS: usize = 10_000;
+/// The most unmatched objects the output lists (it travels in the state payload).
+pub const LISTED_UNMATCHED: usize = 50;
 /// The error recorded for an object no spec matches.
 pub const NO_MATCHING_SPEC: &str = "Sluice.NoMatchingSpec";
 const WATERMARK: &str = "watermark";
@@ -93,8 +95,12 @@ pub struct QueueOutput {
     pub registered: usize,
     /// Objects seen again (duplicate events, overlapping listings): not registered twice.
     pub already_known: usize,
-    /// Newly seen objects that match no spec (recorded as failed items).
+    /// Newly seen objects that match no spec (recorded as failed items), the first
+    /// [`LISTED_UNMATCHED`] of them.
     pub unmatched: Vec<Unmatched>,
+    /// How many there were in all.
+    #[serde(default)]
+    pub unmatched_total: usize,
     /// Items left `running` by an execution that can no longer finish them, put back to
     /// `queued` and taken in this batch (scheduled runs only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -322,6 +328,7 @@ async fn finish_empty<P: Ports>(
         count: 0,
         registered: 0,
         already_known: 0,
+        unmatched_total: unmatched.len(),
         unmatched,
         swept: Vec::new(),
     })
@@ -458,6 +465,7 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
     let mut seen = BTreeSet::new();
     let (mut registered, mut already_known) = (0, 0);
     let mut unmatched = Vec::new();
+    let mut unmatched_total = 0;
     for (o, version_id) in objects {
         let etag = o.etag.clone().unwrap_or_default();
         let matching = datasets_for(&specs, &o.key);
@@ -469,10 +477,14 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
                 ..item
             };
             if ports.work().register(&item).await? {
-                unmatched.push(Unmatched {
-                    key: o.key.clone(),
-                    reason: "no table spec matches this key".into(),
-                });
+                unmatched_total += 1;
+                // The list rides in the state payload (256 KB): the first ones, and a count.
+                if unmatched.len() < LISTED_UNMATCHED {
+                    unmatched.push(Unmatched {
+                        key: o.key.clone(),
+                        reason: "no table spec matches this key".into(),
+                    });
+                }
             }
             continue;
         }
@@ -558,6 +570,7 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
         registered,
         already_known,
         unmatched,
+        unmatched_total,
         swept,
     })
 }

@@ -566,3 +566,40 @@ fn a_key_with_spaces_plus_percent_and_accents_is_found_and_ingested_once() {
     assert_eq!((items[0].status, items[0].attempts), (WorkStatus::Done, 1));
     assert!(!lab.rows("credit").is_empty());
 }
+
+/// Issue 13.6: on a deployment nothing bootstraps the Glue tables; ingest creates the table of
+/// an unpartitioned dataset too, so Athena sees every dataset.
+#[test]
+fn an_unpartitioned_dataset_gets_its_glue_table_without_bootstrap() {
+    let lab = Lab::new();
+    let glue = &lab.clients.glue;
+    let table = || {
+        lab.rt.block_on(
+            glue.get_table()
+                .database_name(&lab.names.glue_database)
+                .name("bank")
+                .send(),
+        )
+    };
+    // As Terraform deploys it: the database, no table.
+    lab.rt
+        .block_on(
+            glue.delete_table()
+                .database_name(&lab.names.glue_database)
+                .name("bank")
+                .send(),
+        )
+        .unwrap();
+    assert!(table().is_err());
+    let key = "banking/bank/banks.csv";
+    let etag = lab.put(
+        key,
+        b"idBank,Name,Capitalization\n1,First Bank,1000.50\n2,Second Bank,\n".to_vec(),
+    );
+    let r = lab.run(object_created(&lab.names.raw_bucket, key, &etag), "bank");
+    assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
+    let t = table().expect("the table exists after the first ingest");
+    let t = t.table().unwrap();
+    assert!(t.partition_keys().is_empty());
+    assert_eq!(lab.rows("bank").len(), 2);
+}
