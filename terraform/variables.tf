@@ -46,9 +46,13 @@ variable "lookback_hours" {
 }
 
 variable "lease_seconds" {
-  description = "Lease of the pipeline lock; a holder past it (or no longer running) is taken over."
+  description = "Lease of the pipeline lock, renewed while ingest works; a holder no longer running, or past its lease and not running, is taken over."
   type        = number
-  default     = 900
+  default     = 1800
+  validation {
+    condition     = var.lease_seconds >= 960
+    error_message = "lease_seconds must be at least 960: the longest function timeout (900 s) plus retry backoff."
+  }
 }
 
 variable "quarantine_retention_days" {

@@ -953,3 +953,35 @@ async fn thousands_of_unmatched_objects_keep_the_state_payload_small() {
     let payload = serde_json::to_vec(&out).unwrap();
     assert!(payload.len() < 16 * 1024, "{} bytes", payload.len());
 }
+
+#[tokio::test]
+async fn a_lapsed_lease_is_not_taken_from_a_running_owner_and_short_leases_are_refused() {
+    let mut p = ports();
+    in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-a"))
+        .await
+        .unwrap();
+    p.executions
+        .set("exec-a", ExecutionStatus::Running, None, None);
+    // Far past the lease: exec-a still runs (a long step), so the lock stays its own.
+    p.now += 100_000;
+    let b = in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-b"))
+        .await
+        .unwrap();
+    assert!(!b.acquired, "{b:?}");
+    assert!(b.reason.contains("still RUNNING"), "{}", b.reason);
+    let lost = in_progress_check::hold_lock(&p, "exec-b")
+        .await
+        .unwrap_err();
+    assert_eq!(lost.name, crate::errors::LOCK_LOST);
+    // exec-a renews as it works and keeps the lock.
+    assert!(in_progress_check::hold_lock(&p, "exec-a").await.is_ok());
+
+    p.settings
+        .values
+        .insert("lease_seconds".into(), "600".into());
+    let e = in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-a"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name, crate::errors::BAD_INPUT);
+    assert!(e.message.contains("lease_seconds is 600"), "{e}");
+}

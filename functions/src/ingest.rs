@@ -9,14 +9,14 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use sluice_core::ingest::output_stem;
 use sluice_core::ports::{
-    Catalog, ItemCounts, ObjectStore, SpecStore, Transition, TransitionUpdate, WorkQueue,
-    WorkStatus,
+    Catalog, ItemCounts, LockStore, ObjectStore, SpecStore, Transition, TransitionUpdate,
+    WorkQueue, WorkStatus,
 };
 use sluice_core::spec::OnOverwrite;
 use sluice_core::{ingest, IngestError, IngestOptions, Source, TableSpec};
 
 use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, OBJECT_CHANGED, SPEC_NOT_FOUND, TRANSIENT};
-use crate::in_progress_check::hold_lock;
+use crate::in_progress_check::{hold_lock, PIPELINE_LOCK};
 use crate::ports::Ports;
 use crate::queue_generator::batch_of;
 use crate::queue_generator::ItemRef;
@@ -96,7 +96,27 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
             ))
         }
     }
-    match run(ports, &item).await {
+    // The lease is renewed while the item is worked on, so it never lapses under a live owner.
+    let lease = crate::in_progress_check::lease_seconds(ports).await?;
+    let work = run(ports, &item);
+    let heartbeat = async {
+        let period = std::time::Duration::from_secs((lease / 3).max(1) as u64);
+        loop {
+            tokio::time::sleep(period).await;
+            let renewed = ports
+                .locks()
+                .renew(PIPELINE_LOCK, &input.execution, lease, ports.now())
+                .await;
+            if !matches!(renewed, Ok(true)) {
+                lambda_runtime::tracing::warn!(?renewed, "the pipeline lock could not be renewed");
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        out = work => out,
+        never = heartbeat => never,
+    };
+    match outcome {
         Ok(out) => {
             let done = TransitionUpdate {
                 counts: Some(ItemCounts {

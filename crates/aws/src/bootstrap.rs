@@ -32,8 +32,8 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "lease_seconds",
-        "900",
-        "pipeline lock lease; a holder past it may be taken over",
+        "1800",
+        "pipeline lock lease (at least 960: the longest function timeout plus retry backoff); renewed while ingest works",
     ),
     (
         "reconcile_batch",
