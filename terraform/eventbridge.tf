@@ -35,7 +35,9 @@ resource "aws_cloudwatch_event_target" "reconcile" {
   }
 }
 
-# Each upload to the raw bucket.
+# Each upload to the raw bucket: registered as a work item by the queue-generator function
+# (no execution per upload: a burst of 1,000 files is 1,000 cheap registrations); the drain
+# run below ingests what waits.
 resource "aws_cloudwatch_event_rule" "object_created" {
   name        = "${local.prefix}-object-created"
   description = "Sluice ${var.env}: a file landed in the raw bucket"
@@ -49,9 +51,35 @@ resource "aws_cloudwatch_event_rule" "object_created" {
 }
 
 resource "aws_cloudwatch_event_target" "object_created" {
-  rule     = aws_cloudwatch_event_rule.object_created.name
+  rule = aws_cloudwatch_event_rule.object_created.name
+  arn  = aws_lambda_function.function["queue-generator"].arn
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+}
+
+# The drain: every few minutes an execution takes the items events registered (and requeued
+# or swept ones); with an empty queue it ends at once (AnythingToDo?).
+resource "aws_cloudwatch_event_rule" "drain" {
+  name                = "${local.prefix}-drain"
+  description         = "Sluice ${var.env}: ingest the work items registered by S3 events"
+  schedule_expression = var.drain_schedule
+}
+
+resource "aws_cloudwatch_event_target" "drain" {
+  rule     = aws_cloudwatch_event_rule.drain.name
   arn      = aws_sfn_state_machine.ingest.arn
   role_arn = aws_iam_role.events.arn
+  input_transformer {
+    input_paths = {
+      id   = "$.id"
+      time = "$.time"
+    }
+    input_template = <<-JSON
+      {"version": "0", "id": <id>, "detail-type": "Scheduled Event", "source": "sluice.drain", "time": <time>, "resources": [], "detail": {"drain": true}}
+    JSON
+  }
 }
 
 # Every execution that ends badly (FAILED, TIMED_OUT, ABORTED): the one failure notice (notify

@@ -55,6 +55,15 @@ resource "aws_lambda_permission" "status_change" {
   source_arn    = aws_cloudwatch_event_rule.execution_failed.arn
 }
 
+# S3 Object Created events register their work items through queue-generator.
+resource "aws_lambda_permission" "object_created" {
+  statement_id  = "AllowObjectCreated"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["queue-generator"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.object_created.arn
+}
+
 # ... and notify when one succeeds (the recovered notice after a redrive).
 resource "aws_lambda_permission" "recovered" {
   statement_id  = "AllowExecutionRecovered"

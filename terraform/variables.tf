@@ -68,6 +68,12 @@ variable "secure_settings" {
   sensitive   = true
 }
 
+variable "drain_schedule" {
+  description = "How often the work items registered by S3 events are ingested (EventBridge schedule expression)."
+  type        = string
+  default     = "rate(5 minutes)"
+}
+
 variable "reconcile_schedule" {
   description = "When the reconciliation of the raw bucket with the work table runs (EventBridge schedule expression, UTC)."
   type        = string

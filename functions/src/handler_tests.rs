@@ -985,3 +985,32 @@ async fn a_lapsed_lease_is_not_taken_from_a_running_owner_and_short_leases_are_r
     assert_eq!(e.name, crate::errors::BAD_INPUT);
     assert!(e.message.contains("lease_seconds is 600"), "{e}");
 }
+
+#[tokio::test]
+async fn a_burst_of_a_thousand_uploads_is_registered_cheaply_and_drained_by_one_run() {
+    let p = ports();
+    for n in 0..1_000 {
+        let key = format!("credit/burst/{n:04}.csv");
+        p.store
+            .put("sluice-unit-raw", &key, format!("a\n{n}\n").as_bytes());
+        let event = json!({
+            "version": "0", "id": format!("ev-{n}"), "detail-type": "Object Created",
+            "source": "aws.s3", "account": "1", "region": "us-east-1", "resources": [],
+            "detail": {"bucket": {"name": "sluice-unit-raw"}, "object": {"key": key, "etag": "x"}}
+        });
+        // Delivered twice (EventBridge is at least once): registered once.
+        for _ in 0..2 {
+            let request: queue_generator::QueueRequest =
+                serde_json::from_value(event.clone()).unwrap();
+            queue_generator::handle_request(&p, request).await.unwrap();
+        }
+    }
+    assert_eq!(p.work.items.lock().unwrap().len(), 1_000);
+    let drain: QueueInput = serde_json::from_value(json!({
+        "event": {"detail-type": "Scheduled Event", "source": "sluice.drain", "time": "2026-11-22T00:10:00Z", "detail": {"drain": true}},
+        "execution": "arn:aws:states:us-east-1:1:execution:m:drain-1"
+    }))
+    .unwrap();
+    let out = queue_generator::handle(&p, drain).await.unwrap();
+    assert_eq!((out.trigger.as_str(), out.count), ("drain", 1_000));
+}

@@ -113,6 +113,10 @@ pub struct QueueOutput {
 pub enum QueueRequest {
     Batch(QueueInput),
     Requeue(RequeueFilter),
+    /// An S3 "Object Created" event delivered straight to the function (the EventBridge rule's
+    /// target): register the work item and return; the next drain run ingests it. A burst of
+    /// 1,000 uploads becomes 1,000 cheap registrations and a few executions, not 1,000.
+    Register(Box<EventBridgeEvent<Value>>),
 }
 
 impl<'de> Deserialize<'de> for QueueRequest {
@@ -120,7 +124,11 @@ impl<'de> Deserialize<'de> for QueueRequest {
         // Told apart by the `requeue` key, so a malformed input gets the error of the shape
         // it meant, not serde's "did not match any variant".
         let v = Value::deserialize(d)?;
-        if v.get("requeue").is_some() {
+        if v.get("detail-type").is_some() {
+            EventBridgeEvent::<Value>::deserialize(v)
+                .map(|e| QueueRequest::Register(Box::new(e)))
+                .map_err(serde::de::Error::custom)
+        } else if v.get("requeue").is_some() {
             RequeueInput::deserialize(v)
                 .map(|r| QueueRequest::Requeue(r.requeue))
                 .map_err(serde::de::Error::custom)
@@ -137,6 +145,16 @@ impl<'de> Deserialize<'de> for QueueRequest {
 pub enum QueueResponse {
     Batch(QueueOutput),
     Requeue(RequeueOutput),
+    Register(RegisterOutput),
+}
+
+/// What one delivered event registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterOutput {
+    pub registered: usize,
+    pub already_known: usize,
+    /// The object matched no spec, or was gone.
+    pub unmatched: Vec<Unmatched>,
 }
 
 /// The function's entry point: a batch for the state machine, or a requeue.
@@ -152,6 +170,9 @@ pub async fn handle_request<P: Ports>(
         QueueRequest::Requeue(filter) => Box::pin(requeue::handle(ports, filter))
             .await
             .map(QueueResponse::Requeue),
+        QueueRequest::Register(event) => Box::pin(register_event(ports, &event))
+            .await
+            .map(QueueResponse::Register),
     }
 }
 
@@ -266,6 +287,125 @@ pub fn hour_prefix(prefix: &str, h: DateTime<Utc>) -> String {
 /// record it, so every step of a run finds the run's items by it.
 pub fn batch_of(execution: &str) -> &str {
     execution.rsplit(':').next().unwrap_or(execution)
+}
+
+/// The object an S3 "Object Created" event names (with the version it names), or why there
+/// is none to register.
+async fn object_of_event<P: Ports>(
+    ports: &P,
+    event: &EventBridgeEvent<Value>,
+) -> Result<Result<(ObjectInfo, Option<String>), Unmatched>, FnError> {
+    let d = &event.detail;
+    let bucket = d.pointer("/bucket/name").and_then(Value::as_str);
+    let key = d.pointer("/object/key").and_then(Value::as_str);
+    let (Some(bucket), Some(key)) = (bucket, key) else {
+        return Err(FnError::new(
+            BAD_INPUT,
+            "an Object Created event needs detail.bucket.name and detail.object.key",
+        ));
+    };
+    // The key as the event spells it may be URL-encoded (S3 notifications encode it; whether
+    // EventBridge's do is not documented): find the object either way.
+    let Some(mut info) = resolve_event_key(ports, bucket, key).await? else {
+        return Ok(Err(Unmatched {
+            key: key.to_owned(),
+            reason: "the object no longer exists (deleted after its event)".into(),
+        }));
+    };
+    let version = d
+        .pointer("/object/version-id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if version.is_some() {
+        // That exact version: its ETag is the event's.
+        if let Some(etag) = d.pointer("/object/etag").and_then(Value::as_str) {
+            info.etag = Some(etag.trim_matches('"').to_owned());
+        }
+    }
+    Ok(Ok((info, version)))
+}
+
+/// An event delivered straight to the function: registers its object's work items (queued)
+/// and returns. Duplicate deliveries register nothing twice.
+pub async fn register_event<P: Ports>(
+    ports: &P,
+    event: &EventBridgeEvent<Value>,
+) -> Result<RegisterOutput, FnError> {
+    if (event.source.as_str(), event.detail_type.as_str()) != ("aws.s3", "Object Created") {
+        return Err(FnError::new(
+            BAD_INPUT,
+            format!(
+                "only S3 Object Created events are registered directly, not source {:?}, detail-type {:?}",
+                event.source, event.detail_type
+            ),
+        ));
+    }
+    // The queue keeps the object's ETag; the drain run reads the current object and checks it.
+    let (object, _version) = match object_of_event(ports, event).await? {
+        Ok(o) => o,
+        Err(gone) => {
+            return Ok(RegisterOutput {
+                registered: 0,
+                already_known: 0,
+                unmatched: vec![gone],
+            })
+        }
+    };
+    let specs: Vec<TableSpec> = ports
+        .specs()
+        .list_specs()
+        .await?
+        .into_iter()
+        .map(|s| s.spec)
+        .collect();
+    let etag = object.etag.clone().unwrap_or_default();
+    let now = ports.now();
+    let label = format!("event-{}", event.id.as_deref().unwrap_or("unknown"));
+    let matching = datasets_for(&specs, &object.key);
+    if matching.is_empty() {
+        let item = WorkItem {
+            error: Some(NO_MATCHING_SPEC.into()),
+            error_message: Some(format!(
+                "no table spec matches s3://{}/{}",
+                object.bucket, object.key
+            )),
+            ..new_item(&object, &etag, "", &label, now, WorkStatus::Failed)
+        };
+        let new = ports.work().register(&item).await?;
+        return Ok(RegisterOutput {
+            registered: 0,
+            already_known: usize::from(!new),
+            unmatched: if new {
+                vec![Unmatched {
+                    key: object.key.clone(),
+                    reason: "no table spec matches this key".into(),
+                }]
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    let (mut registered, mut already_known) = (0, 0);
+    for spec in matching {
+        let item = new_item(
+            &object,
+            &etag,
+            &spec.dataset,
+            &label,
+            now,
+            WorkStatus::Queued,
+        );
+        if ports.work().register(&item).await? {
+            registered += 1;
+        } else {
+            already_known += 1;
+        }
+    }
+    Ok(RegisterOutput {
+        registered,
+        already_known,
+        unmatched: Vec::new(),
+    })
 }
 
 /// The object an event's key names: the key as given, else its URL-decoded form (`+` is a
@@ -387,31 +527,17 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
     let mut objects: Vec<(ObjectInfo, Option<String>)> = Vec::new();
     let mut advance: Option<Advance> = None;
     let (trigger, window) = match (event.source.as_str(), event.detail_type.as_str()) {
-        ("aws.s3", "Object Created") => {
-            let d = &event.detail;
-            let bucket = d.pointer("/bucket/name").and_then(Value::as_str);
-            let key = d.pointer("/object/key").and_then(Value::as_str);
-            let (Some(bucket), Some(key)) = (bucket, key) else {
-                return Err(FnError::new(BAD_INPUT, "an Object Created event needs detail.bucket.name and detail.object.key"));
-            };
-            // The key as the event spells it may be URL-encoded (S3 notifications encode it;
-            // whether EventBridge's do is not documented): find the object either way.
-            let Some(mut info) = resolve_event_key(ports, bucket, key).await? else {
-                let gone = Unmatched {
-                    key: key.to_owned(),
-                    reason: "the object no longer exists (deleted after its event)".into(),
-                };
-                return finish_empty(ports, &input, batch, vec![gone]).await;
-            };
-            let version = d.pointer("/object/version-id").and_then(Value::as_str).map(str::to_owned);
-            if version.is_some() {
-                // That exact version: its ETag is the event's.
-                if let Some(etag) = d.pointer("/object/etag").and_then(Value::as_str) {
-                    info.etag = Some(etag.trim_matches('"').to_owned());
-                }
+        ("aws.s3", "Object Created") => match object_of_event(ports, event).await? {
+            Ok(object) => {
+                objects.push(object);
+                ("object".to_owned(), None)
             }
-            objects.push((info, version));
-            ("object".to_owned(), None)
+            Err(gone) => return finish_empty(ports, &input, batch, vec![gone]).await,
+        },
+        (_, "Scheduled Event") if event.detail.get("drain") == Some(&Value::Bool(true)) => {
+            // Nothing to list: the items registered by events (and requeued or swept ones)
+            // wait in the queue.
+            ("drain".to_owned(), None)
         }
         (_, "Scheduled Event") if event.detail.get("reconcile") == Some(&Value::Bool(true)) => {
             advance = Some(reconcile_listing(ports, &specs, &raw, &mut objects).await?);

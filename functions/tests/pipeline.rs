@@ -29,6 +29,7 @@ fn hourly_run_lands_every_file_and_leaves_the_pipeline_clean() {
         states(&r),
         [
             "GenerateQueue",
+            "AnythingToDo?",
             "AcquireLock",
             "LockAcquired?",
             "ProcessItems",
@@ -604,4 +605,50 @@ fn an_unpartitioned_dataset_gets_its_glue_table_without_bootstrap() {
     let t = t.table().unwrap();
     assert!(t.partition_keys().is_empty());
     assert_eq!(lab.rows("bank").len(), 2);
+}
+
+/// Issue 13.3: an upload burst. Each Object Created event (delivered twice, as EventBridge
+/// may) only registers its work item; one drain execution ingests them all, each once.
+#[test]
+fn an_upload_burst_is_registered_by_its_events_and_ingested_by_one_drain_run() {
+    let lab = Lab::new();
+    let credit = sample("credit/yyyy=2026/mm=11/dd=21/hh=23/credit-0001.csv");
+    for n in 0..30 {
+        let key = format!("credit/yyyy=2026/mm=11/dd=22/hh=00/burst-{n:02}.csv");
+        let etag = lab.put(&key, credit.clone());
+        let event = object_created(&lab.names.raw_bucket, &key, &etag);
+        for _ in 0..2 {
+            let out = lab
+                .rt
+                .block_on(sluice_functions::local::invoke(
+                    &lab.ports,
+                    "queue-generator",
+                    &event,
+                ))
+                .unwrap();
+            assert!(out.get("registered").is_some(), "{out}");
+        }
+    }
+    assert_eq!(lab.items().len(), 30);
+    assert!(lab.items().iter().all(|w| w.status == WorkStatus::Queued));
+    let drain = serde_json::json!({
+        "version": "0", "id": "drain", "detail-type": "Scheduled Event", "source": "sluice.drain",
+        "time": "2026-11-22T00:10:00Z", "resources": [], "detail": {"drain": true}
+    });
+    let r = lab.run(drain.clone(), "drain-1");
+    assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
+    let items = lab.items();
+    assert!(
+        items
+            .iter()
+            .all(|w| w.status == WorkStatus::Done && w.attempts == 1),
+        "{items:?}"
+    );
+    // The next drain finds nothing and ends at once: no lock taken, no Map.
+    let idle = lab.run(drain, "drain-2");
+    assert_eq!(idle.status, Status::Succeeded);
+    assert_eq!(
+        states(&idle),
+        ["GenerateQueue", "AnythingToDo?", "NothingToDo"]
+    );
 }

@@ -266,52 +266,49 @@ fn iam_grants_no_wildcard_action_and_star_resources_only_where_aws_requires() {
 }
 
 #[test]
-fn the_schedules_and_the_s3_rule_start_their_state_machines() {
+fn the_schedules_start_their_state_machines_and_s3_events_register_work() {
     let tf = terraform();
     let rules = blocks(&tf, "resource", &["aws_cloudwatch_event_rule"]);
     let targets = blocks(&tf, "resource", &["aws_cloudwatch_event_target"]);
     let target_of = |rule: &str| {
-        let t = targets
+        targets
             .iter()
             .find(|t| {
                 text(attr(t.body(), "rule").unwrap())
                     == format!("aws_cloudwatch_event_rule.{rule}.name")
             })
-            .unwrap_or_else(|| panic!("rule {rule} has no target"));
-        assert!(
-            attr(t.body(), "role_arn").is_some(),
-            "rule {rule} needs a role to start executions"
-        );
-        text(attr(t.body(), "arn").unwrap())
+            .unwrap_or_else(|| panic!("rule {rule} has no target"))
     };
     let mut schedules = BTreeSet::new();
     for r in &rules {
         let name = r.labels()[1].as_str();
         if attr(r.body(), "schedule_expression").is_some() {
-            schedules.insert((name.to_owned(), target_of(name)));
+            let t = target_of(name);
+            assert!(
+                attr(t.body(), "role_arn").is_some(),
+                "rule {name} needs a role to start executions"
+            );
+            schedules.insert((name.to_owned(), text(attr(t.body(), "arn").unwrap())));
         }
         if attr(r.body(), "event_pattern")
             .is_some_and(|p| text(p).contains("Object Created") && text(p).contains("aws.s3"))
         {
+            // Uploads register work through the function: no execution per upload.
             assert_eq!(
-                target_of(name),
-                "aws_sfn_state_machine.ingest.arn",
+                text(attr(target_of(name).body(), "arn").unwrap()),
+                "aws_lambda_function.function[\"queue-generator\"].arn",
                 "the S3 rule"
             );
         }
     }
+    let ingest = "aws_sfn_state_machine.ingest.arn".to_owned();
     let want: BTreeSet<(String, String)> = [
-        (
-            "hourly".to_owned(),
-            "aws_sfn_state_machine.ingest.arn".to_owned(),
-        ),
+        ("hourly".to_owned(), ingest.clone()),
+        ("drain".to_owned(), ingest.clone()),
+        ("reconcile".to_owned(), ingest),
         (
             "monthly_extract".to_owned(),
             "aws_sfn_state_machine.extract.arn".to_owned(),
-        ),
-        (
-            "reconcile".to_owned(),
-            "aws_sfn_state_machine.ingest.arn".to_owned(),
         ),
     ]
     .into();

@@ -158,7 +158,17 @@ fn every_event_file_parses_into_its_functions_input() {
             serde_json::from_value::<sluice_functions::normalize::NormalizeInput>(v).map(|_| ())
         } else if name.starts_with("notify") {
             serde_json::from_value::<notify::NotifyInput>(v).map(|_| ())
-        } else if name.starts_with("scheduled") || name.starts_with("s3-") {
+        } else if name.starts_with("s3-") {
+            // Delivered straight to queue-generator (registered, drained later); the state
+            // machine accepts it too, as its `event`.
+            let direct = serde_json::from_value::<queue_generator::QueueRequest>(v.clone());
+            assert!(
+                matches!(direct, Ok(queue_generator::QueueRequest::Register(_))),
+                "events/{name}: {direct:?}"
+            );
+            let wrapped = serde_json::json!({"event": v, "execution": "arn:aws:states:us-east-1:000000000000:execution:m:e"});
+            serde_json::from_value::<queue_generator::QueueInput>(wrapped).map(|_| ())
+        } else if name.starts_with("scheduled") {
             // An execution input: what queue-generator receives as its `event`.
             let wrapped = serde_json::json!({"event": v, "execution": "arn:aws:states:us-east-1:000000000000:execution:m:e"});
             serde_json::from_value::<queue_generator::QueueInput>(wrapped).map(|_| ())
