@@ -1014,3 +1014,18 @@ async fn a_burst_of_a_thousand_uploads_is_registered_cheaply_and_drained_by_one_
     let out = queue_generator::handle(&p, drain).await.unwrap();
     assert_eq!((out.trigger.as_str(), out.count), ("drain", 1_000));
 }
+
+#[tokio::test]
+async fn a_file_past_the_size_limit_is_refused_before_it_is_downloaded() {
+    let mut p = ports();
+    p.settings
+        .values
+        .insert("max_file_bytes".into(), "10".into());
+    let e = ingest_version(&p, "credit/big.csv", "a\n123456789012345\n", "credit")
+        .await
+        .unwrap_err();
+    assert_eq!(e.name, crate::errors::BAD_FILE);
+    assert!(e.message.contains("larger than max_file_bytes (10)"), "{e}");
+    let failed = p.work.by_status(WorkStatus::Failed).await.unwrap();
+    assert_eq!(failed.len(), 1, "a per-file failure, recorded on its item");
+}

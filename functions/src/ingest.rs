@@ -17,6 +17,7 @@ use sluice_core::{ingest, IngestError, IngestOptions, Source, TableSpec};
 
 use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, OBJECT_CHANGED, SPEC_NOT_FOUND, TRANSIENT};
 use crate::in_progress_check::{hold_lock, PIPELINE_LOCK};
+use crate::ports::setting_or;
 use crate::ports::Ports;
 use crate::queue_generator::batch_of;
 use crate::queue_generator::ItemRef;
@@ -164,6 +165,19 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
                 format!("no table spec for dataset {:?}", item.dataset),
             )
         })?;
+    // A file past the configured size is refused before anything is downloaded.
+    let max_bytes = setting_or(ports, "max_file_bytes", DEFAULT_MAX_FILE_BYTES).await?;
+    if let Some(head) = ports.store().head(&item.bucket, &item.key).await? {
+        if head.size as i64 > max_bytes {
+            return Err(FnError::new(
+                BAD_FILE,
+                format!(
+                    "s3://{}/{} is {} bytes: larger than max_file_bytes ({max_bytes}); split it, or raise the setting with the function's ephemeral storage",
+                    item.bucket, item.key, head.size
+                ),
+            ));
+        }
+    }
     let work =
         tempfile::tempdir().map_err(|e| FnError::new(AWS, format!("no scratch space: {e}")))?;
     let raw_path = work.path().join("raw");
@@ -204,6 +218,10 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         )
         .map_err(|e| match e {
             IngestError::Read { .. } => FnError::new(BAD_FILE, e.to_string()),
+            IngestError::Write { .. } if disk_full(&e) => FnError::new(
+                BAD_FILE,
+                format!("{e}: the file's outputs do not fit the function's /tmp (its ephemeral storage); raise it, or split the file"),
+            ),
             IngestError::Write { .. } => FnError::new(AWS, e.to_string()),
         })
     })
@@ -254,6 +272,48 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         already_done: false,
         replaced_outputs,
     })
+}
+
+/// The raw objects ingest takes by default (SSM `max_file_bytes`): well inside the function's
+/// 4 GB of /tmp, which holds the download and its outputs.
+pub const DEFAULT_MAX_FILE_BYTES: i64 = 1 << 30;
+
+/// True when an error, or one of its sources, is a full disk (ENOSPC).
+fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let full = |io: &std::io::Error| {
+        io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28)
+    };
+    while let Some(err) = cur {
+        if err.downcast_ref::<std::io::Error>().is_some_and(full) {
+            return true;
+        }
+        // WriteError::Io is transparent: its source() skips the io::Error itself.
+        if let Some(sluice_core::write::WriteError::Io(io)) =
+            err.downcast_ref::<sluice_core::write::WriteError>()
+        {
+            if full(io) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_write_errors() {
+        let write = |io: std::io::Error| IngestError::Write {
+            object: "s3://raw/big.csv".into(),
+            source: sluice_core::write::WriteError::Io(io),
+        };
+        assert!(disk_full(&write(std::io::Error::from_raw_os_error(28))));
+        assert!(!disk_full(&write(std::io::Error::other("broken pipe"))));
+    }
 }
 
 /// The version of a source object (key and dataset) the lake holds: its ETag, its work item

@@ -36,6 +36,11 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
         "pipeline lock lease (at least 960: the longest function timeout plus retry backoff); renewed while ingest works",
     ),
     (
+        "max_file_bytes",
+        "1073741824",
+        "raw objects larger than this are refused as Sluice.BadFile (ingest's /tmp holds the download and its outputs)",
+    ),
+    (
         "reconcile_batch",
         "50000",
         "objects one reconciliation run checks against the work table",

@@ -48,6 +48,13 @@ pub struct IngestOptions {
     /// largest partition's row group is closed.
     pub memory_budget_bytes: usize,
     pub limits: Limits,
+    /// Rejected rows written to quarantine with full detail per file; past it, rejections
+    /// are only counted (by column and reason, in the report). A format change that rejects
+    /// every row must not write a quarantine six times the input.
+    pub max_quarantine_records: u64,
+    /// Bytes of a rejected row's cells echoed in its record (`raw`); past it the record says
+    /// how many cells were left out. A wide header must not be repeated in every record.
+    pub max_raw_bytes: usize,
 }
 
 impl Default for IngestOptions {
@@ -58,6 +65,8 @@ impl Default for IngestOptions {
             row_group_rows: 128 * 1024,
             memory_budget_bytes: 32 << 20,
             limits: Limits::default(),
+            max_quarantine_records: 10_000,
+            max_raw_bytes: 16 * 1024,
         }
     }
 }
@@ -200,6 +209,7 @@ fn ingest_unguarded<R: Read + Seek>(
         rows_read: 0,
         rows_written: 0,
         rejects: BTreeMap::new(),
+        quarantine_written: 0,
         error: None,
     };
     let result = match format {
@@ -269,6 +279,8 @@ struct Ingestor<'s> {
     rows_read: u64,
     rows_written: u64,
     rejects: BTreeMap<(String, RejectReason), u64>,
+    /// Quarantine records written so far (at most `opts.max_quarantine_records`).
+    quarantine_written: u64,
     /// A write failure inside a visitor callback, reported after reading stops.
     error: Option<WriteError>,
 }
@@ -415,8 +427,14 @@ impl Ingestor<'_> {
             .rejects
             .entry((column.to_string(), reason))
             .or_default() += 1;
+        if self.quarantine_written >= self.opts.max_quarantine_records {
+            // Counted above, by column and reason; the file keeps the first ones in full.
+            return;
+        }
+        self.quarantine_written += 1;
         let mut raw = serde_json::Map::new();
-        for i in 0..row.len().max(self.headers.len()) {
+        let (mut echoed, cells) = (0, row.len().max(self.headers.len()));
+        for i in 0..cells {
             let mut name = match self.headers.get(i) {
                 Some(h) if !h.is_empty() => h.clone(),
                 _ => column_letter(i),
@@ -424,10 +442,16 @@ impl Ingestor<'_> {
             if raw.contains_key(&name) {
                 name = format!("{name} ({})", column_letter(i));
             }
-            raw.insert(
-                name,
-                serde_json::Value::String(row.get(i).display().into_owned()),
-            );
+            let value = row.get(i).display().into_owned();
+            echoed += name.len() + value.len();
+            if echoed > self.opts.max_raw_bytes {
+                raw.insert(
+                    "(not shown)".into(),
+                    serde_json::Value::String(format!("{} more cells", cells - i)),
+                );
+                break;
+            }
+            raw.insert(name, serde_json::Value::String(value));
         }
         let rec = QuarantineRecord {
             source_object: &self.source.object,
@@ -588,7 +612,7 @@ impl Ingestor<'_> {
                 Some(OutputFile {
                     path: rel,
                     partition: Vec::new(),
-                    rows: rows_quarantined,
+                    rows: self.quarantine_written,
                 })
             }
             None => None,

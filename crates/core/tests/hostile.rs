@@ -321,3 +321,58 @@ fn date_serials_outside_the_calendar_are_not_dates() {
     let q = quarantine(dir.path(), &r);
     assert!(q.iter().all(|x| x["reason"] == "not_a_date"), "{q:?}");
 }
+
+#[test]
+fn a_file_whose_every_row_is_rejected_writes_a_bounded_quarantine_and_counts_the_rest() {
+    // A format change: column a now holds text, 50,000 rows.
+    let mut data = b"a,b\n".to_vec();
+    for i in 0..50_000 {
+        data.extend(format!("x{i},y\n").as_bytes());
+    }
+    let input_len = data.len();
+    let (dir, r) = ingest_bytes(&csv_spec(), "all-bad.csv", data);
+    let r = r.unwrap();
+    assert_eq!((r.rows_read, r.rows_quarantined), (50_000, 50_000));
+    assert_eq!(r.rejects.len(), 1);
+    assert_eq!(r.rejects[0].rows, 50_000, "every rejection counted");
+    let q = quarantine(dir.path(), &r);
+    assert_eq!(q.len(), 10_000, "the first ones in full");
+    assert_eq!(r.quarantine.as_ref().unwrap().rows, 10_000);
+    let size = std::fs::metadata(dir.path().join(&r.quarantine.unwrap().path))
+        .unwrap()
+        .len();
+    // Bounded by the record count, whatever the input's length (here 2 MB for 10,000).
+    assert!(size < 10_000 * 512, "{size} bytes for {input_len} of input");
+}
+
+#[test]
+fn a_wide_header_is_not_echoed_whole_in_every_quarantine_record() {
+    // 20,000 columns (a, b, then filler), 50 rows whose a is not an int.
+    let mut data = b"a,b".to_vec();
+    for i in 0..20_000 {
+        data.extend(format!(",filler_column_{i}").as_bytes());
+    }
+    data.push(b'\n');
+    for _ in 0..50 {
+        data.extend(b"bad,y");
+        data.extend(",0".repeat(20_000).as_bytes());
+        data.push(b'\n');
+    }
+    let input_len = data.len();
+    let (dir, r) = ingest_bytes(&csv_spec(), "wide.csv", data);
+    let r = r.unwrap();
+    assert_eq!(r.rows_quarantined, 50);
+    let q = quarantine(dir.path(), &r);
+    assert_eq!(q[0]["raw"]["a"], "bad");
+    assert!(q[0]["raw"]["(not shown)"]
+        .as_str()
+        .unwrap()
+        .ends_with("more cells"));
+    let size = std::fs::metadata(dir.path().join(&r.quarantine.unwrap().path))
+        .unwrap()
+        .len();
+    assert!(
+        (size as usize) < input_len,
+        "{size} bytes of quarantine for {input_len} of input"
+    );
+}
