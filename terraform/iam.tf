@@ -226,14 +226,26 @@ data "aws_iam_policy_document" "extract" {
     resources = ["${aws_s3_bucket.this["lake"].arn}/data/*"]
   }
   statement {
+    # GetObject: a month's file is rewritten only when its content changed (a correction).
     sid       = "WriteExtracts"
-    actions   = ["s3:PutObject"]
+    actions   = ["s3:PutObject", "s3:GetObject"]
     resources = ["${aws_s3_bucket.this["extracts"].arn}/*"]
   }
   statement {
     sid       = "Watermark"
     actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.work.arn]
+  }
+  statement {
+    # The pipeline lock: the extract never reads half a publish.
+    sid       = "HoldTheLock"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.locks.arn]
+  }
+  statement {
+    sid       = "IsTheLockOwnerRunning"
+    actions   = ["states:DescribeExecution"]
+    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-ingest:*"]
   }
 }
 

@@ -1,15 +1,19 @@
-//! extract: the monthly bank extract in Lambda. Copies the banking datasets' curated files
-//! from the lake to local disk, computes every month from the month after the extract
-//! watermark up to the last completed month (so a run after an outage produces every missed
-//! month), writes one CSV per bank and month to the extracts bucket (an S3 PUT: a file
-//! appears complete or not at all; same input, same bytes), then moves the watermark.
+//! extract: the monthly bank extract in Lambda. Under the pipeline lock (so it never reads half
+//! an ingestion's publish), copies the banking datasets' curated files from the lake to local
+//! disk and computes every completed month. A month's file is written when it is new or its
+//! content changed — a late or corrected input for an old month gives the external party a
+//! corrected file under the same name; unchanged months are not rewritten. One CSV per bank
+//! and month in the extracts bucket (an S3 PUT: a file appears complete or not at all; same
+//! input, same bytes); then the watermark (the last month extracted) moves and the lock is
+//! released.
 
 use serde::{Deserialize, Serialize};
 use sluice_core::extract::Month;
 use sluice_core::extract_input::read_input;
-use sluice_core::ports::{ObjectStore, WorkQueue};
+use sluice_core::ports::{LockStore, ObjectStore, WorkQueue};
 
 use crate::errors::{FnError, AWS, BAD_INPUT, NO_DATA};
+use crate::in_progress_check::hold_lock;
 use crate::ports::{download_prefix, Ports};
 
 /// The datasets the extract reads (the banking model), or `loans` (flat).
@@ -30,8 +34,16 @@ pub struct ExtractInput {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtractOutput {
+    /// Months with a file written in this run (new or corrected).
     pub months: Vec<String>,
+    /// Files written in this run.
     pub files: usize,
+    /// Files that existed with other content: rewritten as corrections.
+    #[serde(default)]
+    pub corrected: Vec<String>,
+    /// Files already up to date, left alone.
+    #[serde(default)]
+    pub unchanged: usize,
     pub loans: u64,
     pub bucket: String,
 }
@@ -47,6 +59,8 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
         .ok_or_else(|| FnError::new(BAD_INPUT, "unreadable date"))?;
     let last_done = Month(running.0 - 1);
 
+    // Never read the lake while an ingestion publishes into it.
+    hold_lock(ports, &input.execution).await?;
     let work =
         tempfile::tempdir().map_err(|e| FnError::new(AWS, format!("no scratch space: {e}")))?;
     let lake = ports.names().lake_bucket.clone();
@@ -82,22 +96,24 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
             }
             (m, m)
         }
-        None => {
-            let from = watermark
-                .as_deref()
-                .and_then(Month::parse)
-                .map(|w| Month(w.0 + 1))
-                .unwrap_or(first);
-            (from, last_done)
-        }
+        // Every completed month: new ones are written, changed ones corrected.
+        None => (first, last_done),
     };
-    let files = agg.files(from, to);
+    let all = agg.files(from, to);
     let bucket = ports.names().extracts_bucket.clone();
-    for f in &files {
-        ports
-            .store()
-            .put_bytes(&bucket, &f.path(), f.csv().into_bytes())
-            .await?;
+    let (mut files, mut corrected, mut unchanged) = (Vec::new(), Vec::new(), 0);
+    for f in all {
+        let (path, body) = (f.path(), f.csv().into_bytes());
+        match ports.store().get_bytes(&bucket, &path).await? {
+            Some(existing) if existing == body => {
+                unchanged += 1;
+                continue;
+            }
+            Some(_) => corrected.push(path.clone()),
+            None => {}
+        }
+        ports.store().put_bytes(&bucket, &path, body).await?;
+        files.push(f);
     }
     let months: Vec<String> = files
         .iter()
@@ -114,9 +130,15 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
                 .await?;
         }
     }
+    ports
+        .locks()
+        .release(crate::in_progress_check::PIPELINE_LOCK, &input.execution)
+        .await?;
     Ok(ExtractOutput {
         months,
         files: files.len(),
+        corrected,
+        unchanged,
         loans: agg.loans,
         bucket,
     })

@@ -1,5 +1,6 @@
 //! statemachine/extract.asl.json end to end on the emulator: a failing extract notifies with
-//! the execution link and fails; once the cause is fixed, redrive completes and the files land.
+//! the execution link and fails; once the cause is fixed, redrive completes and the files land;
+//! later runs write only new or corrected months, and wait while an ingestion holds the lock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -7,7 +8,9 @@ mod common;
 use common::Lab;
 use serde_json::{json, Value};
 use sluice_asl::{ExecutionInfo, Options, Status};
+use sluice_core::ports::LockStore;
 use sluice_core::ports::{ObjectStore, WorkQueue};
+use sluice_functions::extract::{self, ExtractInput};
 use sluice_functions::local::LocalLambdas;
 
 fn extract_definition() -> Value {
@@ -141,4 +144,72 @@ fn a_failing_extract_notifies_and_a_redrive_after_the_fix_completes() {
          J.P. Morgan Chase,2,2023-05,0,0.00,3,0,0.00,0.00,\n"
     );
     assert_eq!(watermark.as_deref(), Some("2023-06"));
+
+    // The lock was released at the end.
+    assert_eq!(lab.lock_holder(), None);
+
+    // Issue 13.5. A month later with the same inputs: only July is new; nothing else is
+    // rewritten.
+    let extract = |time: &str, name: &str| {
+        let input = ExtractInput {
+            execution: format!("arn:aws:states:us-east-1:000000000000:execution:x:{name}"),
+            time: Some(time.into()),
+            month: None,
+        };
+        lab.rt.block_on(extract::handle(&lab.ports, input))
+    };
+    let august = extract("2023-08-01T01:00:00Z", "monthly-2023-08").unwrap();
+    assert_eq!(august.months, ["2023-07"]);
+    assert_eq!((august.files, august.unchanged), (2, 8));
+    assert!(august.corrected.is_empty());
+
+    // A correction for March arrives (the loan of 5000.00 was 4000.00): March's file and the
+    // later ones whose 3-month window holds March are rewritten under the same names.
+    lab.rt.block_on(async {
+        lab.ports
+            .store
+            .put_bytes(
+                &lake,
+                "data/bank_loans/year=2023/month=03/loans.csv",
+                b"id_loan,amount,account_id,loan_date\n1,4000.00,1,2023-03-11\n2,100.50,2,2023-03-30\n".to_vec(),
+            )
+            .await
+            .unwrap();
+    });
+    let again = extract("2023-08-02T01:00:00Z", "rerun-2023-08").unwrap();
+    let march = "bank=JPMorganChase/year=2023/month=03/JPMorganChase_20230331.csv".to_owned();
+    assert!(again.corrected.contains(&march), "{:?}", again.corrected);
+    assert!(again.months.contains(&"2023-03".to_owned()));
+    assert!(
+        !again.months.contains(&"2023-07".to_owned()),
+        "July's window has no March"
+    );
+    let body = lab.rt.block_on(async {
+        lab.ports
+            .store
+            .get_bytes(&lab.names.extracts_bucket, &march)
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    assert!(
+        String::from_utf8(body).unwrap().contains(",4000.00,"),
+        "the corrected amount"
+    );
+
+    // While an ingestion holds the lock, the extract waits (LockLost, retried by its Retry).
+    lab.rt.block_on(async {
+        lab.ports
+            .locks
+            .acquire(
+                sluice_functions::in_progress_check::PIPELINE_LOCK,
+                "arn:aws:states:us-east-1:000000000000:execution:sluice-ingest:busy",
+                3600,
+                sluice_aws::now_secs(),
+            )
+            .await
+            .unwrap();
+    });
+    let waiting = extract("2023-08-03T01:00:00Z", "while-busy").unwrap_err();
+    assert_eq!(waiting.name, "Sluice.LockLost");
 }
