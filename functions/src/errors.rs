@@ -15,6 +15,10 @@ pub const TRANSIENT: &str = "Sluice.Transient";
 /// An AWS call failed for good (access denied, missing resource): fails the execution; fix
 /// the cause and redrive.
 pub const AWS: &str = "Sluice.AwsError";
+/// A failure inside the function that is neither AWS nor the data: no scratch space, a
+/// worker task that stopped, a local file that cannot be written. Not retried; the message
+/// says what failed; fix it (often the function's ephemeral storage) and redrive.
+pub const INTERNAL: &str = "Sluice.Internal";
 /// The function's input could not be read.
 pub const BAD_INPUT: &str = "Sluice.BadInput";
 /// Another live execution holds the pipeline lock (e.g. a redrive after the status-change rule
@@ -33,6 +37,7 @@ pub const ALL: &[&str] = &[
     OBJECT_CHANGED,
     TRANSIENT,
     AWS,
+    INTERNAL,
     BAD_INPUT,
     LOCK_LOST,
     NO_DATA,

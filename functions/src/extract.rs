@@ -12,7 +12,7 @@ use sluice_core::extract::Month;
 use sluice_core::extract_input::read_input;
 use sluice_core::ports::{LockStore, ObjectStore, WorkQueue};
 
-use crate::errors::{FnError, AWS, BAD_INPUT, NO_DATA};
+use crate::errors::{FnError, BAD_INPUT, INTERNAL, NO_DATA};
 use crate::in_progress_check::hold_lock;
 use crate::ports::{download_prefix, Ports};
 
@@ -61,8 +61,8 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
 
     // Never read the lake while an ingestion publishes into it.
     hold_lock(ports, &input.execution).await?;
-    let work =
-        tempfile::tempdir().map_err(|e| FnError::new(AWS, format!("no scratch space: {e}")))?;
+    let work = tempfile::tempdir()
+        .map_err(|e| FnError::new(INTERNAL, format!("no scratch space: {e}")))?;
     let lake = ports.names().lake_bucket.clone();
     for dataset in DATASETS {
         download_prefix(
@@ -77,7 +77,7 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
     let root = work.path().to_path_buf();
     let agg = tokio::task::spawn_blocking(move || read_input(&root))
         .await
-        .map_err(|e| FnError::new(AWS, format!("the extract task stopped: {e}")))?
+        .map_err(|e| FnError::new(INTERNAL, format!("the extract task stopped: {e}")))?
         .map_err(|e| FnError::new(NO_DATA, format!("s3://{lake}/data/: {e}")))?;
     let first = agg
         .first_month()

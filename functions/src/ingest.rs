@@ -15,7 +15,9 @@ use sluice_core::ports::{
 use sluice_core::spec::OnOverwrite;
 use sluice_core::{ingest, IngestError, IngestOptions, Source, TableSpec};
 
-use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, OBJECT_CHANGED, SPEC_NOT_FOUND, TRANSIENT};
+use crate::errors::{
+    FnError, AWS, BAD_FILE, BAD_INPUT, INTERNAL, OBJECT_CHANGED, SPEC_NOT_FOUND, TRANSIENT,
+};
 use crate::in_progress_check::{hold_lock, PIPELINE_LOCK};
 use crate::ports::setting_or;
 use crate::ports::Ports;
@@ -178,8 +180,8 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
             ));
         }
     }
-    let work =
-        tempfile::tempdir().map_err(|e| FnError::new(AWS, format!("no scratch space: {e}")))?;
+    let work = tempfile::tempdir()
+        .map_err(|e| FnError::new(INTERNAL, format!("no scratch space: {e}")))?;
     let raw_path = work.path().join("raw");
     let got = ports
         .store()
@@ -208,7 +210,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
     let (spec2, staging2, source2) = (spec.clone(), staging.clone(), source.clone());
     let report = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&raw_path)
-            .map_err(|e| FnError::new(AWS, format!("reading the download: {e}")))?;
+            .map_err(|e| FnError::new(INTERNAL, format!("reading the download: {e}")))?;
         ingest(
             &spec2,
             &source2,
@@ -222,11 +224,11 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
                 BAD_FILE,
                 format!("{e}: the file's outputs do not fit the function's /tmp (its ephemeral storage); raise it, or split the file"),
             ),
-            IngestError::Write { .. } => FnError::new(AWS, e.to_string()),
+            IngestError::Write { .. } => FnError::new(INTERNAL, e.to_string()),
         })
     })
     .await
-    .map_err(|e| FnError::new(AWS, format!("the ingest task stopped: {e}")))??;
+    .map_err(|e| FnError::new(INTERNAL, format!("the ingest task stopped: {e}")))??;
 
     // What the lake holds for this key and dataset now (replace and reject only).
     let versions = Versions::read(ports, &spec, item).await?;

@@ -15,7 +15,7 @@ use sluice_core::model::ModelSpec;
 use sluice_core::normalize::{normalize, NormalizeError, NormalizeOptions, TableReport};
 use sluice_core::ports::{Catalog, ObjectStore, WorkStatus};
 
-use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT};
+use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, INTERNAL};
 use crate::in_progress_check::hold_lock;
 use crate::ports::{download_prefix, Ports};
 use crate::queue_generator::items_of_run;
@@ -143,8 +143,8 @@ async fn run_model<P: Ports>(
     as_of: chrono::NaiveDateTime,
 ) -> Result<ModelOutcome, FnError> {
     let lake = ports.names().lake_bucket.clone();
-    let work =
-        tempfile::tempdir().map_err(|e| FnError::new(AWS, format!("no scratch space: {e}")))?;
+    let work = tempfile::tempdir()
+        .map_err(|e| FnError::new(INTERNAL, format!("no scratch space: {e}")))?;
     let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     let mut opts = NormalizeOptions::new(as_of);
     let mut missing = Vec::new();
@@ -195,13 +195,13 @@ async fn run_model<P: Ports>(
     let (m, st) = (model.clone(), staging.clone());
     let report = tokio::task::spawn_blocking(move || normalize(&m, &inputs, &st, &opts))
         .await
-        .map_err(|e| FnError::new(AWS, format!("the normalize task stopped: {e}")))?
+        .map_err(|e| FnError::new(INTERNAL, format!("the normalize task stopped: {e}")))?
         .map_err(|e| match e {
             NormalizeError::Model(_) => FnError::new(BAD_INPUT, e.to_string()),
             NormalizeError::NoData { .. } | NormalizeError::Read { .. } => {
                 FnError::new(BAD_FILE, e.to_string())
             }
-            NormalizeError::Write(_) => FnError::new(AWS, e.to_string()),
+            NormalizeError::Write(_) => FnError::new(INTERNAL, e.to_string()),
         })?;
     let db = ports.names().glue_database.clone();
     for (t, r) in model.tables.iter().zip(&report.tables) {

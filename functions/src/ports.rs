@@ -171,7 +171,7 @@ pub async fn download_prefix<P: Ports>(
         let dest = root.join(&o.key);
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| crate::errors::FnError::new(crate::errors::AWS, e.to_string()))?;
+                .map_err(|e| crate::errors::FnError::new(crate::errors::INTERNAL, e.to_string()))?;
         }
         ports
             .store()

@@ -280,3 +280,21 @@ fn no_catch_path_ends_in_a_fail_state_and_nothing_catches_everything() {
     assert_eq!(errors, &["States.ALL"]);
     assert!(reachable(scope["States"].as_object().unwrap(), target).contains(&"F"));
 }
+
+/// The README's error table names every error a function raises or a Fail state uses, so
+/// on-call can look any of them up.
+#[test]
+fn the_readme_error_table_lists_every_error_name() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let table = readme
+        .split("## Error names")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has an Error names section");
+    for name in sluice_functions::errors::ALL {
+        assert!(
+            table.contains(&format!("| `{name}` |")),
+            "README's error table lacks {name}"
+        );
+    }
+}
