@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ports = Arc::new(AwsPorts::from_env().await?);
     serve(move |input| {
         let ports = ports.clone();
-        async move { in_progress_check::handle(ports.as_ref(), input).await }
+        async move { Box::pin(in_progress_check::handle(ports.as_ref(), input)).await }
     })
     .await
 }

@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ports = Arc::new(AwsPorts::from_env().await?);
     serve(move |input| {
         let ports = ports.clone();
-        async move { normalize::handle(ports.as_ref(), input).await }
+        async move { Box::pin(normalize::handle(ports.as_ref(), input)).await }
     })
     .await
 }

@@ -31,7 +31,8 @@ pub use errors::FnError;
 pub use ports::{AwsPorts, Ports};
 
 /// Runs a handler as a Lambda function: JSON in, JSON out, errors reported with their stable
-/// names as the error type (what Step Functions' Retry and Catch match on).
+/// names as the error type (what Step Functions' Retry and Catch match on). The mains box the
+/// handler's future: nested inline, its layout passes the compiler's query depth limit.
 pub async fn serve<I, O, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
     I: serde::de::DeserializeOwned + Send + 'static,
