@@ -8,7 +8,8 @@ pub const BAD_FILE: &str = "Sluice.BadFile";
 /// No table spec for the item's dataset. Caught per item.
 pub const SPEC_NOT_FOUND: &str = "Sluice.SpecNotFound";
 /// The object changed (another ETag) since it was registered; the new content is its own item.
-/// Caught per item.
+/// Ingest closes such an item as superseded (done, nothing published) rather than failing it;
+/// the per-item Catch stays as a backstop.
 pub const OBJECT_CHANGED: &str = "Sluice.ObjectChanged";
 /// Throttling, 5xx, timeouts: retried by the state machine with backoff.
 pub const TRANSIENT: &str = "Sluice.Transient";

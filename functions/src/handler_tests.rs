@@ -1029,3 +1029,38 @@ async fn a_file_past_the_size_limit_is_refused_before_it_is_downloaded() {
     let failed = p.work.by_status(WorkStatus::Failed).await.unwrap();
     assert_eq!(failed.len(), 1, "a per-file failure, recorded on its item");
 }
+
+#[tokio::test]
+async fn a_version_overwritten_before_it_was_ingested_is_superseded_not_failed() {
+    use crate::ingest::{self, IngestInput};
+    let p = ports();
+    let key = "credit/yyyy=2026/mm=11/dd=21/hh=23/fix.csv";
+    p.store.put("sluice-unit-raw", key, b"a\n1\n");
+    queue_generator::handle(&p, object_created(key, "x", "ev-1"))
+        .await
+        .unwrap();
+    let v1 = p
+        .work
+        .items
+        .lock()
+        .unwrap()
+        .values()
+        .next()
+        .cloned()
+        .unwrap();
+    // The correction lands before v1's turn.
+    p.store.put("sluice-unit-raw", key, b"a\n2\n");
+    let input = IngestInput {
+        item: serde_json::from_value(json!({"id": v1.id, "bucket": v1.bucket, "key": v1.key, "etag": v1.version, "dataset": v1.dataset})).unwrap(),
+        execution: "exec-a".into(),
+    };
+    let out = ingest::handle(&p, input).await.unwrap();
+    assert_eq!(out.status, "superseded");
+    let closed = p.work.get(&v1.id).await.unwrap().unwrap();
+    assert_eq!(closed.status, WorkStatus::Done);
+    assert!(closed.error_message.unwrap().starts_with("superseded: "));
+    assert!(
+        lake_files(&p, "data/").is_empty(),
+        "nothing of v1 published"
+    );
+}

@@ -34,7 +34,8 @@ pub struct IngestInput {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngestOutput {
-    /// `done`
+    /// `done`, or `superseded` (the object was overwritten before this version was
+    /// published; the newer content is its own item)
     pub status: String,
     pub id: String,
     pub dataset: String,
@@ -136,10 +137,37 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
                 .await?;
             Ok(out)
         }
+        Err(e) if e.name == OBJECT_CHANGED => {
+            // Superseded: the object was overwritten before this version was published. Its
+            // newer content is a work item of its own; this one is closed, saying so, and is
+            // not a failure of the run (a quick correction must not page anyone).
+            let closed = TransitionUpdate {
+                error: Some((e.name.to_owned(), format!("superseded: {}", e.message))),
+                counts: Some(ItemCounts::default()),
+                now: ports.now(),
+                ..Default::default()
+            };
+            ports
+                .work()
+                .transition(&item.id, &[WorkStatus::Running], WorkStatus::Done, closed)
+                .await?;
+            Ok(IngestOutput {
+                status: "superseded".into(),
+                id: item.id.clone(),
+                dataset: item.dataset.clone(),
+                key: item.key.clone(),
+                rows_read: 0,
+                rows_written: 0,
+                rows_quarantined: 0,
+                outputs: 0,
+                already_done: false,
+                replaced_outputs: 0,
+            })
+        }
         Err(e) => {
             // Problems with the file itself are recorded on the item; infrastructure errors
             // leave it running, for the state machine's retry or a redrive.
-            if matches!(e.name, BAD_FILE | SPEC_NOT_FOUND | OBJECT_CHANGED) {
+            if matches!(e.name, BAD_FILE | SPEC_NOT_FOUND) {
                 let failed = TransitionUpdate {
                     error: Some((e.name.to_owned(), e.message.clone())),
                     now: ports.now(),
