@@ -21,6 +21,32 @@ fn spec(dataset: &str, prefix: &str) -> TableSpec {
     TableSpec::from_json("unit", &text).unwrap()
 }
 
+/// A work item as the queue-generator registers it (no attempts, no outcome yet).
+fn work_item(
+    bucket: &str,
+    key: &str,
+    version: &str,
+    dataset: &str,
+    batch: &str,
+    status: WorkStatus,
+) -> sluice_core::ports::WorkItem {
+    sluice_core::ports::WorkItem {
+        id: sluice_core::ports::WorkItem::item_id(bucket, key, version, dataset),
+        batch: batch.into(),
+        bucket: bucket.into(),
+        key: key.into(),
+        version: version.into(),
+        dataset: dataset.into(),
+        status,
+        attempts: 0,
+        updated_at: 0,
+        execution: None,
+        counts: None,
+        error: None,
+        error_message: None,
+    }
+}
+
 fn ports() -> MemPorts {
     MemPorts::new(vec![spec("credit", "credit/"), spec("loans", "loans/")])
 }
@@ -399,7 +425,7 @@ async fn a_spec_added_later_and_a_requeue_get_an_unmatched_object_ingested() {
 #[tokio::test]
 async fn requeue_needs_a_filter_and_leaves_changed_objects_alone() {
     use crate::requeue::{self, RequeueFilter};
-    use sluice_core::ports::{TransitionUpdate, WorkItem};
+    use sluice_core::ports::TransitionUpdate;
     let p = ports();
     assert_eq!(
         requeue::handle(&p, RequeueFilter::default())
@@ -414,20 +440,9 @@ async fn requeue_needs_a_filter_and_leaves_changed_objects_alone() {
         ("credit/c.csv", crate::errors::BAD_FILE),
     ] {
         let dataset = key.split('/').next().unwrap();
-        let item = WorkItem {
-            id: WorkItem::item_id("raw", key, "e", dataset),
-            batch: "run-1".into(),
-            bucket: "raw".into(),
-            key: key.into(),
-            version: "e".into(),
-            dataset: dataset.into(),
-            status: WorkStatus::Running,
+        let item = sluice_core::ports::WorkItem {
             attempts: 1,
-            updated_at: 0,
-            execution: None,
-            counts: None,
-            error: None,
-            error_message: None,
+            ..work_item("raw", key, "e", dataset, "run-1", WorkStatus::Running)
         };
         p.work.register(&item).await.unwrap();
         let fail = TransitionUpdate {
@@ -458,14 +473,14 @@ async fn requeue_needs_a_filter_and_leaves_changed_objects_alone() {
     assert_eq!(out.left.len(), 1);
     assert_eq!(out.left[0].error, crate::errors::OBJECT_CHANGED);
     // The credit item matched no filter: still failed.
-    let credit = WorkItem::item_id("raw", "credit/c.csv", "e", "credit");
+    let credit = sluice_core::ports::WorkItem::item_id("raw", "credit/c.csv", "e", "credit");
     let credit = p.work.get(&credit).await.unwrap().unwrap();
     assert_eq!(credit.status, WorkStatus::Failed);
 }
 
 #[tokio::test]
 async fn the_hourly_run_sweeps_back_items_no_execution_can_finish() {
-    use sluice_core::ports::{RedriveStatus, TransitionUpdate, WorkItem};
+    use sluice_core::ports::{RedriveStatus, TransitionUpdate};
     let p = ports();
     let mut ids = Vec::new();
     for (n, exec) in ["gone-for-good", "can-redrive", "still-running"]
@@ -473,21 +488,14 @@ async fn the_hourly_run_sweeps_back_items_no_execution_can_finish() {
         .enumerate()
     {
         let key = format!("loans/{n}.csv");
-        let item = WorkItem {
-            id: WorkItem::item_id("sluice-unit-raw", &key, "e", "loans"),
-            batch: "old".into(),
-            bucket: "sluice-unit-raw".into(),
-            key,
-            version: "e".into(),
-            dataset: "loans".into(),
-            status: WorkStatus::Queued,
-            attempts: 0,
-            updated_at: 0,
-            execution: None,
-            counts: None,
-            error: None,
-            error_message: None,
-        };
+        let item = work_item(
+            "sluice-unit-raw",
+            &key,
+            "e",
+            "loans",
+            "old",
+            WorkStatus::Queued,
+        );
         p.work.register(&item).await.unwrap();
         let start = TransitionUpdate {
             execution: Some((*exec).into()),
@@ -574,25 +582,11 @@ async fn a_redriven_execution_that_succeeds_says_it_recovered_and_others_say_not
 
 #[tokio::test]
 async fn e_mail_gets_readable_text_and_long_failure_lists_are_cut() {
-    use sluice_core::ports::{TransitionUpdate, WorkItem};
+    use sluice_core::ports::TransitionUpdate;
     let p = ports();
     for n in 0..(notify::LISTED_ITEMS + 20) {
         let key = format!("credit/{n}.csv");
-        let item = WorkItem {
-            id: WorkItem::item_id("raw", &key, "e", "credit"),
-            batch: "big".into(),
-            bucket: "raw".into(),
-            key,
-            version: "e".into(),
-            dataset: "credit".into(),
-            status: WorkStatus::Queued,
-            attempts: 0,
-            updated_at: 0,
-            execution: None,
-            counts: None,
-            error: None,
-            error_message: None,
-        };
+        let item = work_item("raw", &key, "e", "credit", "big", WorkStatus::Queued);
         p.work.register(&item).await.unwrap();
         let fail = TransitionUpdate {
             error: Some(("Sluice.BadFile".into(), format!("row {n} is torn"))),
@@ -682,7 +676,7 @@ async fn ingest_version(
     dataset: &str,
 ) -> Result<crate::ingest::IngestOutput, crate::FnError> {
     use crate::ingest::{self, IngestInput};
-    use sluice_core::ports::{ObjectStore, WorkItem};
+    use sluice_core::ports::ObjectStore;
     p.store.put("sluice-unit-raw", key, body.as_bytes());
     let etag = p
         .store
@@ -691,21 +685,14 @@ async fn ingest_version(
         .unwrap()
         .and_then(|o| o.etag)
         .unwrap();
-    let item = WorkItem {
-        id: WorkItem::item_id("sluice-unit-raw", key, &etag, dataset),
-        batch: "b".into(),
-        bucket: "sluice-unit-raw".into(),
-        key: key.into(),
-        version: etag.clone(),
-        dataset: dataset.into(),
-        status: WorkStatus::Queued,
-        attempts: 0,
-        updated_at: 0,
-        execution: None,
-        counts: None,
-        error: None,
-        error_message: None,
-    };
+    let item = work_item(
+        "sluice-unit-raw",
+        key,
+        &etag,
+        dataset,
+        "b",
+        WorkStatus::Queued,
+    );
     p.work.register(&item).await.unwrap();
     let input = IngestInput {
         item: serde_json::from_value(json!({"id": item.id, "bucket": "sluice-unit-raw", "key": key, "etag": etag, "dataset": dataset})).unwrap(),

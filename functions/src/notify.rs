@@ -168,16 +168,7 @@ async fn recovered<P: Ports>(ports: &P, input: &NotifyInput) -> Result<NotifyOut
         "items_done": done,
     });
     // Not redriven: an ordinary success, nothing to say.
-    let message_id = if redrive_count > 0 {
-        Some(
-            ports
-                .notifier()
-                .publish(&subject, &body, &plain_text(&subject, &body))
-                .await?,
-        )
-    } else {
-        None
-    };
+    let message_id = publish_if(ports, redrive_count > 0, &subject, &body).await?;
     Ok(NotifyOutput {
         published: message_id.is_some(),
         message_id,
@@ -189,6 +180,21 @@ async fn recovered<P: Ports>(ports: &P, input: &NotifyInput) -> Result<NotifyOut
         unmatched: 0,
         models: None,
     })
+}
+
+/// Publishes the message (JSON for machines, its plain text for e-mail) when `publish`;
+/// returns the message id.
+async fn publish_if<P: Ports>(
+    ports: &P,
+    publish: bool,
+    subject: &str,
+    body: &Value,
+) -> Result<Option<String>, FnError> {
+    if !publish {
+        return Ok(None);
+    }
+    let text = plain_text(subject, body);
+    Ok(Some(ports.notifier().publish(subject, body, &text).await?))
 }
 
 /// The e-mail form of a message: what on-call reads first, then the facts, one per line.
@@ -369,16 +375,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         rows_quarantined = quarantined,
         "run summary"
     );
-    let message_id = if should_publish {
-        Some(
-            ports
-                .notifier()
-                .publish(&subject, &body, &plain_text(&subject, &body))
-                .await?,
-        )
-    } else {
-        None
-    };
+    let message_id = publish_if(ports, should_publish, &subject, &body).await?;
     Ok(NotifyOutput {
         published: message_id.is_some(),
         message_id,

@@ -351,35 +351,18 @@ pub async fn register_event<P: Ports>(
             })
         }
     };
-    let specs: Vec<TableSpec> = ports
-        .specs()
-        .list_specs()
-        .await?
-        .into_iter()
-        .map(|s| s.spec)
-        .collect();
+    let specs = current_specs(ports).await?;
     let etag = object.etag.clone().unwrap_or_default();
     let now = ports.now();
     let label = format!("event-{}", event.id.as_deref().unwrap_or("unknown"));
     let matching = datasets_for(&specs, &object.key);
     if matching.is_empty() {
-        let item = WorkItem {
-            error: Some(NO_MATCHING_SPEC.into()),
-            error_message: Some(format!(
-                "no table spec matches s3://{}/{}",
-                object.bucket, object.key
-            )),
-            ..new_item(&object, &etag, "", &label, now, WorkStatus::Failed)
-        };
-        let new = ports.work().register(&item).await?;
+        let new = register_unmatched(ports, &object, &etag, &label, now).await?;
         return Ok(RegisterOutput {
             registered: 0,
             already_known: usize::from(!new),
             unmatched: if new {
-                vec![Unmatched {
-                    key: object.key.clone(),
-                    reason: "no table spec matches this key".into(),
-                }]
+                vec![no_spec(&object.key)]
             } else {
                 Vec::new()
             },
@@ -445,35 +428,6 @@ pub fn form_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// An object event with nothing to register: an empty batch (its manifest written, so the
-/// run's steps find it), saying why.
-async fn finish_empty<P: Ports>(
-    ports: &P,
-    input: &QueueInput,
-    batch: String,
-    unmatched: Vec<Unmatched>,
-) -> Result<QueueOutput, FnError> {
-    let manifest = manifest_of(ports, &input.execution);
-    ports
-        .store()
-        .put_bytes(&manifest.bucket, &manifest.key, b"[]".to_vec())
-        .await?;
-    let max_concurrency = setting_or(ports, "ingest_max_concurrency", 4).await?.max(1) as u64;
-    Ok(QueueOutput {
-        batch,
-        trigger: "object".into(),
-        window: None,
-        manifest,
-        max_concurrency,
-        count: 0,
-        registered: 0,
-        already_known: 0,
-        unmatched_total: unmatched.len(),
-        unmatched,
-        swept: Vec::new(),
-    })
-}
-
 /// The batch manifest of an execution's run (`manifests/<batch>.json` in the lake bucket).
 pub fn manifest_of<P: Ports>(ports: &P, execution: &str) -> ManifestRef {
     ManifestRef {
@@ -507,6 +461,41 @@ pub async fn items_of_run<P: Ports>(ports: &P, execution: &str) -> Result<Vec<Wo
     Ok(items)
 }
 
+/// Every table spec as the spec table holds it now.
+pub async fn current_specs<P: Ports>(ports: &P) -> Result<Vec<TableSpec>, FnError> {
+    Ok(ports
+        .specs()
+        .list_specs()
+        .await?
+        .into_iter()
+        .map(|s| s.spec)
+        .collect())
+}
+
+/// Records an object no spec matches as a failed work item (`Sluice.NoMatchingSpec`), once.
+/// `true` when it was new.
+async fn register_unmatched<P: Ports>(
+    ports: &P,
+    o: &ObjectInfo,
+    etag: &str,
+    batch: &str,
+    now: i64,
+) -> Result<bool, FnError> {
+    let item = WorkItem {
+        error: Some(NO_MATCHING_SPEC.into()),
+        error_message: Some(format!("no table spec matches s3://{}/{}", o.bucket, o.key)),
+        ..new_item(o, etag, "", batch, now, WorkStatus::Failed)
+    };
+    Ok(ports.work().register(&item).await?)
+}
+
+fn no_spec(key: &str) -> Unmatched {
+    Unmatched {
+        key: key.to_owned(),
+        reason: "no table spec matches this key".into(),
+    }
+}
+
 /// The datasets an object key belongs to.
 pub fn datasets_for<'a>(specs: &'a [TableSpec], key: &str) -> Vec<&'a TableSpec> {
     specs.iter().filter(|s| s.matches_key(key)).collect()
@@ -514,26 +503,26 @@ pub fn datasets_for<'a>(specs: &'a [TableSpec], key: &str) -> Vec<&'a TableSpec>
 
 pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutput, FnError> {
     let batch = batch_of(&input.execution).to_owned();
-    let specs: Vec<TableSpec> = ports
-        .specs()
-        .list_specs()
-        .await?
-        .into_iter()
-        .map(|s| s.spec)
-        .collect();
+    let specs = current_specs(ports).await?;
     let raw = ports.names().raw_bucket.clone();
     let event = &input.event;
     let now_secs = ports.now();
     let mut objects: Vec<(ObjectInfo, Option<String>)> = Vec::new();
     let mut advance: Option<Advance> = None;
+    // Objects not registered, and why (the first LISTED_UNMATCHED), and how many in all.
+    let (mut unmatched, mut unmatched_total) = (Vec::new(), 0);
     let (trigger, window) = match (event.source.as_str(), event.detail_type.as_str()) {
-        ("aws.s3", "Object Created") => match object_of_event(ports, event).await? {
-            Ok(object) => {
-                objects.push(object);
-                ("object".to_owned(), None)
+        ("aws.s3", "Object Created") => {
+            match object_of_event(ports, event).await? {
+                Ok(object) => objects.push(object),
+                // Deleted before its event was handled: an empty run that says so.
+                Err(gone) => {
+                    unmatched.push(gone);
+                    unmatched_total += 1;
+                }
             }
-            Err(gone) => return finish_empty(ports, &input, batch, vec![gone]).await,
-        },
+            ("object".to_owned(), None)
+        }
         (_, "Scheduled Event") if event.detail.get("drain") == Some(&Value::Bool(true)) => {
             // Nothing to list: the items registered by events (and requeued or swept ones)
             // wait in the queue.
@@ -590,26 +579,15 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
     let mut refs: Vec<ItemRef> = Vec::new();
     let mut seen = BTreeSet::new();
     let (mut registered, mut already_known) = (0, 0);
-    let mut unmatched = Vec::new();
-    let mut unmatched_total = 0;
     for (o, version_id) in objects {
         let etag = o.etag.clone().unwrap_or_default();
         let matching = datasets_for(&specs, &o.key);
         if matching.is_empty() {
-            let item = new_item(&o, &etag, "", &batch, now_secs, WorkStatus::Failed);
-            let item = WorkItem {
-                error: Some(NO_MATCHING_SPEC.into()),
-                error_message: Some(format!("no table spec matches s3://{}/{}", o.bucket, o.key)),
-                ..item
-            };
-            if ports.work().register(&item).await? {
+            if register_unmatched(ports, &o, &etag, &batch, now_secs).await? {
                 unmatched_total += 1;
                 // The list rides in the state payload (256 KB): the first ones, and a count.
                 if unmatched.len() < LISTED_UNMATCHED {
-                    unmatched.push(Unmatched {
-                        key: o.key.clone(),
-                        reason: "no table spec matches this key".into(),
-                    });
+                    unmatched.push(no_spec(&o.key));
                 }
             }
             continue;
@@ -625,14 +603,21 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
             );
             // A reconciliation sees mostly known objects: a read is cheaper than a refused
             // conditional write.
-            let known = trigger == "reconcile" && ports.work().get(&item.id).await?.is_some();
-            let take = if !known && ports.work().register(&item).await? {
+            let known = match trigger.as_str() {
+                "reconcile" => ports.work().get(&item.id).await?,
+                _ => None,
+            };
+            let take = if known.is_none() && ports.work().register(&item).await? {
                 registered += 1;
                 true
             } else {
                 already_known += 1;
                 // Seen before: take it only if it still waits (a run that lost the lock).
-                matches!(ports.work().get(&item.id).await?, Some(w) if w.status == WorkStatus::Queued)
+                let existing = match known {
+                    Some(w) => Some(w),
+                    None => ports.work().get(&item.id).await?,
+                };
+                existing.is_some_and(|w| w.status == WorkStatus::Queued)
             };
             if take && seen.insert(item.id.clone()) {
                 refs.push(ItemRef {

@@ -12,13 +12,12 @@
 
 use serde::{Deserialize, Serialize};
 use sluice_core::ports::{
-    ObjectInfo, SpecStore, Transition, TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
+    ObjectInfo, Transition, TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
 };
-use sluice_core::TableSpec;
 
 use crate::errors::{FnError, BAD_INPUT, OBJECT_CHANGED};
 use crate::ports::Ports;
-use crate::queue_generator::{datasets_for, new_item, NO_MATCHING_SPEC};
+use crate::queue_generator::{current_specs, datasets_for, new_item, NO_MATCHING_SPEC};
 
 /// Which failed items to requeue. Every filter given must match; with none, `all` must be set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,13 +106,7 @@ pub async fn handle<P: Ports>(ports: &P, filter: RequeueFilter) -> Result<Requeu
             "all: true cannot be combined with other filters",
         ));
     }
-    let specs: Vec<TableSpec> = ports
-        .specs()
-        .list_specs()
-        .await?
-        .into_iter()
-        .map(|s| s.spec)
-        .collect();
+    let specs = current_specs(ports).await?;
     let now = ports.now();
     let mut out = RequeueOutput::default();
     for w in ports.work().by_status(WorkStatus::Failed).await? {

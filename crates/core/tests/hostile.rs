@@ -141,13 +141,12 @@ fn a_100_mb_cell_is_refused_without_holding_it() {
     );
 }
 
-#[test]
-fn zip_bomb_is_refused_before_inflating() {
-    // A sheet that inflates 1000:1 (64 MiB of blanks) past the documented ratio limit.
+/// The good book with `mib` MiB of blanks inside its sheet: tiny zipped, huge inflated.
+fn book_with_blanks(mib: usize) -> Vec<u8> {
     let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default();
-    let original = zip::ZipArchive::new(Cursor::new(good_book())).unwrap();
-    let mut original = original;
+    let mut original = zip::ZipArchive::new(Cursor::new(good_book())).unwrap();
+    let chunk = vec![b' '; 1 << 20];
     for i in 0..original.len() {
         let mut f = original.by_index(i).unwrap();
         let name = f.name().unwrap().to_string();
@@ -155,10 +154,9 @@ fn zip_bomb_is_refused_before_inflating() {
         std::io::copy(&mut f, &mut body).unwrap();
         zw.start_file(name.clone(), opts).unwrap();
         if name == "xl/worksheets/sheet1.xml" {
-            let chunk = vec![b' '; 1 << 20];
             let (head, tail) = body.split_at(body.len() - "</worksheet>".len());
             zw.write_all(head).unwrap();
-            for _ in 0..64 {
+            for _ in 0..mib {
                 zw.write_all(&chunk).unwrap();
             }
             zw.write_all(tail).unwrap();
@@ -166,7 +164,13 @@ fn zip_bomb_is_refused_before_inflating() {
             zw.write_all(&body).unwrap();
         }
     }
-    let bomb = zw.finish().unwrap().into_inner();
+    zw.finish().unwrap().into_inner()
+}
+
+#[test]
+fn zip_bomb_is_refused_before_inflating() {
+    // A sheet that inflates 1000:1 (64 MiB of blanks) past the documented ratio limit.
+    let bomb = book_with_blanks(64);
     assert!(
         bomb.len() < 2 << 20,
         "the bomb itself is small: {}",
@@ -266,31 +270,7 @@ fn declare_size(mut zip: Vec<u8>, part: &str, size: u32) -> Vec<u8> {
 #[test]
 fn a_sheet_that_lies_about_its_size_is_measured_not_trusted() {
     // 64 MiB of blanks declared as 2 KB: the declared size passes every check.
-    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default();
-    let mut original = zip::ZipArchive::new(Cursor::new(good_book())).unwrap();
-    for i in 0..original.len() {
-        let mut f = original.by_index(i).unwrap();
-        let name = f.name().unwrap().to_string();
-        let mut body = Vec::new();
-        std::io::copy(&mut f, &mut body).unwrap();
-        zw.start_file(name.clone(), opts).unwrap();
-        if name == "xl/worksheets/sheet1.xml" {
-            let (head, tail) = body.split_at(body.len() - "</worksheet>".len());
-            zw.write_all(head).unwrap();
-            for _ in 0..64 {
-                zw.write_all(&vec![b' '; 1 << 20]).unwrap();
-            }
-            zw.write_all(tail).unwrap();
-        } else {
-            zw.write_all(&body).unwrap();
-        }
-    }
-    let liar = declare_size(
-        zw.finish().unwrap().into_inner(),
-        "xl/worksheets/sheet1.xml",
-        2048,
-    );
+    let liar = declare_size(book_with_blanks(64), "xl/worksheets/sheet1.xml", 2048);
     let e = fails(&xlsx_spec("data"), "liar.xlsx", liar);
     assert!(
         e.contains("refusing a possible zip bomb") || e.contains("not a readable xlsx"),
