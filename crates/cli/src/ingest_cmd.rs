@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use sluice_core::ingest::output_stem;
 use sluice_core::model::ModelSpec;
 use sluice_core::spec::OutputFormat;
+use sluice_core::target::TargetSpec;
 use sluice_core::{IngestOptions, IngestReport, Source, TableSpec};
 
 pub fn run(
@@ -110,9 +111,21 @@ fn print_summary(r: &IngestReport, out: &Path) {
 pub fn check_specs(paths: &[PathBuf]) -> Result<()> {
     let mut failed = 0;
     let mut datasets = Vec::new();
+    let mut specs = Vec::new();
     let mut models = Vec::new();
+    let mut targets = Vec::new();
     for p in paths {
-        if is_model(p) {
+        if top_level(p, "target") {
+            match TargetSpec::load(p) {
+                Ok(t) => targets.push((p, t)),
+                Err(e) => {
+                    failed += 1;
+                    println!("ERR {e}");
+                }
+            }
+            continue;
+        }
+        if top_level(p, "model") {
             match ModelSpec::load(p) {
                 Ok(m) => models.push((p, m)),
                 Err(e) => {
@@ -130,7 +143,8 @@ pub fn check_specs(paths: &[PathBuf]) -> Result<()> {
                     s.dataset,
                     s.columns.len()
                 );
-                datasets.push(s.dataset);
+                datasets.push(s.dataset.clone());
+                specs.push(s);
             }
             Err(e) => {
                 failed += 1;
@@ -154,16 +168,34 @@ pub fn check_specs(paths: &[PathBuf]) -> Result<()> {
             }
         }
     }
+    // A target is checked against the specs and models checked with it.
+    let model_specs: Vec<ModelSpec> = models.iter().map(|(_, m)| m.clone()).collect();
+    for (p, t) in &targets {
+        match t.plan(&p.display().to_string(), &specs, &model_specs) {
+            Ok(tables) => println!(
+                "ok  {} (target {}, {}, {} tables)",
+                p.display(),
+                t.target,
+                t.engine,
+                tables.len()
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("ERR {e}");
+            }
+        }
+    }
     if failed > 0 {
         bail!("{failed} of {} spec(s) invalid", paths.len());
     }
     Ok(())
 }
 
-/// A JSON document with a top-level `model` is a model, anything else a table spec.
-fn is_model(path: &Path) -> bool {
+/// A JSON document with a top-level `model` is a model, with `target` a load target, anything
+/// else a table spec.
+fn top_level(path: &Path, key: &str) -> bool {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| v.get("model").is_some())
+        .is_some_and(|v| v.get(key).is_some())
 }

@@ -3,6 +3,7 @@
 mod aws_cmd;
 mod extract_cmd;
 mod ingest_cmd;
+mod load_cmd;
 mod normalize_cmd;
 mod run_cmd;
 
@@ -173,6 +174,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Load lake tables into a target database (config/targets/<TARGET>.json): tables created
+    /// or extended from the specs, rows by COPY / LOAD DATA LOCAL INFILE, exactly once per lake
+    /// file (the target's sluice_load_ledger), counts reconciled with the lake's.
+    Load {
+        /// A target name (config/targets/<TARGET>.json) or a target file. Its connection comes
+        /// from $SLUICE_TARGET_<TARGET>: the secret's JSON (host, port, username, password, dbname).
+        #[arg(long)]
+        target: String,
+        /// A folder laid out as the lake bucket: data/<lake table>/…/*.parquet.
+        #[arg(long)]
+        input: PathBuf,
+        /// Only these lake tables (repeatable; a model's tables go together). Default: all.
+        #[arg(long = "only")]
+        only: Vec<String>,
+        #[arg(long, default_value = "config/targets")]
+        targets: PathBuf,
+        #[arg(long, default_value = "config/tables")]
+        tables: PathBuf,
+        #[arg(long, default_value = "config/models")]
+        models: PathBuf,
+        /// Print one JSON object instead of the human summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Table spec tools.
     Spec {
         #[command(subcommand)]
@@ -182,8 +207,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SpecCommand {
-    /// Validate table spec and model files (a file with a top-level "model" is a model);
-    /// prints each problem with its file and field.
+    /// Validate table spec, model and target files (a top-level "model" is a model, "target"
+    /// a load target, checked against the specs and models given with it); prints each
+    /// problem with its file and field.
     Check {
         #[arg(required = true)]
         specs: Vec<PathBuf>,
@@ -236,6 +262,23 @@ fn main() -> ExitCode {
             input: &input,
             out: &out,
             as_of: as_of.as_deref(),
+            json,
+        }),
+        Command::Load {
+            target,
+            input,
+            only,
+            targets,
+            tables,
+            models,
+            json,
+        } => load_cmd::run(load_cmd::LoadArgs {
+            target: &target,
+            input: &input,
+            targets: &targets,
+            tables: &tables,
+            models: &models,
+            only,
             json,
         }),
         Command::Spec {

@@ -12,6 +12,7 @@ pub mod normalize;
 pub mod ports;
 pub mod read;
 pub mod spec;
+pub mod target;
 pub mod write;
 
 pub use ingest::{ingest, IngestError, IngestOptions, IngestReport, Source};
