@@ -574,15 +574,16 @@ impl<L: Lake> Loader<'_, L> {
         };
         let ledger = self.q(LEDGER_TABLE)?;
         match key {
-            Some(k) => self
-                .db
-                .execute_with(
-                    &format!(
+            Some(k) => {
+                self.db
+                    .execute_with(
+                        &format!(
                         "DELETE FROM {ledger} WHERE target_table = {p1} AND source_object = {p2}"
                     ),
-                    &[table, k],
-                )
-                .await,
+                        &[table, k],
+                    )
+                    .await
+            }
             None => {
                 self.db
                     .execute_with(
@@ -622,22 +623,21 @@ impl<L: Lake> Loader<'_, L> {
     /// append_by_file, and their ledger rows), the new and changed files come in. A corrected
     /// file (new lake object, old one gone) is so replaced atomically, keys and all.
     async fn load_by_file(&mut self, t: &LoadTable, r: &mut TableReport) -> Result<(), LoadError> {
-        let ledger = self.ledger(&t.name).await?;
         let files = self.list(t).await?;
-        let gone: Vec<&String> = ledger
-            .keys()
-            .filter(|k| !files.iter().any(|f| &f.key == *k))
-            .collect();
-        let changed: Vec<&LakeObject> = files
-            .iter()
-            .filter(|f| ledger.get(&f.key).is_none_or(|e| e.etag != f.etag))
-            .collect();
-        r.files_unchanged += files.len() - changed.len();
-        if gone.is_empty() && changed.is_empty() {
-            return Ok(());
-        }
-        self.exec("BEGIN").await?;
+        self.begin_locked(&t.name).await?;
         let step = async {
+            // Read under the lock: a concurrent load of the same table has committed or not
+            // started, so a file is never loaded twice.
+            let ledger = self.ledger(&t.name).await?;
+            let gone: Vec<String> = ledger
+                .keys()
+                .filter(|k| !files.iter().any(|f| &f.key == *k))
+                .cloned()
+                .collect();
+            let changed: Vec<&LakeObject> = files
+                .iter()
+                .filter(|f| ledger.get(&f.key).is_none_or(|e| e.etag != f.etag))
+                .collect();
             for key in &gone {
                 if t.mode == LoadMode::AppendByFile {
                     self.delete_source(t, key).await?;
@@ -648,22 +648,71 @@ impl<L: Lake> Loader<'_, L> {
             for f in &changed {
                 rows += self.load_one(t, f).await?;
             }
-            Ok::<u64, LoadError>(rows)
+            Ok::<_, LoadError>((gone.len(), changed.len(), rows))
         }
         .await;
-        match step {
-            Ok(rows) => {
-                self.exec("COMMIT").await?;
-                r.files_removed += gone.len();
-                r.files_loaded += changed.len();
-                r.rows_loaded += rows;
-                Ok(())
+        let (gone, changed, rows) = self.end_locked(&t.name, step).await?;
+        r.files_unchanged += files.len() - changed;
+        r.files_removed += gone;
+        r.files_loaded += changed;
+        r.rows_loaded += rows;
+        Ok(())
+    }
+
+    /// Opens the transaction that changes `name`, holding the target's lock on it: PostgreSQL
+    /// an advisory lock for the transaction, MySQL a named lock for the session (taken before
+    /// BEGIN, so the transaction's snapshot is taken after the previous holder committed).
+    async fn begin_locked(&mut self, name: &str) -> Result<(), LoadError> {
+        let key = format!("sluice-load:{name}");
+        match self.engine() {
+            Engine::Postgres => {
+                self.exec("BEGIN").await?;
+                self.db
+                    .execute_with("SELECT pg_advisory_xact_lock(hashtext($1))::text", &[&key])
+                    .await
+                    .map_err(|e| self.db_err(e))?;
             }
-            Err(e) => {
-                self.rollback().await;
-                Err(e)
+            Engine::Mysql => {
+                let got = self
+                    .db
+                    .query_text("SELECT CAST(GET_LOCK(?, 900) AS CHAR)", &[&key])
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                if first_number(&got) != 1 {
+                    return Err(LoadError::Database {
+                        target: self.target.into(),
+                        transient: true,
+                        message: format!("table {name}: another load held its lock for 15 minutes"),
+                    });
+                }
+                self.exec("BEGIN").await?;
             }
         }
+        Ok(())
+    }
+
+    /// Commits (or, after an error, rolls back) and lets go of the lock.
+    async fn end_locked<T>(
+        &mut self,
+        name: &str,
+        step: Result<T, LoadError>,
+    ) -> Result<T, LoadError> {
+        let ended = match &step {
+            Ok(_) => self.exec("COMMIT").await,
+            Err(_) => {
+                self.rollback().await;
+                Ok(())
+            }
+        };
+        if self.engine() == Engine::Mysql {
+            let key = format!("sluice-load:{name}");
+            let _ = self
+                .db
+                .query_text("SELECT CAST(RELEASE_LOCK(?) AS CHAR)", &[&key])
+                .await;
+        }
+        ended?;
+        step
     }
 
     /// Inside a transaction: one file of an append_by_file or merge table.
@@ -781,6 +830,17 @@ impl<L: Lake> Loader<'_, L> {
         members: &[&LoadTable],
         reports: &mut BTreeMap<String, TableReport>,
     ) -> Result<(), LoadError> {
+        let lock = members.first().map(|t| t.name.clone()).unwrap_or_default();
+        self.begin_locked(&lock).await?;
+        let step = self.replace_locked(members, reports).await;
+        self.end_locked(&lock, step).await
+    }
+
+    async fn replace_locked(
+        &mut self,
+        members: &[&LoadTable],
+        reports: &mut BTreeMap<String, TableReport>,
+    ) -> Result<(), LoadError> {
         let mut plan = Vec::new();
         let mut unchanged = true;
         for t in members {
@@ -801,8 +861,7 @@ impl<L: Lake> Loader<'_, L> {
             }
             return Ok(());
         }
-        self.exec("BEGIN").await?;
-        let step = async {
+        {
             for (t, _, _) in plan.iter().rev() {
                 let sql = format!("DELETE FROM {}", self.q(&t.name)?);
                 self.db
@@ -840,16 +899,8 @@ impl<L: Lake> Loader<'_, L> {
                     r.rows_loaded += loaded;
                 }
             }
-            Ok::<(), LoadError>(())
         }
-        .await;
-        match step {
-            Ok(()) => self.exec("COMMIT").await,
-            Err(e) => {
-                self.rollback().await;
-                Err(e)
-            }
-        }
+        Ok(())
     }
 
     /// Compares the database's counts with the ledger (which holds each lake file's row count
@@ -998,10 +1049,12 @@ impl<L: Lake> Loader<'_, L> {
         let read = reader
             .await
             .unwrap_or_else(|e| Err(format!("the reading thread failed: {e}")));
-        if let Err(m) = read {
-            return Err(self.lake_err(t, f, m));
+        match (read, loaded) {
+            // The connection failed first; the reader only saw it stop taking rows.
+            (Err(m), Err(e)) if m == CONNECTION_STOPPED => Err(self.in_table(&t.name, e)),
+            (Err(m), _) => Err(self.lake_err(t, f, m)),
+            (Ok(_), loaded) => loaded.map_err(|e| self.in_table(&t.name, e)),
         }
-        loaded.map_err(|e| self.in_table(&t.name, e))
     }
 }
 
@@ -1031,6 +1084,8 @@ struct ReadJob {
 
 /// Text chunks handed to the connection are about this size.
 const CHUNK_BYTES: usize = 1 << 20;
+/// What the reader says when the connection stops taking rows (its own failure says why).
+const CONNECTION_STOPPED: &str = "the database connection stopped reading";
 /// Rows per INSERT statement in the fallback.
 const INSERT_ROWS: usize = 500;
 
@@ -1064,7 +1119,7 @@ impl ReadJob {
             .with_batch_size(self.batch_rows)
             .build()
             .map_err(|e| e.to_string())?;
-        let closed = || "the database connection stopped reading".to_string();
+        let closed = || CONNECTION_STOPPED.to_string();
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + (CHUNK_BYTES >> 2));
         let mut rows = 0u64;
         for batch in reader {

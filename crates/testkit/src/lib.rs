@@ -243,3 +243,54 @@ pub async fn no_more_messages(config: &SdkConfig, inbox: &str) -> bool {
         .and_then(|g| g.messages)
         .is_none_or(|m| m.is_empty())
 }
+
+/// The local database servers (`scripts/local-db`): an RDS-shaped connection JSON for the
+/// PostgreSQL server and one for the MariaDB server, each naming the server's `sluice`
+/// database. Started once per test binary (the script keeps one pair per checkout); panics
+/// (failing the test) with the script's own message when they cannot be started.
+pub struct LocalDb {
+    pub postgres: serde_json::Value,
+    pub mysql: serde_json::Value,
+}
+
+static LOCAL_DB: OnceLock<Result<(String, String), String>> = OnceLock::new();
+
+fn start_db() -> Result<(String, String), String> {
+    let script = repo_root().join("scripts/local-db");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("start")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let var = |name: &str| {
+        stdout.lines().find_map(|l| {
+            l.strip_prefix(&format!("export {name}='"))
+                .and_then(|v| v.strip_suffix('\''))
+                .map(str::to_owned)
+        })
+    };
+    match (
+        out.status.success(),
+        var("SLUICE_TEST_PG"),
+        var("SLUICE_TEST_MYSQL"),
+    ) {
+        (true, Some(pg), Some(my)) => Ok((pg, my)),
+        _ => Err(format!(
+            "the local database servers did not start ({} start exited {}):\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+pub fn local_db() -> LocalDb {
+    match LOCAL_DB.get_or_init(start_db) {
+        Ok((pg, my)) => LocalDb {
+            postgres: serde_json::from_str(pg).unwrap_or_default(),
+            mysql: serde_json::from_str(my).unwrap_or_default(),
+        },
+        Err(message) => panic!("{message}"),
+    }
+}
