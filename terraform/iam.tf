@@ -27,6 +27,7 @@ resource "aws_iam_role_policy" "function" {
     "notify"            = data.aws_iam_policy_document.notify.json
     "extract"           = data.aws_iam_policy_document.extract.json
     "normalize"         = data.aws_iam_policy_document.normalize.json
+    "load"              = data.aws_iam_policy_document.load.json
   }[each.key]
 }
 
@@ -435,4 +436,52 @@ resource "aws_iam_policy" "oncall" {
   name        = "${local.prefix}-oncall"
   description = "Sluice ${var.env} on call: inspect executions and work items, read quarantine, redrive failed executions."
   policy      = data.aws_iam_policy_document.oncall.json
+}
+
+data "aws_iam_policy_document" "load" {
+  source_policy_documents = [data.aws_iam_policy_document.common["load"].json]
+  statement {
+    sid       = "ListTargetsAndCurated"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this["lake"].arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["config/targets/*", "config/models/*", "data/*"]
+    }
+  }
+  statement {
+    sid       = "ReadTargetsModelsCuratedAndTheRun"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/config/targets/*", "${aws_s3_bucket.this["lake"].arn}/config/models/*", "${aws_s3_bucket.this["lake"].arn}/data/*", "${aws_s3_bucket.this["lake"].arn}/manifests/*"]
+  }
+  statement {
+    sid       = "ReadSpecsAndTheRunsItems"
+    actions   = ["dynamodb:Scan", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.specs.arn, aws_dynamodb_table.work.arn]
+  }
+  statement {
+    sid       = "HoldTheLock"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.locks.arn]
+  }
+  statement {
+    sid       = "IsTheOwnerStillRunning"
+    actions   = ["states:DescribeExecution"]
+    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-ingest:*"]
+  }
+  statement {
+    # The target's connection: that one secret only (none when no target is deployed).
+    sid       = "TheTargetsSecret"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [local.load_enabled ? local.database_secret_arn : "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${local.prefix}-no-target"]
+  }
+}
+
+# A function in a VPC creates and removes its network interfaces: AWS's managed policy for
+# exactly that (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html).
+resource "aws_iam_role_policy_attachment" "load_vpc" {
+  count      = local.load_enabled ? 1 : 0
+  role       = aws_iam_role.function["load"].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 }

@@ -6,7 +6,7 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 resource "aws_lambda_function" "function" {
-  #checkov:skip=CKV_AWS_117:The functions call only AWS APIs; no VPC resources to reach, and a VPC would add NAT cost and cold-start time.
+  #checkov:skip=CKV_AWS_117:Only the load function reaches a VPC resource (the application database) and it runs in the VPC when a target is deployed; the others call only AWS APIs.
   #checkov:skip=CKV_AWS_116:Invoked synchronously by Step Functions (and EventBridge for notify/release, which retries itself); failures surface in the execution, not a DLQ.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile per account; artifacts come from the CI build of this repository.
   for_each      = local.functions
@@ -37,6 +37,15 @@ resource "aws_lambda_function" "function" {
 
   tracing_config {
     mode = "Active"
+  }
+
+  # The load function reaches the application database from the VPC's private subnets.
+  dynamic "vpc_config" {
+    for_each = each.key == "load" && local.load_enabled ? [1] : []
+    content {
+      subnet_ids         = var.private_subnet_ids
+      security_group_ids = [aws_security_group.load[0].id]
+    }
   }
 
   ephemeral_storage {

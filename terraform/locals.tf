@@ -20,6 +20,7 @@ locals {
     "notify"            = { memory = 256, timeout = 60, description = "Run summary or failure -> SNS" }
     "extract"           = { memory = 2048, timeout = 900, description = "Monthly bank extract -> one CSV per bank and month" }
     "normalize"         = { memory = 2048, timeout = 900, description = "Models reading this run's datasets -> target tables, quarantine, Glue tables" }
+    "load"              = { memory = 512, timeout = 900, description = "Lake tables this run touched -> the application databases (config/targets/), exactly once, reconciled" }
   }
 
   # What every function's configuration reads (sluice_aws::names::ENV_VARS).

@@ -15,6 +15,7 @@ resource "aws_sfn_state_machine" "ingest" {
     ingest_arn            = aws_lambda_function.function["ingest"].arn
     notify_arn            = aws_lambda_function.function["notify"].arn
     normalize_arn         = aws_lambda_function.function["normalize"].arn
+    load_arn              = aws_lambda_function.function["load"].arn
   })
 
   logging_configuration {

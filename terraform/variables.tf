@@ -91,3 +91,67 @@ variable "sftp_users" {
   type        = map(string)
   default     = {}
 }
+
+variable "load_target" {
+  description = "The load target to deploy (config/targets/<name>.json), e.g. app_mysql; empty: no database load"
+  type        = string
+  default     = ""
+}
+
+variable "database_engine" {
+  description = "Create an Aurora Serverless v2 cluster for the load target: aurora-mysql or aurora-postgresql; empty: bring your own (database_secret_arn)"
+  type        = string
+  default     = ""
+  validation {
+    condition     = contains(["", "aurora-mysql", "aurora-postgresql"], var.database_engine)
+    error_message = "database_engine is aurora-mysql, aurora-postgresql or empty."
+  }
+}
+
+variable "database_secret_arn" {
+  description = "Bring your own database: the ARN of its Secrets Manager secret (host, port, username, password, dbname, as RDS writes it)"
+  type        = string
+  default     = ""
+}
+
+variable "database_cidr" {
+  description = "Bring your own database: the CIDR the load function may reach it in"
+  type        = string
+  default     = null
+}
+
+variable "vpc_id" {
+  description = "The VPC of the application database (needed when load_target is set)"
+  type        = string
+  default     = ""
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets for the load function, the database and the interface endpoints"
+  type        = list(string)
+  default     = []
+}
+
+variable "private_route_table_ids" {
+  description = "Route tables of those subnets (the S3 and DynamoDB gateway endpoints)"
+  type        = list(string)
+  default     = []
+}
+
+variable "database_min_acu" {
+  description = "Aurora Serverless v2 capacity, minimum (ACU)"
+  type        = number
+  default     = 0.5
+}
+
+variable "database_max_acu" {
+  description = "Aurora Serverless v2 capacity, maximum (ACU)"
+  type        = number
+  default     = 8
+}
+
+variable "database_backup_days" {
+  description = "Automated backup retention of the created cluster (days)"
+  type        = number
+  default     = 7
+}

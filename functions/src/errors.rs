@@ -28,6 +28,11 @@ pub const BAD_INPUT: &str = "Sluice.BadInput";
 pub const LOCK_LOST: &str = "Sluice.LockLost";
 /// The extract found nothing to work on (no loans in the lake): fix the data, then redrive.
 pub const NO_DATA: &str = "Sluice.NoData";
+/// The load into a target database failed for good: the target refers to what is not there, a
+/// table cannot take the spec's change (NOT NULL column, narrowing, type change), the
+/// database refused the secret's credentials, the counts differ from the lake's. Not caught:
+/// the execution fails in Load; fix the cause, then Redrive resumes at Load.
+pub const LOAD_FAILED: &str = "Sluice.LoadFailed";
 /// Failed items at the end of a run (the final Fail state).
 pub const ITEMS_FAILED: &str = "Sluice.ItemsFailed";
 
@@ -42,6 +47,7 @@ pub const ALL: &[&str] = &[
     BAD_INPUT,
     LOCK_LOST,
     NO_DATA,
+    LOAD_FAILED,
     ITEMS_FAILED,
 ];
 

@@ -275,6 +275,7 @@ async fn notify_publishes_failures_and_quarantine_but_not_quiet_runs() {
         execution: format!("arn:aws:states:us-east-1:1:execution:m:{execution}"),
         queue: None,
         normalize: None,
+        load: None,
         failed_state: None,
         error: None,
         status: None,
@@ -543,6 +544,7 @@ fn notify_input(kind: Kind, execution: &str) -> NotifyInput {
         execution: format!("arn:aws:states:us-east-1:1:execution:m:{execution}"),
         queue: None,
         normalize: None,
+        load: None,
         failed_state: None,
         error: None,
         status: None,
@@ -1049,5 +1051,33 @@ async fn a_version_overwritten_before_it_was_ingested_is_superseded_not_failed()
     assert!(
         lake_files(&p, "data/").is_empty(),
         "nothing of v1 published"
+    );
+}
+
+#[tokio::test]
+async fn load_does_nothing_without_targets_and_names_a_target_it_cannot_plan() {
+    use crate::ports::Ports;
+    use sluice_core::ports::ObjectStore;
+    let p = MemPorts::new(Vec::new());
+    let input = || crate::load::LoadInput {
+        execution: "arn:aws:states:us-east-1:1:execution:m:run-1".into(),
+        normalize: None,
+        tables: Some(vec!["credit".into()]),
+    };
+    let none = crate::load::handle(&p, input()).await.unwrap();
+    assert!(none.targets.is_empty() && none.rows_loaded == 0);
+    let lake = p.names().lake_bucket.clone();
+    let target = r#"{"target":"app","engine":"postgres","connection":{"secret":"s"},"tables":[{"dataset":"nope","mode":"merge"}]}"#;
+    p.store()
+        .put_bytes(&lake, "config/targets/app.json", target.as_bytes().to_vec())
+        .await
+        .unwrap();
+    let e = crate::load::handle(&p, input()).await.unwrap_err();
+    assert_eq!(e.name, crate::errors::LOAD_FAILED);
+    assert!(
+        e.message.contains(
+            "config/targets/app.json: tables[0].dataset: no table spec for dataset 'nope'"
+        ),
+        "{e}"
     );
 }

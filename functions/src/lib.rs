@@ -17,6 +17,7 @@ pub mod extract;
 mod handler_tests;
 pub mod in_progress_check;
 pub mod ingest;
+pub mod load;
 pub mod local;
 #[cfg(test)]
 mod memory;

@@ -9,7 +9,7 @@ use crate::errors::{FnError, BAD_INPUT};
 use sluice_core::ports::ObjectStore;
 
 use crate::ports::Ports;
-use crate::{extract, in_progress_check, ingest, normalize, notify, queue_generator};
+use crate::{extract, in_progress_check, ingest, load, normalize, notify, queue_generator};
 
 /// The function names, as directories under `functions/` and in `${<name>_arn}` placeholders.
 pub const FUNCTIONS: &[&str] = &[
@@ -19,6 +19,7 @@ pub const FUNCTIONS: &[&str] = &[
     "notify",
     "extract",
     "normalize",
+    "load",
 ];
 
 /// `${queue_generator_arn}`, `arn:aws:lambda:...:function:sluice-dev-queue-generator` →
@@ -52,6 +53,7 @@ pub async fn invoke<P: Ports>(ports: &P, function: &str, input: &Value) -> Resul
         "notify" => json(notify::handle(ports, parse(input)?).await?),
         "extract" => json(extract::handle(ports, parse(input)?).await?),
         "normalize" => json(normalize::handle(ports, parse(input)?).await?),
+        "load" => json(Box::pin(load::handle(ports, parse(input)?)).await?),
         other => Err(FnError::new(BAD_INPUT, format!("no function {other}"))),
     }
 }

@@ -436,6 +436,27 @@ impl Executions for MemExecutions {
 }
 
 #[derive(Default)]
+pub struct MemSecrets {
+    pub values: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+impl sluice_core::ports::SecretStore for MemSecrets {
+    async fn secret_string(&self, id: &str) -> PortResult<String> {
+        self.values
+            .lock()
+            .map_err(|_| PortError::permanent("GetSecretValue", "poisoned"))?
+            .get(id)
+            .cloned()
+            .ok_or_else(|| {
+                PortError::permanent(
+                    format!("GetSecretValue {id}"),
+                    "ResourceNotFoundException: Secrets Manager can't find the specified secret.",
+                )
+            })
+    }
+}
+
+#[derive(Default)]
 pub struct MemSettings {
     pub values: BTreeMap<String, String>,
 }
@@ -456,6 +477,7 @@ pub struct MemPorts {
     pub notifier: MemNotifier,
     pub executions: MemExecutions,
     pub settings: MemSettings,
+    pub secrets: MemSecrets,
     pub names: Names,
     pub now: i64,
 }
@@ -482,6 +504,7 @@ impl MemPorts {
             notifier: MemNotifier::default(),
             executions: MemExecutions::default(),
             settings: MemSettings::default(),
+            secrets: MemSecrets::default(),
             names: Names::for_env("unit"),
             now: 1_700_000_000,
         }
@@ -497,6 +520,7 @@ impl Ports for MemPorts {
     type Notifier = MemNotifier;
     type Executions = MemExecutions;
     type Settings = MemSettings;
+    type Secrets = MemSecrets;
 
     fn store(&self) -> &MemStore {
         &self.store
@@ -521,6 +545,9 @@ impl Ports for MemPorts {
     }
     fn settings(&self) -> &MemSettings {
         &self.settings
+    }
+    fn secrets(&self) -> &MemSecrets {
+        &self.secrets
     }
     fn names(&self) -> &Names {
         &self.names

@@ -60,7 +60,7 @@ pub struct NormalizeOutput {
     pub rows_quarantined: u64,
 }
 
-async fn load_models<P: Ports>(ports: &P) -> Result<Vec<ModelSpec>, FnError> {
+pub async fn load_models<P: Ports>(ports: &P) -> Result<Vec<ModelSpec>, FnError> {
     let lake = ports.names().lake_bucket.clone();
     let mut models = Vec::new();
     for o in ports.store().list(&lake, MODELS_PREFIX).await? {

@@ -48,6 +48,10 @@ pub struct NotifyInput {
     /// The normalize step's output, when it ran: its models and their quarantined rows.
     #[serde(default)]
     pub normalize: Option<Value>,
+    /// The load step's output, when it ran: per target and table, the rows loaded and the
+    /// database's and the lake's counts.
+    #[serde(default)]
+    pub load: Option<Value>,
     /// Failure: the state left open; read from the execution's history when absent (the
     /// status-change rule sends only the execution).
     #[serde(default)]
@@ -87,6 +91,9 @@ pub struct NotifyOutput {
     /// The models rebuilt in this run, with their tables' counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Value>,
+    /// The load step's counts per target table (the run summary carries them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loads: Option<Vec<Value>>,
 }
 
 /// The console page of an execution.
@@ -99,6 +106,7 @@ pub fn console_link(execution_arn: &str) -> String {
 pub fn action_for(error: &str) -> &'static str {
     match error {
         "Sluice.ItemsFailed" => "Data errors in single files (listed below): re-upload a corrected file, or add the missing spec and run `sluice requeue`. Redrive would only fail again at once.",
+        "Sluice.LoadFailed" => "The load into the target database named in the cause failed for good (a refused schema change, refused credentials, counts that differ): fix it, then press Redrive: the execution resumes at Load, and the ledger loads each lake file once.",
         "Sluice.LockLost" => "Another execution held the pipeline lock past the retries: Redrive once it has finished.",
         "States.Runtime" | "States.DataLimitExceeded" => "A definition or payload problem: fix the definition and start a new execution (a redrive keeps the old definition; an execution past the history quota cannot be redriven).",
         _ => "Fix the cause named here, then press Redrive in the console (within 14 days): only the failed state, iteration or child execution runs again.",
@@ -179,6 +187,7 @@ async fn recovered<P: Ports>(ports: &P, input: &NotifyInput) -> Result<NotifyOut
         rows_quarantined: 0,
         unmatched: 0,
         models: None,
+        loads: None,
     })
 }
 
@@ -246,6 +255,33 @@ pub fn plain_text(subject: &str, body: &Value) -> String {
             if n > 0 {
                 out.push_str(&format!("… and {n} more (the work table has them all)\n"));
             }
+        }
+    }
+    if let Some(loads) = list("loads") {
+        out.push_str("\nLoaded into the application databases (database rows / lake rows):\n");
+        for l in loads {
+            let s = |k: &str| {
+                l.get(k)
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            out.push_str(&format!(
+                "- {}.{}: {} loaded this run; {} / {}{}\n",
+                s("target"),
+                s("table"),
+                s("rows_loaded"),
+                s("database_rows"),
+                s("lake_rows"),
+                if l.get("reconciled") == Some(&Value::Bool(true)) {
+                    ", reconciled"
+                } else {
+                    ""
+                }
+            ));
         }
     }
     if let Some(objects) = list("unmatched_objects") {
@@ -365,6 +401,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
             .and_then(Value::as_u64)
             .unwrap_or(unmatched.len() as u64),
         "models": input.normalize.as_ref().and_then(|n| n.get("models")).cloned(),
+        "loads": loads(input.load.as_ref()),
     });
     // One structured line per run; the deployed metric filter counts `stuck_items`.
     lambda_runtime::tracing::info!(
@@ -390,7 +427,38 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
             .as_ref()
             .and_then(|n| n.get("models"))
             .cloned(),
+        loads: loads(input.load.as_ref()),
     })
+}
+
+/// The load step's counts, one line per table: what an on-call engineer compares ("source
+/// count = target count").
+fn loads(load: Option<&Value>) -> Option<Vec<Value>> {
+    let targets = load?.get("targets")?.as_array()?;
+    Some(
+        targets
+            .iter()
+            .filter_map(|t| t.get("report"))
+            .flat_map(|r| {
+                let target = r.get("target").cloned().unwrap_or_default();
+                r.get("tables")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |t| {
+                        json!({
+                            "target": target,
+                            "table": t.get("table"),
+                            "rows_loaded": t.get("rows_loaded"),
+                            "lake_rows": t.get("lake_rows"),
+                            "database_rows": t.get("database_rows"),
+                            "reconciled": t.get("reconciled"),
+                        })
+                    })
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

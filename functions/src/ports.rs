@@ -3,13 +3,14 @@
 use sluice_aws::dynamo::{DynamoLocks, DynamoSpecs, DynamoWork};
 use sluice_aws::glue::GlueCatalog;
 use sluice_aws::s3::S3Store;
+use sluice_aws::secrets::SecretsManagerSecrets;
 use sluice_aws::sfn::SfnExecutions;
 use sluice_aws::sns::SnsNotifier;
 use sluice_aws::ssm::SsmSettings;
 use sluice_aws::{Clients, Names};
 use sluice_core::ports::{
-    Catalog, Executions, LockStore, Notifier, ObjectStore, PortResult, Settings, SpecStore,
-    WorkQueue,
+    Catalog, Executions, LockStore, Notifier, ObjectStore, PortResult, SecretStore, Settings,
+    SpecStore, WorkQueue,
 };
 
 pub trait Ports: Send + Sync {
@@ -21,6 +22,7 @@ pub trait Ports: Send + Sync {
     type Notifier: Notifier;
     type Executions: Executions;
     type Settings: Settings;
+    type Secrets: SecretStore;
 
     fn store(&self) -> &Self::Store;
     fn work(&self) -> &Self::Work;
@@ -30,6 +32,7 @@ pub trait Ports: Send + Sync {
     fn notifier(&self) -> &Self::Notifier;
     fn executions(&self) -> &Self::Executions;
     fn settings(&self) -> &Self::Settings;
+    fn secrets(&self) -> &Self::Secrets;
     fn names(&self) -> &Names;
     /// Seconds since the epoch.
     fn now(&self) -> i64 {
@@ -47,6 +50,7 @@ pub struct AwsPorts {
     pub notifier: SnsNotifier,
     pub executions: SfnExecutions,
     pub settings: SsmSettings,
+    pub secrets: SecretsManagerSecrets,
     pub names: Names,
 }
 
@@ -64,6 +68,7 @@ impl AwsPorts {
             },
             executions: SfnExecutions::new(clients.sfn.clone()),
             settings: SsmSettings::new(clients.ssm.clone(), &names.settings_path),
+            secrets: SecretsManagerSecrets::new(clients.secrets.clone()),
             names,
         })
     }
@@ -84,6 +89,7 @@ impl Ports for AwsPorts {
     type Notifier = SnsNotifier;
     type Executions = SfnExecutions;
     type Settings = SsmSettings;
+    type Secrets = SecretsManagerSecrets;
 
     fn store(&self) -> &S3Store {
         &self.store
@@ -108,6 +114,9 @@ impl Ports for AwsPorts {
     }
     fn settings(&self) -> &SsmSettings {
         &self.settings
+    }
+    fn secrets(&self) -> &SecretsManagerSecrets {
+        &self.secrets
     }
     fn names(&self) -> &Names {
         &self.names

@@ -117,6 +117,7 @@ fn every_target_function_and_error_name_exists() {
             "extract",
             "in-progress-check",
             "ingest",
+            "load",
             "normalize",
             "notify",
             "queue-generator"

@@ -12,6 +12,7 @@ pub mod error;
 pub mod glue;
 pub mod names;
 pub mod s3;
+pub mod secrets;
 pub mod sfn;
 pub mod sns;
 pub mod ssm;
@@ -30,6 +31,7 @@ pub struct Clients {
     pub glue: aws_sdk_glue::Client,
     pub sns: aws_sdk_sns::Client,
     pub sfn: aws_sdk_sfn::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl Clients {
@@ -49,6 +51,7 @@ impl Clients {
             glue: aws_sdk_glue::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
             sfn: aws_sdk_sfn::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
             config,
         }
     }

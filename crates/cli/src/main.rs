@@ -63,6 +63,10 @@ enum Command {
         /// Folder of target data models to load (config/models/<model>.json).
         #[arg(long, default_value = "config/models")]
         models: PathBuf,
+        /// Load targets to put in the lake (config/targets/<name>.json; repeatable). None by
+        /// default: a target makes every run load into its database.
+        #[arg(long = "target")]
+        targets: Vec<PathBuf>,
         /// Allow running without an endpoint override, i.e. against a real AWS account.
         #[arg(long)]
         real_account: bool,
@@ -347,6 +351,7 @@ fn main() -> ExitCode {
             env,
             tables,
             models,
+            targets,
             real_account,
             json,
         } => runtime().and_then(|rt| {
@@ -354,6 +359,7 @@ fn main() -> ExitCode {
                 env.as_deref(),
                 &tables,
                 &models,
+                &targets,
                 real_account,
                 json,
             ))

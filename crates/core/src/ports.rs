@@ -400,6 +400,14 @@ pub trait Settings: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Secrets (Secrets Manager): the load step's database connections
+
+pub trait SecretStore: Send + Sync {
+    /// The secret's text (`SecretString`): for a database, the JSON RDS writes.
+    fn secret_string(&self, id: &str) -> impl Future<Output = PortResult<String>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The data catalog (Glue)
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sluice_core::target::{
     parents_first, quote, Engine, LoadMode, LoadTable, TargetSpec, TlsMode, LEDGER_TABLE,
     SOURCE_COLUMN, SOURCE_MAX,
@@ -221,7 +221,7 @@ impl Default for LoadOptions {
 }
 
 /// What a load did, per table (the run summary and the notification carry it).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LoadReport {
     pub target: String,
     pub engine: String,
@@ -229,7 +229,7 @@ pub struct LoadReport {
     pub tables: Vec<TableReport>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct TableReport {
     pub table: String,
     pub lake_table: String,

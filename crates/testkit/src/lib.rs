@@ -294,3 +294,32 @@ pub fn local_db() -> LocalDb {
         Err(message) => panic!("{message}"),
     }
 }
+
+/// Credit-shaped CSV: rows `first..first+n`, every 7th monthly income `NA`, every 11th
+/// dependents `NA`.
+pub fn credit_csv(first: u64, n: u64, salt: u64) -> String {
+    let mut s = String::from(",SeriousDlqin2yrs,RevolvingUtilizationOfUnsecuredLines,age,NumberOfTime30-59DaysPastDueNotWorse,DebtRatio,MonthlyIncome,NumberOfOpenCreditLinesAndLoans,NumberOfTimes90DaysLate,NumberRealEstateLoansOrLines,NumberOfTime60-89DaysPastDueNotWorse,NumberOfDependents\n");
+    for i in first..first + n {
+        let income = if i % 7 == 0 {
+            "NA".to_string()
+        } else {
+            format!("{}", 1000 + i * 3 + salt)
+        };
+        let deps = if i % 11 == 0 {
+            "NA".to_string()
+        } else {
+            (i % 4).to_string()
+        };
+        s.push_str(&format!(
+            "{i},{},0.{:06},{},{},{}.25,{income},{},0,{},0,{deps}\n",
+            i % 2,
+            i % 1_000_000,
+            20 + i % 60,
+            i % 3,
+            i % 5,
+            i % 13,
+            i % 2
+        ));
+    }
+    s
+}

@@ -514,6 +514,7 @@ impl Ports for FaultyPorts<'_> {
     type Notifier = <AwsPorts as Ports>::Notifier;
     type Executions = <AwsPorts as Ports>::Executions;
     type Settings = <AwsPorts as Ports>::Settings;
+    type Secrets = <AwsPorts as Ports>::Secrets;
     fn store(&self) -> &FaultyStore {
         &self.store
     }
@@ -537,6 +538,9 @@ impl Ports for FaultyPorts<'_> {
     }
     fn settings(&self) -> &Self::Settings {
         self.aws.settings()
+    }
+    fn secrets(&self) -> &Self::Secrets {
+        self.aws.secrets()
     }
     fn names(&self) -> &Names {
         self.aws.names()
