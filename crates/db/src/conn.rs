@@ -2,6 +2,7 @@
 //! needs. Every statement is built from validated identifiers (`sluice_core::target::quote`)
 //! and values travel as parameters or in the bulk-load stream, never spliced into SQL.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,14 +57,31 @@ impl From<tokio_postgres::Error> for DbError {
         });
         let message = match e.as_db_error() {
             Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
-            None => e.to_string(),
+            None => with_sources(&e),
         };
+        // A certificate the CA bundle does not vouch for will not change by retrying.
+        let transient = transient && !message.contains("certificate");
         DbError {
             transient,
             auth,
             message,
         }
     }
+}
+
+/// An error and its causes: `error performing TLS handshake: invalid peer certificate: …`.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 impl From<mysql_async::Error> for DbError {
@@ -77,18 +95,57 @@ impl From<mysql_async::Error> for DbError {
             mysql_async::Error::Io(_) => (true, false),
             _ => (false, false),
         };
+        let message = with_sources(&e);
+        let transient = transient && !message.contains("certificate");
         DbError {
             transient,
             auth,
-            message: e.to_string(),
+            message,
         }
     }
 }
 
 type R<T> = Result<T, DbError>;
 
+/// TLS with the server's certificate verified against the roots in `ca` (a PEM bundle: the RDS
+/// CA bundle on AWS) and the host name checked.
+fn client_config(ca: &Path) -> R<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let bad = |message: String| DbError {
+        transient: false,
+        auth: false,
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
+        .map_err(|e| bad(format!("the CA bundle {}: {e}", ca.display())))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| bad(format!("the CA bundle {}: {e}", ca.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("the CA bundle {}: {e}", ca.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(format!(
+            "the CA bundle {} holds no certificate",
+            ca.display()
+        )));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl Db {
-    pub async fn connect(engine: Engine, c: &Credentials, timeout: Duration) -> R<Db> {
+    pub async fn connect(
+        engine: Engine,
+        c: &Credentials,
+        timeout: Duration,
+        tls: Option<&Path>,
+    ) -> R<Db> {
         match engine {
             Engine::Postgres => {
                 let mut cfg = tokio_postgres::Config::new();
@@ -99,15 +156,44 @@ impl Db {
                     .dbname(&c.dbname)
                     .application_name("sluice-load")
                     .connect_timeout(timeout);
-                let (client, connection) = cfg.connect(tokio_postgres::NoTls).await?;
-                let task = tokio::spawn(async move {
-                    let _ = connection.await;
-                });
+                let task = match tls {
+                    None => {
+                        let (client, connection) = cfg.connect(tokio_postgres::NoTls).await?;
+                        let task = tokio::spawn(async move {
+                            let _ = connection.await;
+                        });
+                        (client, task)
+                    }
+                    Some(ca) => {
+                        cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                        let config = client_config(ca)?;
+                        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+                        let (client, connection) = cfg.connect(connector).await?;
+                        let task = tokio::spawn(async move {
+                            let _ = connection.await;
+                        });
+                        (client, task)
+                    }
+                };
+                let (client, task) = task;
                 client.batch_execute("SET TIME ZONE 'UTC'").await?;
                 Ok(Db::Pg { client, task })
             }
             Engine::Mysql => {
+                let ssl = match tls {
+                    None => None,
+                    Some(ca) => {
+                        // mysql_async's rustls needs a process-wide provider; a second install
+                        // (another connection) is refused harmlessly.
+                        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                        Some(
+                            mysql_async::SslOpts::default()
+                                .with_root_certs(vec![ca.to_path_buf().into()]),
+                        )
+                    }
+                };
                 let opts = mysql_async::OptsBuilder::default()
+                    .ssl_opts(ssl)
                     .ip_or_hostname(c.host.clone())
                     .tcp_port(c.port)
                     .user(Some(c.username.clone()))

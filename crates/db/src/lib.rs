@@ -285,18 +285,21 @@ async fn load_once<L: Lake>(
     attempt: u32,
 ) -> Result<LoadReport, LoadError> {
     let name = target.target.as_str();
-    if target.connection.tls == TlsMode::Require {
-        // Not built yet: refuse rather than connect in the clear to a server that wants TLS.
-        return Err(LoadError::Database {
-            target: name.into(),
-            transient: false,
-            message: "the target asks for TLS (connection.tls = require), which this build of \
-                      the load step does not speak yet; set \"tls\": \"disable\" only for a \
-                      server on a private network"
-                .into(),
-        });
-    }
-    let mut db = Db::connect(target.engine, creds, opts.connect_timeout)
+    let ca = match (target.connection.tls, &target.connection.ca_file) {
+        (TlsMode::Disable, _) => None,
+        (TlsMode::Require, Some(ca)) => Some(ca_path(ca)),
+        (TlsMode::Require, None) => {
+            return Err(LoadError::Database {
+                target: name.into(),
+                transient: false,
+                message: "connection.tls is require but connection.ca_file names no CA bundle \
+                          to verify the server with (on AWS: the RDS CA bundle, packaged beside \
+                          the function)"
+                    .into(),
+            })
+        }
+    };
+    let mut db = Db::connect(target.engine, creds, opts.connect_timeout, ca.as_deref())
         .await
         .map_err(|e| {
             if e.auth {
@@ -1055,6 +1058,16 @@ impl<L: Lake> Loader<'_, L> {
             (Err(m), _) => Err(self.lake_err(t, f, m)),
             (Ok(_), loaded) => loaded.map_err(|e| self.in_table(&t.name, e)),
         }
+    }
+}
+
+/// A relative CA bundle path is found beside the Lambda function's code (`LAMBDA_TASK_ROOT`),
+/// else in the working directory.
+fn ca_path(ca: &str) -> PathBuf {
+    let p = PathBuf::from(ca);
+    match std::env::var_os("LAMBDA_TASK_ROOT") {
+        Some(root) if p.is_relative() => PathBuf::from(root).join(p),
+        _ => p,
     }
 }
 

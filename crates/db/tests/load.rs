@@ -533,3 +533,52 @@ async fn a_replace_shows_readers_the_old_snapshot_until_the_new_one_is_complete(
         assert!(r.tables[0].reconciled);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verifies_the_server_against_the_target_ca_bundle() {
+    let servers = sluice_testkit::local_db();
+    for engine in ENGINES {
+        let creds = fresh_db(engine).await;
+        let dir = tempfile::tempdir().unwrap();
+        let spec = credit_spec();
+        ingest(dir.path(), &spec, &hour_key(0), &credit_csv(1, 100, 0));
+        let with_ca = |ca: &std::path::Path| {
+            sluice_core::target::TargetSpec::from_json(
+                "app.json",
+                &format!(
+                    r#"{{"target":"app","engine":"{engine}","connection":{{"secret":"s","tls":"require","ca_file":{}}},
+                       "tables":[{{"dataset":"credit","mode":"append_by_file"}}]}}"#,
+                    serde_json::Value::from(ca.display().to_string())
+                ),
+            )
+            .unwrap()
+        };
+        // A server whose certificate the bundle does not vouch for: refused, nothing loaded.
+        let t = with_ca(&servers.other_ca);
+        let e = load(&t, &plan(&t, &spec), &creds, dir.path(), &quick())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.to_lowercase().contains("certificate") || e.to_lowercase().contains("unknownissuer"),
+            "{engine}: {e}"
+        );
+        // The right bundle: verified, loaded.
+        let t = with_ca(&servers.ca);
+        let r = load(&t, &plan(&t, &spec), &creds, dir.path(), &quick())
+            .await
+            .unwrap();
+        assert_eq!(r.tables[0].database_rows, 100, "{engine}");
+        // Asked for TLS without a bundle: refused before connecting.
+        let none = sluice_core::target::TargetSpec::from_json(
+            "app.json",
+            &format!(r#"{{"target":"app","engine":"{engine}","connection":{{"secret":"s"}},"tables":[{{"dataset":"credit","mode":"merge"}}]}}"#),
+        )
+        .unwrap();
+        let e = load(&none, &plan(&none, &spec), &creds, dir.path(), &quick())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connection.ca_file names no CA bundle"), "{e}");
+    }
+}

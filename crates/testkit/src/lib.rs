@@ -251,11 +251,15 @@ pub async fn no_more_messages(config: &SdkConfig, inbox: &str) -> bool {
 pub struct LocalDb {
     pub postgres: serde_json::Value,
     pub mysql: serde_json::Value,
+    /// The CA that signed both servers' TLS certificate, and one that signed nothing.
+    pub ca: PathBuf,
+    pub other_ca: PathBuf,
 }
 
-static LOCAL_DB: OnceLock<Result<(String, String), String>> = OnceLock::new();
+type DbEnv = (String, String, String, String);
+static LOCAL_DB: OnceLock<Result<DbEnv, String>> = OnceLock::new();
 
-fn start_db() -> Result<(String, String), String> {
+fn start_db() -> Result<DbEnv, String> {
     let script = repo_root().join("scripts/local-db");
     let out = Command::new("bash")
         .arg(&script)
@@ -265,17 +269,18 @@ fn start_db() -> Result<(String, String), String> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let var = |name: &str| {
         stdout.lines().find_map(|l| {
-            l.strip_prefix(&format!("export {name}='"))
-                .and_then(|v| v.strip_suffix('\''))
-                .map(str::to_owned)
+            l.strip_prefix(&format!("export {name}="))
+                .map(|v| v.trim_matches('\'').to_owned())
         })
     };
     match (
         out.status.success(),
         var("SLUICE_TEST_PG"),
         var("SLUICE_TEST_MYSQL"),
+        var("SLUICE_TEST_CA"),
+        var("SLUICE_TEST_OTHER_CA"),
     ) {
-        (true, Some(pg), Some(my)) => Ok((pg, my)),
+        (true, Some(pg), Some(my), Some(ca), Some(other)) => Ok((pg, my, ca, other)),
         _ => Err(format!(
             "the local database servers did not start ({} start exited {}):\n{}",
             script.display(),
@@ -287,9 +292,11 @@ fn start_db() -> Result<(String, String), String> {
 
 pub fn local_db() -> LocalDb {
     match LOCAL_DB.get_or_init(start_db) {
-        Ok((pg, my)) => LocalDb {
+        Ok((pg, my, ca, other)) => LocalDb {
             postgres: serde_json::from_str(pg).unwrap_or_default(),
             mysql: serde_json::from_str(my).unwrap_or_default(),
+            ca: PathBuf::from(ca),
+            other_ca: PathBuf::from(other),
         },
         Err(message) => panic!("{message}"),
     }
