@@ -8,69 +8,14 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use serde_json::{json, Value};
 use sluice_asl::Status;
 use sluice_core::ports::ObjectStore;
 
-/// One SQL statement through the engine's own command-line client.
+/// One SQL statement on the target's server; it must succeed.
 fn sql(engine: &str, creds: &Value, statement: &str) -> String {
-    let (host, port, user, pass, db) = (
-        creds["host"].as_str().unwrap(),
-        creds["port"].to_string(),
-        creds["username"].as_str().unwrap(),
-        creds["password"].as_str().unwrap(),
-        creds["dbname"].as_str().unwrap(),
-    );
-    let out = match engine {
-        "postgres" => Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-t",
-                "-A",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                host,
-                "-p",
-                &port,
-                "-U",
-                user,
-                "-d",
-                db,
-                "-c",
-                statement,
-            ])
-            .env("PGPASSWORD", pass)
-            .output(),
-        _ => Command::new("mariadb")
-            .args([
-                "--no-defaults",
-                "-N",
-                "-B",
-                "-h",
-                host,
-                "-P",
-                &port,
-                "-u",
-                user,
-                &format!("-p{pass}"),
-                db,
-                "-e",
-                statement,
-            ])
-            .output(),
-    }
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{statement}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    sluice_testkit::sql(engine, creds, statement).unwrap_or_else(|e| panic!("{statement}: {e}"))
 }
 
 /// Both targets: a database of their own, the secret in the emulator, the target document in

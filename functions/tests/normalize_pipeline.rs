@@ -188,7 +188,11 @@ fn a_crash_mid_normalize_is_finished_by_redrive_with_the_same_bytes() {
     );
     // Only Normalize and what follows ran in the redrive: no ingest ran again.
     let ran = redriven.invocations_in_last_attempt();
-    assert_eq!(ran, ["Normalize", "ReleaseLock", "Report"], "{ran:?}");
+    assert_eq!(
+        ran,
+        ["Normalize", "Load", "ReleaseLock", "Report"],
+        "{ran:?}"
+    );
     for (table, rows) in EXPECTED {
         assert_eq!(
             lab.rows(&format!("aspen_model_{table}")).len(),

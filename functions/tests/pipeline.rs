@@ -34,6 +34,7 @@ fn hourly_run_lands_every_file_and_leaves_the_pipeline_clean() {
             "LockAcquired?",
             "ProcessItems",
             "Normalize",
+            "Load",
             "ReleaseLock",
             "Report",
             "AnyItemFailed?",

@@ -349,3 +349,99 @@ fn every_rule_that_invokes_a_function_has_its_permission() {
     }
     assert!(checked >= 3, "only {checked} function targets");
 }
+
+#[test]
+fn the_database_end_is_encrypted_tls_only_private_and_reached_by_the_load_function_alone() {
+    let tf = terraform();
+    let cluster = one(&tf, "resource", &["aws_rds_cluster", "app"]).body();
+    for (key, want) in [
+        ("storage_encrypted", "true"),
+        ("deletion_protection", "true"),
+        ("manage_master_user_password", "true"),
+        ("kms_key_id", "aws_kms_key.main.arn"),
+        ("master_user_secret_kms_key_id", "aws_kms_key.main.arn"),
+        (
+            "vpc_security_group_ids",
+            "[aws_security_group.database[0].id]",
+        ),
+    ] {
+        assert_eq!(
+            attr(cluster, key)
+                .map(|e| text(e).split_whitespace().collect::<String>())
+                .as_deref(),
+            Some(want),
+            "aws_rds_cluster.app {key}"
+        );
+    }
+    assert!(
+        attr(cluster, "master_password").is_none(),
+        "the password is RDS-managed, never in Terraform"
+    );
+    assert!(attr(cluster, "backup_retention_period").is_some());
+    // TLS required by the server for both engines.
+    let params = block_text(&tf, "resource \"aws_rds_cluster_parameter_group\" \"app\"");
+    assert!(
+        params.contains("rds.force_ssl") && params.contains("require_secure_transport"),
+        "{params}"
+    );
+    let instance = one(&tf, "resource", &["aws_rds_cluster_instance", "app"]).body();
+    assert_eq!(
+        attr(instance, "publicly_accessible").map(text).as_deref(),
+        Some("false")
+    );
+    // The database admits the load function's security group only.
+    let ingress = one(
+        &tf,
+        "resource",
+        &["aws_vpc_security_group_ingress_rule", "database_from_load"],
+    )
+    .body();
+    assert_eq!(
+        attr(ingress, "referenced_security_group_id")
+            .map(text)
+            .as_deref(),
+        Some("aws_security_group.load[0].id")
+    );
+    assert!(attr(ingress, "cidr_ipv4").is_none());
+    // The load function runs in the VPC when a target is deployed.
+    let lambda = block_text(&tf, "resource \"aws_lambda_function\" \"function\"");
+    assert!(
+        lambda.contains("dynamic \"vpc_config\"") && lambda.contains("each.key == \"load\""),
+        "{lambda}"
+    );
+    // Its secret permission names one secret, never a pattern.
+    let policy = tf.iter().find(|f| f.name == "iam.tf").unwrap();
+    let load_doc = &policy.text[policy
+        .text
+        .find("data \"aws_iam_policy_document\" \"load\"")
+        .unwrap()..];
+    let secret = &load_doc[load_doc.find("secretsmanager:GetSecretValue").unwrap()..];
+    let resources = secret
+        .lines()
+        .find(|l| l.trim_start().starts_with("resources"))
+        .unwrap();
+    assert!(
+        resources.contains("local.database_secret_arn") && !resources.contains('*'),
+        "{resources}"
+    );
+    // No NAT needed: gateway endpoints for S3 and DynamoDB, interface endpoints for the rest.
+    let endpoints = text(local(&tf, "interface_endpoints"));
+    for service in ["secretsmanager", "ssm", "kms", "sts", "states"] {
+        assert!(
+            endpoints.contains(&format!("\"{service}\"")),
+            "{service}: {endpoints}"
+        );
+    }
+}
+
+/// A top-level block's text, from its header to its closing brace.
+fn block_text(files: &[File], header: &str) -> String {
+    files
+        .iter()
+        .find_map(|f| {
+            let at = f.text.find(header)?;
+            let rest = &f.text[at..];
+            Some(rest[..rest.find("\n}\n").map_or(rest.len(), |e| e + 2)].to_owned())
+        })
+        .unwrap_or_else(|| panic!("no {header}"))
+}

@@ -157,6 +157,8 @@ fn every_event_file_parses_into_its_functions_input() {
             serde_json::from_value::<sluice_functions::extract::ExtractInput>(v).map(|_| ())
         } else if name.starts_with("normalize") {
             serde_json::from_value::<sluice_functions::normalize::NormalizeInput>(v).map(|_| ())
+        } else if name.starts_with("load") {
+            serde_json::from_value::<sluice_functions::load::LoadInput>(v).map(|_| ())
         } else if name.starts_with("notify") {
             serde_json::from_value::<notify::NotifyInput>(v).map(|_| ())
         } else if name.starts_with("s3-") {

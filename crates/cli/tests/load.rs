@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use sluice_testkit::sql;
+
 fn sluice(args: &[&str], env: &[(&str, String)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
         .current_dir(sluice_testkit::repo_root())
@@ -32,63 +34,6 @@ fn ok(o: Output) -> String {
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// One SQL statement through the engine's own command-line client; Err is its message.
-fn sql(engine: &str, creds: &serde_json::Value, statement: &str) -> Result<String, String> {
-    let (host, port, user, pass, db) = (
-        creds["host"].as_str().unwrap(),
-        creds["port"].to_string(),
-        creds["username"].as_str().unwrap(),
-        creds["password"].as_str().unwrap(),
-        creds["dbname"].as_str().unwrap(),
-    );
-    let out = match engine {
-        "postgres" => Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-t",
-                "-A",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                host,
-                "-p",
-                &port,
-                "-U",
-                user,
-                "-d",
-                db,
-                "-c",
-                statement,
-            ])
-            .env("PGPASSWORD", pass)
-            .output(),
-        _ => Command::new("mariadb")
-            .args([
-                "--no-defaults",
-                "-N",
-                "-B",
-                "-h",
-                host,
-                "-P",
-                &port,
-                "-u",
-                user,
-                &format!("-p{pass}"),
-                db,
-                "-e",
-                statement,
-            ])
-            .output(),
-    }
-    .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 const TABLES: [(&str, i64); 9] = [

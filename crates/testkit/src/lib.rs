@@ -330,3 +330,54 @@ pub fn credit_csv(first: u64, n: u64, salt: u64) -> String {
     }
     s
 }
+
+/// One SQL statement through the engine's own command-line client (`psql` for `postgres`,
+/// `mariadb` otherwise) on the connection of an RDS-shaped `creds`; Err is the client's message.
+pub fn sql(engine: &str, creds: &serde_json::Value, statement: &str) -> Result<String, String> {
+    let text = |k: &str| creds[k].as_str().unwrap_or_default().to_owned();
+    let (host, port, user, pass, db) = (
+        text("host"),
+        creds["port"].to_string(),
+        text("username"),
+        text("password"),
+        text("dbname"),
+    );
+    let out = match engine {
+        "postgres" => Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &host,
+                "-p",
+                &port,
+            ])
+            .args(["-U", &user, "-d", &db, "-c", statement])
+            .env("PGPASSWORD", &pass)
+            .output(),
+        _ => Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-N",
+                "-B",
+                "-h",
+                &host,
+                "-P",
+                &port,
+                "-u",
+                &user,
+            ])
+            .args([&format!("-p{pass}"), &db, "-e", statement])
+            .output(),
+    }
+    .map_err(|e| format!("cannot run the {engine} client: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
