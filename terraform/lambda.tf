@@ -49,8 +49,8 @@ resource "aws_lambda_function" "function" {
   }
 
   ephemeral_storage {
-    # ingest spools the raw object and its outputs to /tmp.
-    size = each.key == "ingest" ? 4096 : 512
+    # ingest spools the raw object and its outputs to /tmp; load holds one lake file at a time.
+    size = each.key == "ingest" ? 4096 : each.key == "load" ? 2048 : 512
   }
 }
 
