@@ -20,10 +20,10 @@ use sluice_core::ports::{ObjectStore, SecretStore, SpecStore, WorkStatus};
 use sluice_core::target::TargetSpec;
 use sluice_db::{Credentials, Lake, LakeObject, LoadOptions, LoadReport};
 
-use crate::errors::{FnError, AWS, BAD_INPUT, INTERNAL, LOAD_FAILED, TRANSIENT};
+use crate::errors::{FnError, BAD_INPUT, INTERNAL, LOAD_FAILED, TRANSIENT};
 use crate::in_progress_check::hold_lock;
 use crate::normalize::{load_models, NormalizeOutput};
-use crate::ports::{is_safe_relative, Ports};
+use crate::ports::{config_documents, is_safe_relative, Ports};
 use crate::queue_generator::items_of_run;
 
 /// Where targets live in the lake bucket.
@@ -60,26 +60,13 @@ pub struct LoadOutput {
 }
 
 async fn load_targets<P: Ports>(ports: &P) -> Result<Vec<TargetSpec>, FnError> {
-    let lake = ports.names().lake_bucket.clone();
-    let mut out = Vec::new();
-    for o in ports.store().list(&lake, TARGETS_PREFIX).await? {
-        if !o.key.ends_with(".json") {
-            continue;
-        }
-        let bytes = ports
-            .store()
-            .get_bytes(&lake, &o.key)
-            .await?
-            .ok_or_else(|| {
-                FnError::new(AWS, format!("s3://{lake}/{} vanished while listing", o.key))
-            })?;
-        let text = String::from_utf8_lossy(&bytes);
-        out.push(
-            TargetSpec::from_json(&format!("s3://{lake}/{}", o.key), &text)
-                .map_err(|e| FnError::new(BAD_INPUT, e.to_string()))?,
-        );
-    }
-    Ok(out)
+    config_documents(ports, TARGETS_PREFIX)
+        .await?
+        .into_iter()
+        .map(|(name, text)| {
+            TargetSpec::from_json(&name, &text).map_err(|e| FnError::new(BAD_INPUT, e.to_string()))
+        })
+        .collect()
 }
 
 pub async fn handle<P: Ports>(ports: &P, input: LoadInput) -> Result<LoadOutput, FnError> {
@@ -92,9 +79,10 @@ pub async fn handle<P: Ports>(ports: &P, input: LoadInput) -> Result<LoadOutput,
         return Ok(out);
     }
     hold_lock(ports, &input.execution).await?;
+    let models = load_models(ports).await?;
     let touched: BTreeSet<String> = match &input.tables {
         Some(t) => t.iter().cloned().collect(),
-        None => touched_tables(ports, &input).await?,
+        None => touched_tables(ports, &input, &models).await?,
     };
     let specs: Vec<_> = ports
         .specs()
@@ -103,7 +91,6 @@ pub async fn handle<P: Ports>(ports: &P, input: LoadInput) -> Result<LoadOutput,
         .into_iter()
         .map(|s| s.spec)
         .collect();
-    let models = load_models(ports).await?;
     for target in &targets {
         let file = format!(
             "s3://{}/{TARGETS_PREFIX}{}.json",
@@ -186,6 +173,7 @@ pub async fn handle<P: Ports>(ports: &P, input: LoadInput) -> Result<LoadOutput,
 async fn touched_tables<P: Ports>(
     ports: &P,
     input: &LoadInput,
+    models: &[ModelSpec],
 ) -> Result<BTreeSet<String>, FnError> {
     let mut touched: BTreeSet<String> = items_of_run(ports, &input.execution)
         .await?
@@ -194,7 +182,6 @@ async fn touched_tables<P: Ports>(
         .map(|w| w.dataset)
         .collect();
     if let Some(n) = &input.normalize {
-        let models: Vec<ModelSpec> = load_models(ports).await?;
         for outcome in n.models.iter().filter(|m| m.status == "normalized") {
             if let Some(m) = models.iter().find(|m| m.model == outcome.model) {
                 touched.extend(m.tables.iter().map(|t| m.lake_table(&t.name)));

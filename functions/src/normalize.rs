@@ -15,9 +15,9 @@ use sluice_core::model::ModelSpec;
 use sluice_core::normalize::{normalize, NormalizeError, NormalizeOptions, TableReport};
 use sluice_core::ports::{Catalog, ObjectStore, WorkStatus};
 
-use crate::errors::{FnError, AWS, BAD_FILE, BAD_INPUT, INTERNAL};
+use crate::errors::{FnError, BAD_FILE, BAD_INPUT, INTERNAL};
 use crate::in_progress_check::hold_lock;
-use crate::ports::{download_prefix, Ports};
+use crate::ports::{config_documents, download_prefix, Ports};
 use crate::queue_generator::items_of_run;
 
 /// Where models live in the lake bucket (`sluice bootstrap` and Terraform put them there).
@@ -61,25 +61,13 @@ pub struct NormalizeOutput {
 }
 
 pub async fn load_models<P: Ports>(ports: &P) -> Result<Vec<ModelSpec>, FnError> {
-    let lake = ports.names().lake_bucket.clone();
-    let mut models = Vec::new();
-    for o in ports.store().list(&lake, MODELS_PREFIX).await? {
-        if !o.key.ends_with(".json") {
-            continue;
-        }
-        let bytes = ports
-            .store()
-            .get_bytes(&lake, &o.key)
-            .await?
-            .ok_or_else(|| {
-                FnError::new(AWS, format!("s3://{lake}/{} vanished while listing", o.key))
-            })?;
-        let text = String::from_utf8_lossy(&bytes);
-        let model = ModelSpec::from_json(&format!("s3://{lake}/{}", o.key), &text)
-            .map_err(|e| FnError::new(BAD_INPUT, e.to_string()))?;
-        models.push(model);
-    }
-    Ok(models)
+    config_documents(ports, MODELS_PREFIX)
+        .await?
+        .into_iter()
+        .map(|(name, text)| {
+            ModelSpec::from_json(&name, &text).map_err(|e| FnError::new(BAD_INPUT, e.to_string()))
+        })
+        .collect()
 }
 
 pub async fn handle<P: Ports>(

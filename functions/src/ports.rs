@@ -191,6 +191,37 @@ pub async fn download_prefix<P: Ports>(
     Ok(files)
 }
 
+/// The `*.json` documents under `prefix` in the lake bucket (models, targets), each with its
+/// `s3://` name for errors, in key order.
+pub async fn config_documents<P: Ports>(
+    ports: &P,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, crate::errors::FnError> {
+    use sluice_core::ports::ObjectStore;
+    let lake = ports.names().lake_bucket.clone();
+    let mut out = Vec::new();
+    for o in ports.store().list(&lake, prefix).await? {
+        if !o.key.ends_with(".json") {
+            continue;
+        }
+        let bytes = ports
+            .store()
+            .get_bytes(&lake, &o.key)
+            .await?
+            .ok_or_else(|| {
+                crate::errors::FnError::new(
+                    crate::errors::AWS,
+                    format!("s3://{lake}/{} vanished while listing", o.key),
+                )
+            })?;
+        out.push((
+            format!("s3://{lake}/{}", o.key),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_safe_relative;

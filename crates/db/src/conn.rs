@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 use sluice_core::target::{quote, Engine, ExistingColumn};
 use tokio::sync::mpsc;
 
-use crate::{Credentials, LoadError};
+use crate::Credentials;
 
 pub(crate) enum Db {
     Pg {
@@ -541,15 +541,5 @@ fn chunk_failure(chunk: Chunk) -> DbError {
             Chunk::Failed(m) => m,
             _ => "internal: a chunk of the wrong kind for this load method".into(),
         },
-    }
-}
-
-impl From<DbError> for LoadError {
-    fn from(e: DbError) -> Self {
-        LoadError::Database {
-            target: String::new(),
-            transient: e.transient,
-            message: e.message,
-        }
     }
 }

@@ -8,7 +8,6 @@
 //! `YYYY-MM-DD HH:MM:SS.ffffff`, decimals exactly).
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -167,18 +166,6 @@ fn one(
         Some(i) => cell(engine, batch.column(i).as_ref(), row)
             .map_err(|e| format!("column {}: {e}", batch.schema().field(i).name())),
     }
-}
-
-/// `a, b, c` (for messages).
-pub fn list(items: &[impl std::fmt::Display]) -> String {
-    let mut s = String::new();
-    for (i, x) in items.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        let _ = write!(s, "{x}");
-    }
-    s
 }
 
 #[cfg(test)]

@@ -163,21 +163,17 @@ impl LoadError {
         )
     }
 
-    fn in_target(self, name: &str, password: &str) -> LoadError {
-        let scrub = |m: String| {
-            if password.len() >= 4 {
-                m.replace(password, "***")
-            } else {
-                m
-            }
-        };
+    /// The same error with the password taken out of a database's message.
+    fn scrubbed(self, password: &str) -> LoadError {
         match self {
             LoadError::Database {
-                transient, message, ..
-            } => LoadError::Database {
-                target: name.into(),
+                target,
                 transient,
-                message: scrub(message),
+                message,
+            } if password.len() >= 4 => LoadError::Database {
+                target,
+                transient,
+                message: message.replace(password, "***"),
             },
             other => other,
         }
@@ -270,7 +266,7 @@ pub async fn load_target<L: Lake>(
                 let delay = opts.retry_delay * 2u32.saturating_pow(attempt - 1);
                 tokio::time::sleep(delay).await;
             }
-            other => return other.map_err(|e| e.in_target(&target.target, &creds.password)),
+            other => return other.map_err(|e| e.scrubbed(&creds.password)),
         }
     }
 }
@@ -473,34 +469,33 @@ impl<L: Lake> Loader<'_, L> {
 
     /// Creates the table, or adds its new nullable columns; returns the columns added.
     async fn ensure_table(&mut self, t: &LoadTable) -> Result<Vec<String>, LoadError> {
-        let schema = |message: String| LoadError::Schema {
-            target: self.target.into(),
-            table: t.name.clone(),
-            message,
-        };
         let existing = self.db.columns(&t.name).await.map_err(|e| self.db_err(e))?;
         if existing.is_empty() {
-            let create = t.create_sql(self.engine(), &t.name).map_err(schema)?;
+            let create = t
+                .create_sql(self.engine(), &t.name)
+                .map_err(|m| self.schema_err(t, m))?;
             self.exec(&create).await?;
-            if let Some(index) =
-                t.source_index_sql(self.engine())
-                    .map_err(|m| LoadError::Schema {
-                        target: self.target.into(),
-                        table: t.name.clone(),
-                        message: m,
-                    })?
+            if let Some(index) = t
+                .source_index_sql(self.engine())
+                .map_err(|m| self.schema_err(t, m))?
             {
                 self.exec(&index).await?;
             }
             return Ok(Vec::new());
         }
         if t.mode == LoadMode::AppendByFile && !existing.iter().any(|c| c.name == SOURCE_COLUMN) {
-            return Err(schema(format!(
-                "the table exists without the {SOURCE_COLUMN} column append_by_file needs: it \
+            return Err(self.schema_err(
+                t,
+                format!(
+                    "the table exists without the {SOURCE_COLUMN} column append_by_file needs: it \
                  was not created by this load mode (drop it, or choose merge or replace)"
-            )));
+                ),
+            ));
         }
-        for sql in t.alter_sql(self.engine(), &existing).map_err(schema)? {
+        for sql in t
+            .alter_sql(self.engine(), &existing)
+            .map_err(|m| self.schema_err(t, m))?
+        {
             self.exec(&sql).await?;
         }
         // alter_sql refused anything but new nullable columns: those were added.
@@ -720,14 +715,10 @@ impl<L: Lake> Loader<'_, L> {
 
     /// Inside a transaction: one file of an append_by_file or merge table.
     async fn load_one(&mut self, t: &LoadTable, f: &LakeObject) -> Result<u64, LoadError> {
-        let path = self.fetch(t, f).await?;
-        let lake_rows = parquet_rows(&path).map_err(|m| self.lake_err(t, f, m))?;
-        let loaded = match t.mode {
+        let rows = match t.mode {
             LoadMode::AppendByFile => {
                 self.delete_source(t, &f.key).await?;
-                let cols = t.load_columns();
-                self.stream(t, &t.name, &cols, &path, f, Some(&f.key))
-                    .await?
+                self.copy_file(t, &t.name, f, Some(&f.key)).await?
             }
             _ => {
                 let stage = "sluice_stage";
@@ -753,8 +744,7 @@ impl<L: Lake> Loader<'_, L> {
                     self.exec(&drop).await?;
                 }
                 self.exec(&create).await?;
-                let cols = t.load_columns();
-                let n = self.stream(t, stage, &cols, &path, f, None).await?;
+                let n = self.copy_file(t, stage, f, None).await?;
                 let upsert = self.upsert_sql(t, stage)?;
                 self.db
                     .execute(&upsert)
@@ -766,18 +756,27 @@ impl<L: Lake> Loader<'_, L> {
                 n
             }
         };
+        self.record(&t.name, f, rows).await?;
+        Ok(rows as u64)
+    }
+
+    /// One lake file into `dest` (the table, or a staging table): fetched, streamed, released,
+    /// and the rows the server took compared with the file's Parquet footer. Returns that count.
+    async fn copy_file(
+        &mut self,
+        t: &LoadTable,
+        dest: &str,
+        f: &LakeObject,
+        extra: Option<&str>,
+    ) -> Result<i64, LoadError> {
+        let path = self.fetch(t, f).await?;
+        let lake_rows = parquet_rows(&path).map_err(|m| self.lake_err(t, f, m))?;
+        let loaded = self.stream(t, dest, &path, f, extra).await?;
         self.lake.release(&path);
         if loaded != lake_rows as u64 {
-            return Err(LoadError::Reconcile {
-                target: self.target.into(),
-                table: t.name.clone(),
-                file: f.key.clone(),
-                lake: lake_rows,
-                database: loaded as i64,
-            });
+            return Err(self.mismatch(t, &f.key, lake_rows, loaded as i64));
         }
-        self.record(&t.name, f, lake_rows).await?;
-        Ok(loaded)
+        Ok(lake_rows)
     }
 
     fn upsert_sql(&self, t: &LoadTable, stage: &str) -> Result<String, LoadError> {
@@ -876,22 +875,9 @@ impl<L: Lake> Loader<'_, L> {
                 self.forget(&t.name, None).await?;
                 let mut loaded = 0u64;
                 for f in files {
-                    let path = self.fetch(t, f).await?;
-                    let lake_rows = parquet_rows(&path).map_err(|m| self.lake_err(t, f, m))?;
-                    let cols = t.load_columns();
-                    let n = self.stream(t, &t.name, &cols, &path, f, None).await?;
-                    self.lake.release(&path);
-                    if n != lake_rows as u64 {
-                        return Err(LoadError::Reconcile {
-                            target: self.target.into(),
-                            table: t.name.clone(),
-                            file: f.key.clone(),
-                            lake: lake_rows,
-                            database: n as i64,
-                        });
-                    }
-                    self.record(&t.name, f, lake_rows).await?;
-                    loaded += n;
+                    let rows = self.copy_file(t, &t.name, f, None).await?;
+                    self.record(&t.name, f, rows).await?;
+                    loaded += rows as u64;
                 }
                 if let Some(r) = reports.get_mut(&t.name) {
                     r.files_loaded += files.len();
@@ -1032,11 +1018,11 @@ impl<L: Lake> Loader<'_, L> {
         &mut self,
         t: &LoadTable,
         dest: &str,
-        columns: &[&str],
         path: &Path,
         f: &LakeObject,
         extra: Option<&str>,
     ) -> Result<u64, LoadError> {
+        let columns = t.load_columns();
         let (tx, rx) = mpsc::channel::<Chunk>(4);
         let job = ReadJob {
             engine: self.engine(),
@@ -1048,7 +1034,7 @@ impl<L: Lake> Loader<'_, L> {
             on_chunk: self.opts.on_chunk.clone(),
         };
         let reader = tokio::task::spawn_blocking(move || job.run(tx));
-        let loaded = self.db.bulk_load(dest, columns, rx).await;
+        let loaded = self.db.bulk_load(dest, &columns, rx).await;
         let read = reader
             .await
             .unwrap_or_else(|e| Err(format!("the reading thread failed: {e}")));

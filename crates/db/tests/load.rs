@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -203,31 +201,8 @@ async fn a_connection_killed_mid_stream_leaves_nothing_and_the_rerun_loads_each_
         let t = target(engine, "append_by_file");
         let tables = plan(&t, &spec);
 
-        // The first chunk of the big file pauses the reader until the test has looked.
-        let (reached_tx, reached_rx) = mpsc::channel::<()>();
-        let (go_tx, go_rx) = mpsc::channel::<()>();
-        let go_rx = Arc::new(Mutex::new(go_rx));
-        let paused = Arc::new(AtomicBool::new(false));
-        let mut opts = quick();
-        opts.batch_rows = 2_000;
-        let reached_tx = Mutex::new(reached_tx);
-        opts.on_chunk = Some(Arc::new(move |_, rows| {
-            if rows > 100 && !paused.swap(true, Ordering::SeqCst) {
-                let _ = reached_tx.lock().unwrap().send(());
-                let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(30));
-            }
-        }));
-        let (t2, tables2, creds2, root) = (
-            t.clone(),
-            tables.clone(),
-            creds.clone(),
-            dir.path().to_path_buf(),
-        );
-        let running = tokio::spawn(async move { load(&t2, &tables2, &creds2, &root, &opts).await });
-        tokio::task::spawn_blocking(move || reached_rx.recv_timeout(Duration::from_secs(60)))
-            .await
-            .unwrap()
-            .unwrap();
+        // The big file's load pauses after its first chunk until the test has looked.
+        let (running, go_tx) = paused_load(&t, &tables, &creds, dir.path(), 100).await;
         // Mid-stream, from a second connection: nothing of the open transaction is visible.
         assert_eq!(
             count(engine, &creds, "SELECT count(*) FROM credit").await,
@@ -489,29 +464,7 @@ async fn a_replace_shows_readers_the_old_snapshot_until_the_new_one_is_complete(
         }
         ingest(dir.path(), &spec, &hour_key(1), &credit_csv(1, 30_000, 0));
 
-        let (reached_tx, reached_rx) = mpsc::channel::<()>();
-        let (go_tx, go_rx) = mpsc::channel::<()>();
-        let (reached_tx, go_rx) = (Mutex::new(reached_tx), Mutex::new(go_rx));
-        let paused = AtomicBool::new(false);
-        let mut opts = quick();
-        opts.batch_rows = 2_000;
-        opts.on_chunk = Some(Arc::new(move |_, rows| {
-            if rows > 10_000 && !paused.swap(true, Ordering::SeqCst) {
-                let _ = reached_tx.lock().unwrap().send(());
-                let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(30));
-            }
-        }));
-        let (t2, tables2, creds2, root) = (
-            t.clone(),
-            tables.clone(),
-            creds.clone(),
-            dir.path().to_path_buf(),
-        );
-        let running = tokio::spawn(async move { load(&t2, &tables2, &creds2, &root, &opts).await });
-        tokio::task::spawn_blocking(move || reached_rx.recv_timeout(Duration::from_secs(60)))
-            .await
-            .unwrap()
-            .unwrap();
+        let (running, go_tx) = paused_load(&t, &tables, &creds, dir.path(), 10_000).await;
         // Mid-load: the old table, whole.
         assert_eq!(
             count(engine, &creds, "SELECT count(*) FROM credit").await,

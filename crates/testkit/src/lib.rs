@@ -381,3 +381,18 @@ pub fn sql(engine: &str, creds: &serde_json::Value, statement: &str) -> Result<S
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// The rows of each table of the Aspen model built from the seed workbook
+/// (`../shared/seed-data/aspencapital-candidate-project-data-engineer/data_engineer_raw_data.xlsx`),
+/// parents first.
+pub const ASPEN_TABLES: [(&str, usize); 9] = [
+    ("phone_number_type", 2),
+    ("email_type", 2),
+    ("role_profile_type", 2),
+    ("user_profile", 1000),
+    ("user", 1000),
+    ("role_profile", 1000),
+    ("phone_number", 1461),
+    ("address", 1000),
+    ("email", 683),
+];

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -195,4 +197,43 @@ pub fn quick() -> LoadOptions {
         connect_timeout: Duration::from_secs(3),
         ..LoadOptions::default()
     }
+}
+
+/// Starts a load that pauses once, when the reader has handed the database more than
+/// `after_rows` rows (2,000-row batches); returns when it has paused: the running load and the
+/// sender that lets it go on. Meanwhile a test looks from a second connection.
+pub async fn paused_load(
+    t: &TargetSpec,
+    tables: &[LoadTable],
+    creds: &serde_json::Value,
+    lake: &Path,
+    after_rows: u64,
+) -> (
+    tokio::task::JoinHandle<Result<LoadReport, LoadError>>,
+    mpsc::Sender<()>,
+) {
+    let (reached_tx, reached_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (reached_tx, go_rx) = (Mutex::new(reached_tx), Mutex::new(go_rx));
+    let paused = AtomicBool::new(false);
+    let mut opts = quick();
+    opts.batch_rows = 2_000;
+    opts.on_chunk = Some(Arc::new(move |_, rows| {
+        if rows > after_rows && !paused.swap(true, Ordering::SeqCst) {
+            let _ = reached_tx.lock().unwrap().send(());
+            let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(30));
+        }
+    }));
+    let (t, tables, creds, root) = (
+        t.clone(),
+        tables.to_vec(),
+        creds.clone(),
+        lake.to_path_buf(),
+    );
+    let running = tokio::spawn(async move { load(&t, &tables, &creds, &root, &opts).await });
+    tokio::task::spawn_blocking(move || reached_rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .unwrap();
+    (running, go_tx)
 }
