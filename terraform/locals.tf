@@ -12,7 +12,8 @@ locals {
     athena   = "${local.prefix}-athena-results"
   }
 
-  # One entry per directory under functions/ with a main.rs (a test checks it).
+  # One entry per function of sluice_functions::registry, with its description (a test
+  # checks both).
   functions = {
     "queue-generator"   = { memory = 512, timeout = 300, description = "Scheduled or S3 event -> registered work items" }
     "in-progress-check" = { memory = 128, timeout = 30, description = "The pipeline lock: acquire with stale-lock takeover, release" }

@@ -7,62 +7,34 @@
 //! input, same bytes); then the watermark (the last month extracted) moves and the lock is
 //! released.
 
-use serde::{Deserialize, Serialize};
+use crate::contracts::{ExtractInput, ExtractOutput};
 use sluice_core::extract::Month;
 use sluice_core::extract_input::read_input;
 use sluice_core::ports::{LockStore, ObjectStore, WorkQueue};
 
-use crate::errors::{FnError, BAD_INPUT, INTERNAL, NO_DATA};
-use crate::in_progress_check::hold_lock;
-use crate::ports::{download_prefix, Ports};
+use crate::errors::FnError;
+use crate::ports::Ports;
+use crate::run::download_prefix;
+use crate::run::hold_lock;
 
 /// The datasets the extract reads (the banking model), or `loans` (flat).
 pub const DATASETS: &[&str] = &["bank", "branch", "client", "account", "bank_loans", "loans"];
 const WATERMARK: &str = "extract_watermark";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExtractInput {
-    /// `$$.Execution.Id`
-    pub execution: String,
-    /// When the run was triggered (the schedule's `time`), RFC 3339; default: now.
-    #[serde(default)]
-    pub time: Option<String>,
-    /// Extract exactly this month (YYYY-MM) instead of catching up; must be completed.
-    #[serde(default)]
-    pub month: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExtractOutput {
-    /// Months with a file written in this run (new or corrected).
-    pub months: Vec<String>,
-    /// Files written in this run.
-    pub files: usize,
-    /// Files that existed with other content: rewritten as corrections.
-    #[serde(default)]
-    pub corrected: Vec<String>,
-    /// Files already up to date, left alone.
-    #[serde(default)]
-    pub unchanged: usize,
-    pub loans: u64,
-    pub bucket: String,
-}
-
 pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractOutput, FnError> {
     let now = match &input.time {
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)
-            .map_err(|e| FnError::new(BAD_INPUT, format!("time {t:?}: {e}")))?
+            .map_err(|e| FnError::bad_input(format!("time {t:?}: {e}")))?
             .with_timezone(&chrono::Utc),
         None => chrono::Utc::now(),
     };
     let running = Month::of_date(now.format("%Y-%m-%d").to_string().as_bytes())
-        .ok_or_else(|| FnError::new(BAD_INPUT, "unreadable date"))?;
+        .ok_or_else(|| FnError::bad_input("unreadable date"))?;
     let last_done = Month(running.0 - 1);
 
     // Never read the lake while an ingestion publishes into it.
     hold_lock(ports, &input.execution).await?;
-    let work = tempfile::tempdir()
-        .map_err(|e| FnError::new(INTERNAL, format!("no scratch space: {e}")))?;
+    let work = tempfile::tempdir().map_err(|e| FnError::internal("no scratch space", e))?;
     let lake = ports.names().lake_bucket.clone();
     for dataset in DATASETS {
         download_prefix(
@@ -77,22 +49,21 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
     let root = work.path().to_path_buf();
     let agg = tokio::task::spawn_blocking(move || read_input(&root))
         .await
-        .map_err(|e| FnError::new(INTERNAL, format!("the extract task stopped: {e}")))?
-        .map_err(|e| FnError::new(NO_DATA, format!("s3://{lake}/data/: {e}")))?;
+        .map_err(|e| FnError::internal("the extract task stopped", e))?
+        .map_err(|e| FnError::NoData(format!("s3://{lake}/data/: {e}")))?;
     let first = agg
         .first_month()
-        .ok_or_else(|| FnError::new(NO_DATA, "no loans"))?;
+        .ok_or_else(|| FnError::NoData("no loans".into()))?;
 
     let watermark = ports.work().get_marker(WATERMARK).await?;
     let (from, to) = match &input.month {
         Some(m) => {
             let m = Month::parse(m)
-                .ok_or_else(|| FnError::new(BAD_INPUT, format!("month {m:?}: expected YYYY-MM")))?;
+                .ok_or_else(|| FnError::bad_input(format!("month {m:?}: expected YYYY-MM")))?;
             if m > last_done {
-                return Err(FnError::new(
-                    BAD_INPUT,
-                    format!("{m} is not a completed month (the running month is {running})"),
-                ));
+                return Err(FnError::bad_input(format!(
+                    "{m} is not a completed month (the running month is {running})"
+                )));
             }
             (m, m)
         }
@@ -132,7 +103,7 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
     }
     ports
         .locks()
-        .release(crate::in_progress_check::PIPELINE_LOCK, &input.execution)
+        .release(crate::run::PIPELINE_LOCK, &input.execution)
         .await?;
     Ok(ExtractOutput {
         months,

@@ -6,10 +6,14 @@ use serde_json::json;
 use sluice_core::ports::{ExecutionStatus, LockStore, WorkQueue, WorkStatus};
 use sluice_core::TableSpec;
 
-use crate::in_progress_check::{self, Action, LockInput, PIPELINE_LOCK};
+use crate::contracts::QueueInput;
+use crate::contracts::{Action, LockInput};
+use crate::contracts::{Kind, NotifyInput};
+use crate::in_progress_check::{self};
 use crate::memory::MemPorts;
-use crate::notify::{self, Kind, NotifyInput};
-use crate::queue_generator::{self, QueueInput};
+use crate::notify::{self};
+use crate::queue_generator::{self};
+use crate::run::PIPELINE_LOCK;
 
 fn spec(dataset: &str, prefix: &str) -> TableSpec {
     let text = json!({
@@ -194,7 +198,7 @@ async fn every_batch_travels_as_a_manifest_for_the_distributed_map() {
     assert_eq!(out.count, 20);
     assert_eq!(out.max_concurrency, 7);
     let body = p.store.objects.lock().unwrap()[&(m.bucket.clone(), m.key.clone())].clone();
-    let refs: Vec<queue_generator::ItemRef> = serde_json::from_slice(&body).unwrap();
+    let refs: Vec<crate::contracts::ItemRef> = serde_json::from_slice(&body).unwrap();
     assert_eq!(refs.len(), 20);
 }
 
@@ -333,7 +337,8 @@ async fn notify_publishes_failures_and_quarantine_but_not_quiet_runs() {
 
 #[tokio::test]
 async fn ingest_runs_only_for_the_lock_holder_and_takes_a_free_lock_back() {
-    use crate::ingest::{self, IngestInput};
+    use crate::contracts::IngestInput;
+    use crate::ingest::{self};
     let p = ports();
     let input = |execution: &str| {
         IngestInput {
@@ -345,15 +350,15 @@ async fn ingest_runs_only_for_the_lock_holder_and_takes_a_free_lock_back() {
         .await
         .unwrap();
     let lost = ingest::handle(&p, input("exec-b")).await.unwrap_err();
-    assert_eq!(lost.name, crate::errors::LOCK_LOST);
-    assert!(lost.message.contains("exec-a"), "{lost}");
+    assert_eq!(lost.error_type(), crate::errors::LOCK_LOST);
+    assert!(lost.message().contains("exec-a"), "{lost}");
     // Released (e.g. by the catch-all path before a redrive): the redriven execution takes it
     // back before touching the item (which does not exist here).
     in_progress_check::handle(&p, lock_input(Action::Release, "exec-a"))
         .await
         .unwrap();
     let err = ingest::handle(&p, input("exec-b")).await.unwrap_err();
-    assert_eq!(err.name, crate::errors::BAD_INPUT, "{err}");
+    assert_eq!(err.error_type(), crate::errors::BAD_INPUT, "{err}");
     assert_eq!(
         p.locks.current(PIPELINE_LOCK).await.unwrap().unwrap().owner,
         "exec-b"
@@ -362,7 +367,8 @@ async fn ingest_runs_only_for_the_lock_holder_and_takes_a_free_lock_back() {
 
 #[tokio::test]
 async fn a_spec_added_later_and_a_requeue_get_an_unmatched_object_ingested() {
-    use crate::requeue::{self, RequeueFilter};
+    use crate::contracts::RequeueFilter;
+    use crate::requeue::{self};
     use sluice_core::ports::SpecStore;
     let p = ports();
     let key = "rates/yyyy=2026/mm=11/dd=21/hh=23/r.csv";
@@ -425,14 +431,15 @@ async fn a_spec_added_later_and_a_requeue_get_an_unmatched_object_ingested() {
 
 #[tokio::test]
 async fn requeue_needs_a_filter_and_leaves_changed_objects_alone() {
-    use crate::requeue::{self, RequeueFilter};
+    use crate::contracts::RequeueFilter;
+    use crate::requeue::{self};
     use sluice_core::ports::TransitionUpdate;
     let p = ports();
     assert_eq!(
         requeue::handle(&p, RequeueFilter::default())
             .await
             .unwrap_err()
-            .name,
+            .error_type(),
         crate::errors::BAD_INPUT
     );
     for (key, error) in [
@@ -659,7 +666,7 @@ async fn a_failure_that_echoes_a_huge_header_still_marks_its_item_failed() {
     let e = ingest_version(&p, "credit/wide.csv", &body, "credit")
         .await
         .unwrap_err();
-    assert_eq!(e.name, crate::errors::BAD_FILE, "{e}");
+    assert_eq!(e.error_type(), crate::errors::BAD_FILE, "{e}");
     let failed = p.work.by_status(WorkStatus::Failed).await.unwrap();
     assert_eq!(failed.len(), 1);
     let message = failed[0].error_message.clone().unwrap();
@@ -676,8 +683,9 @@ async fn ingest_version(
     key: &str,
     body: &str,
     dataset: &str,
-) -> Result<crate::ingest::IngestOutput, crate::FnError> {
-    use crate::ingest::{self, IngestInput};
+) -> Result<crate::contracts::IngestOutput, crate::FnError> {
+    use crate::contracts::IngestInput;
+    use crate::ingest::{self};
     use sluice_core::ports::ObjectStore;
     p.store.put("sluice-unit-raw", key, body.as_bytes());
     let etag = p
@@ -768,8 +776,8 @@ async fn on_overwrite_replace_append_and_reject() {
     let e = ingest_version(&p, "feed/f.csv", "a\n2\n", "feed")
         .await
         .unwrap_err();
-    assert_eq!(e.name, crate::errors::BAD_FILE);
-    assert!(e.message.contains("on_overwrite: reject"), "{e}");
+    assert_eq!(e.error_type(), crate::errors::BAD_FILE);
+    assert!(e.message().contains("on_overwrite: reject"), "{e}");
     assert_eq!(lake_files(&p, "data/feed/"), v1);
 }
 
@@ -829,7 +837,7 @@ async fn the_watermark_stays_when_the_run_fails_before_registration_is_complete(
         .fail_put_bytes
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let failed = queue_generator::handle(&p, scheduled("2026-11-22T00:05:00Z", "r1")).await;
-    assert_eq!(failed.unwrap_err().name, crate::errors::TRANSIENT);
+    assert_eq!(failed.unwrap_err().error_type(), crate::errors::TRANSIENT);
     assert_eq!(
         p.work.get_marker("watermark").await.unwrap().as_deref(),
         Some("2026-11-21T20"),
@@ -958,12 +966,10 @@ async fn a_lapsed_lease_is_not_taken_from_a_running_owner_and_short_leases_are_r
         .unwrap();
     assert!(!b.acquired, "{b:?}");
     assert!(b.reason.contains("still RUNNING"), "{}", b.reason);
-    let lost = in_progress_check::hold_lock(&p, "exec-b")
-        .await
-        .unwrap_err();
-    assert_eq!(lost.name, crate::errors::LOCK_LOST);
+    let lost = crate::run::hold_lock(&p, "exec-b").await.unwrap_err();
+    assert_eq!(lost.error_type(), crate::errors::LOCK_LOST);
     // exec-a renews as it works and keeps the lock.
-    assert!(in_progress_check::hold_lock(&p, "exec-a").await.is_ok());
+    assert!(crate::run::hold_lock(&p, "exec-a").await.is_ok());
 
     p.settings
         .values
@@ -971,8 +977,8 @@ async fn a_lapsed_lease_is_not_taken_from_a_running_owner_and_short_leases_are_r
     let e = in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-a"))
         .await
         .unwrap_err();
-    assert_eq!(e.name, crate::errors::BAD_INPUT);
-    assert!(e.message.contains("lease_seconds is 600"), "{e}");
+    assert_eq!(e.error_type(), crate::errors::BAD_INPUT);
+    assert!(e.message().contains("lease_seconds is 600"), "{e}");
 }
 
 #[tokio::test]
@@ -989,7 +995,7 @@ async fn a_burst_of_a_thousand_uploads_is_registered_cheaply_and_drained_by_one_
         });
         // Delivered twice (EventBridge is at least once): registered once.
         for _ in 0..2 {
-            let request: queue_generator::QueueRequest =
+            let request: crate::contracts::QueueRequest =
                 serde_json::from_value(event.clone()).unwrap();
             queue_generator::handle_request(&p, request).await.unwrap();
         }
@@ -1013,15 +1019,19 @@ async fn a_file_past_the_size_limit_is_refused_before_it_is_downloaded() {
     let e = ingest_version(&p, "credit/big.csv", "a\n123456789012345\n", "credit")
         .await
         .unwrap_err();
-    assert_eq!(e.name, crate::errors::BAD_FILE);
-    assert!(e.message.contains("larger than max_file_bytes (10)"), "{e}");
+    assert_eq!(e.error_type(), crate::errors::BAD_FILE);
+    assert!(
+        e.message().contains("larger than max_file_bytes (10)"),
+        "{e}"
+    );
     let failed = p.work.by_status(WorkStatus::Failed).await.unwrap();
     assert_eq!(failed.len(), 1, "a per-file failure, recorded on its item");
 }
 
 #[tokio::test]
 async fn a_version_overwritten_before_it_was_ingested_is_superseded_not_failed() {
-    use crate::ingest::{self, IngestInput};
+    use crate::contracts::IngestInput;
+    use crate::ingest::{self};
     let p = ports();
     let key = "credit/yyyy=2026/mm=11/dd=21/hh=23/fix.csv";
     p.store.put("sluice-unit-raw", key, b"a\n1\n");
@@ -1059,7 +1069,7 @@ async fn load_does_nothing_without_targets_and_names_a_target_it_cannot_plan() {
     use crate::ports::Ports;
     use sluice_core::ports::ObjectStore;
     let p = MemPorts::new(Vec::new());
-    let input = || crate::load::LoadInput {
+    let input = || crate::contracts::LoadInput {
         execution: "arn:aws:states:us-east-1:1:execution:m:run-1".into(),
         normalize: None,
         tables: Some(vec!["credit".into()]),
@@ -1073,9 +1083,9 @@ async fn load_does_nothing_without_targets_and_names_a_target_it_cannot_plan() {
         .await
         .unwrap();
     let e = crate::load::handle(&p, input()).await.unwrap_err();
-    assert_eq!(e.name, crate::errors::LOAD_FAILED);
+    assert_eq!(e.error_type(), crate::errors::LOAD_FAILED);
     assert!(
-        e.message.contains(
+        e.message().contains(
             "config/targets/app.json: tables[0].dataset: no table spec for dataset 'nope'"
         ),
         "{e}"

@@ -4,6 +4,7 @@
 //! failed with the reason. Rerunning an item rewrites the same objects with the same bytes.
 //! Raw objects are only read.
 
+use crate::contracts::{IngestInput, IngestOutput};
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -15,43 +16,12 @@ use sluice_core::ports::{
 use sluice_core::spec::OnOverwrite;
 use sluice_core::{ingest, IngestError, IngestOptions, Source, TableSpec};
 
-use crate::errors::{
-    FnError, AWS, BAD_FILE, BAD_INPUT, INTERNAL, OBJECT_CHANGED, SPEC_NOT_FOUND, TRANSIENT,
-};
-use crate::in_progress_check::{hold_lock, PIPELINE_LOCK};
-use crate::ports::setting_or;
+use crate::contracts::ItemRef;
+use crate::errors::FnError;
 use crate::ports::Ports;
-use crate::queue_generator::batch_of;
-use crate::queue_generator::ItemRef;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IngestInput {
-    /// One item of the batch's manifest (the distributed Map's item).
-    pub item: ItemRef,
-    /// `$$.Execution.Id`
-    pub execution: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IngestOutput {
-    /// `done`, or `superseded` (the object was overwritten before this version was
-    /// published; the newer content is its own item)
-    pub status: String,
-    pub id: String,
-    pub dataset: String,
-    pub key: String,
-    pub rows_read: u64,
-    pub rows_written: u64,
-    pub rows_quarantined: u64,
-    /// Curated files written (lake bucket keys).
-    pub outputs: usize,
-    /// True when the item was already done and nothing was redone.
-    #[serde(default)]
-    pub already_done: bool,
-    /// Files of the object's earlier version removed from the lake (`on_overwrite: replace`).
-    #[serde(default)]
-    pub replaced_outputs: usize,
-}
+use crate::run::batch_of;
+use crate::run::setting_or;
+use crate::run::{hold_lock, PIPELINE_LOCK};
 
 pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOutput, FnError> {
     // Only the lock holder ingests.
@@ -90,18 +60,15 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
             });
         }
         Transition::Refused(other) => {
-            return Err(FnError::new(
-                BAD_INPUT,
-                format!(
-                    "work item {} cannot start: {:?}",
-                    item.id,
-                    other.map(|w| w.status)
-                ),
-            ))
+            return Err(FnError::bad_input(format!(
+                "work item {} cannot start: {:?}",
+                item.id,
+                other.map(|w| w.status)
+            )))
         }
     }
     // The lease is renewed while the item is worked on, so it never lapses under a live owner.
-    let lease = crate::in_progress_check::lease_seconds(ports).await?;
+    let lease = crate::run::lease_seconds(ports).await?;
     let work = run(ports, &item);
     let heartbeat = async {
         let period = std::time::Duration::from_secs((lease / 3).max(1) as u64);
@@ -137,12 +104,15 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
                 .await?;
             Ok(out)
         }
-        Err(e) if e.name == OBJECT_CHANGED => {
+        Err(e) if matches!(e, FnError::ObjectChanged(_)) => {
             // Superseded: the object was overwritten before this version was published. Its
             // newer content is a work item of its own; this one is closed, saying so, and is
             // not a failure of the run (a quick correction must not page anyone).
             let closed = TransitionUpdate {
-                error: Some((e.name.to_owned(), format!("superseded: {}", e.message))),
+                error: Some((
+                    e.error_type().to_owned(),
+                    format!("superseded: {}", e.message()),
+                )),
                 counts: Some(ItemCounts::default()),
                 now: ports.now(),
                 ..Default::default()
@@ -167,9 +137,9 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
         Err(e) => {
             // Problems with the file itself are recorded on the item; infrastructure errors
             // leave it running, for the state machine's retry or a redrive.
-            if matches!(e.name, BAD_FILE | SPEC_NOT_FOUND) {
+            if matches!(e, FnError::BadFile { .. } | FnError::SpecNotFound(_)) {
                 let failed = TransitionUpdate {
-                    error: Some((e.name.to_owned(), e.message.clone())),
+                    error: Some((e.error_type().to_owned(), e.message())),
                     now: ports.now(),
                     ..Default::default()
                 };
@@ -190,26 +160,20 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         .await?
         .map(|s| s.spec)
         .ok_or_else(|| {
-            FnError::new(
-                SPEC_NOT_FOUND,
-                format!("no table spec for dataset {:?}", item.dataset),
-            )
+            FnError::SpecNotFound(format!("no table spec for dataset {:?}", item.dataset))
         })?;
     // A file past the configured size is refused before anything is downloaded.
     let max_bytes = setting_or(ports, "max_file_bytes", DEFAULT_MAX_FILE_BYTES).await?;
     if let Some(head) = ports.store().head(&item.bucket, &item.key).await? {
         if head.size as i64 > max_bytes {
-            return Err(FnError::new(
-                BAD_FILE,
-                format!(
+            return Err(FnError::bad_file(format!(
                     "s3://{}/{} is {} bytes: larger than max_file_bytes ({max_bytes}); split it, or raise the setting with the function's ephemeral storage",
                     item.bucket, item.key, head.size
                 ),
             ));
         }
     }
-    let work = tempfile::tempdir()
-        .map_err(|e| FnError::new(INTERNAL, format!("no scratch space: {e}")))?;
+    let work = tempfile::tempdir().map_err(|e| FnError::internal("no scratch space", e))?;
     let raw_path = work.path().join("raw");
     let got = ports
         .store()
@@ -221,9 +185,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         )
         .await?;
     if item.version_id.is_none() && got.etag.as_deref().is_some_and(|e| e != item.etag) {
-        return Err(FnError::new(
-            OBJECT_CHANGED,
-            format!(
+        return Err(FnError::ObjectChanged(format!(
                 "s3://{}/{} now has ETag {:?}, not {} as registered; the new content is its own work item",
                 item.bucket, item.key, got.etag, item.etag
             ),
@@ -238,7 +200,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
     let (spec2, staging2, source2) = (spec.clone(), staging.clone(), source.clone());
     let report = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&raw_path)
-            .map_err(|e| FnError::new(INTERNAL, format!("reading the download: {e}")))?;
+            .map_err(|e| FnError::internal("reading the download", e))?;
         ingest(
             &spec2,
             &source2,
@@ -247,16 +209,19 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
             &IngestOptions::default(),
         )
         .map_err(|e| match e {
-            IngestError::Read { .. } => FnError::new(BAD_FILE, e.to_string()),
-            IngestError::Write { .. } if disk_full(&e) => FnError::new(
-                BAD_FILE,
-                format!("{e}: the file's outputs do not fit the function's /tmp (its ephemeral storage); raise it, or split the file"),
-            ),
-            IngestError::Write { .. } => FnError::new(INTERNAL, e.to_string()),
+            IngestError::Read { object, source } => FnError::BadFile {
+                message: object,
+                source: Some(source.into()),
+            },
+            IngestError::Write { .. } if disk_full(&e) => FnError::BadFile {
+                message: "the file's outputs do not fit the function's /tmp (its ephemeral storage); raise it, or split the file".into(),
+                source: Some(e.into()),
+            },
+            IngestError::Write { .. } => FnError::internal("ingesting", e),
         })
     })
     .await
-    .map_err(|e| FnError::new(INTERNAL, format!("the ingest task stopped: {e}")))??;
+    .map_err(|e| FnError::internal("the ingest task stopped", e))??;
 
     // What the lake holds for this key and dataset now (replace and reject only).
     let versions = Versions::read(ports, &spec, item).await?;
@@ -398,18 +363,16 @@ impl Versions {
         let raw = ports.work().get_marker(&current_marker(item)).await?;
         let current: Option<Current> = match &raw {
             Some(r) => Some(serde_json::from_str(r).map_err(|e| {
-                FnError::new(
-                    AWS,
-                    format!("the version marker of {} is unreadable: {e}", item.id),
-                )
+                FnError::aws(format!(
+                    "the version marker of {} is unreadable: {e}",
+                    item.id
+                ))
             })?),
             None => None,
         };
         let earlier = current.filter(|c| c.version != item.etag);
         if let (OnOverwrite::Reject, Some(c)) = (policy, &earlier) {
-            return Err(FnError::new(
-                BAD_FILE,
-                format!(
+            return Err(FnError::bad_file(format!(
                     "dataset {} refuses a new version of s3://{}/{} (on_overwrite: reject): the lake holds ETag {}",
                     item.dataset, item.bucket, item.key, c.version
                 ),
@@ -419,9 +382,7 @@ impl Versions {
         // was overwritten while it was being read is not published.
         if let Some(now) = ports.store().head(&item.bucket, &item.key).await? {
             if now.etag.as_deref().is_some_and(|e| e != item.etag) {
-                return Err(FnError::new(
-                    OBJECT_CHANGED,
-                    format!(
+                return Err(FnError::ObjectChanged(format!(
                         "s3://{}/{} was overwritten while it was ingested (now ETag {:?}); the new content is its own work item",
                         item.bucket, item.key, now.etag
                     ),
@@ -461,7 +422,8 @@ impl Versions {
             outputs: files.to_vec(),
             replaces: self.earlier.as_ref().map(|c| c.item.clone()),
         };
-        let body = serde_json::to_vec_pretty(&record).map_err(FnError::bad_input)?;
+        let body = serde_json::to_vec_pretty(&record)
+            .map_err(|e| FnError::internal("writing the outputs manifest", e))?;
         ports.store().put_bytes(&lake, &manifest, body).await?;
         let mut removed = 0;
         if let Some(earlier) = &self.earlier {
@@ -483,19 +445,17 @@ impl Versions {
             item: item.id.clone(),
             manifest,
         };
-        let value = serde_json::to_string(&now).map_err(FnError::bad_input)?;
+        let value = serde_json::to_string(&now)
+            .map_err(|e| FnError::internal("writing the version marker", e))?;
         if !ports
             .work()
             .set_marker(&current_marker(item), self.raw.as_deref(), &value)
             .await?
         {
-            return Err(FnError::new(
-                TRANSIENT,
-                format!(
-                    "the lake's version of s3://{}/{} changed meanwhile; retrying",
-                    item.bucket, item.key
-                ),
-            ));
+            return Err(FnError::transient(format!(
+                "the lake's version of s3://{}/{} changed meanwhile; retrying",
+                item.bucket, item.key
+            )));
         }
         Ok(removed)
     }

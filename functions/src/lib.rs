@@ -2,15 +2,15 @@
 //! over a handler here; handlers are generic over [`Ports`], so the same code runs in Lambda,
 //! in `sluice run` (in-process, against the emulator) and in tests.
 //!
-//! - `queue-generator`: scheduled or S3 event → work items (registered once each) → the batch;
-//!   also requeues failed items and sweeps stranded ones back to `queued`.
-//! - `in-progress-check`: the pipeline lock (acquire, with stale-lock takeover; release).
-//! - `ingest`: one work item → curated Parquet, quarantine, Glue partitions, item done/failed.
-//! - `notify`: a run summary or a failure → SNS.
-//! - `extract`: the monthly bank extract → one CSV per bank and month in the extracts bucket.
-//! - `normalize`: after ingestion, each model reading a dataset of the run → its target tables
-//!   (Parquet, quarantine, Glue tables).
+//! - [`registry`]: the list of functions, once: dispatch, the `events/` check, and what the
+//!   wiring and Terraform tests hold `Cargo.toml`, `statemachine/` and `terraform/` to.
+//! - [`contracts`]: every step's input and output (the JSON of the state machines).
+//! - [`run`]: what the steps of one run share (the pipeline lock, the run's items, settings).
+//! - [`errors`]: [`FnError`] and the stable error names the state machines match.
+//! - one module per handler (`queue_generator`, `in_progress_check`, `ingest`, `notify`,
+//!   `extract`, `normalize`, `load`), over [`Ports`] (`ports`; in Lambda, [`AwsPorts`]).
 
+pub mod contracts;
 pub mod errors;
 pub mod extract;
 #[cfg(test)]
@@ -25,7 +25,9 @@ pub mod normalize;
 pub mod notify;
 pub mod ports;
 pub mod queue_generator;
+pub mod registry;
 pub mod requeue;
+pub mod run;
 pub mod sweep;
 
 pub use errors::FnError;
@@ -47,7 +49,8 @@ where
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let handler = handler.clone();
             async move {
-                let input: I = serde_json::from_value(event.payload).map_err(FnError::bad_input)?;
+                let input: I = serde_json::from_value(event.payload)
+                    .map_err(|e| FnError::unreadable("the input", e))?;
                 handler(input).await
             }
         },

@@ -11,60 +11,31 @@
 //! uncaught so the execution fails here and Redrive resumes at Load once it is fixed
 //! (../shared/REDRIVE.md).
 
+use crate::contracts::{LoadInput, LoadOutput, TargetOutcome};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use sluice_core::model::ModelSpec;
 use sluice_core::ports::{ObjectStore, SecretStore, SpecStore, WorkStatus};
 use sluice_core::target::TargetSpec;
-use sluice_db::{Credentials, Lake, LakeObject, LoadOptions, LoadReport};
+use sluice_db::{Credentials, Lake, LakeObject, LoadOptions};
 
-use crate::errors::{FnError, BAD_INPUT, INTERNAL, LOAD_FAILED, TRANSIENT};
-use crate::in_progress_check::hold_lock;
-use crate::normalize::{load_models, NormalizeOutput};
-use crate::ports::{config_documents, is_safe_relative, Ports};
-use crate::queue_generator::items_of_run;
+use crate::errors::FnError;
+use crate::normalize::load_models;
+use crate::ports::Ports;
+use crate::run::hold_lock;
+use crate::run::items_of_run;
+use crate::run::{config_documents, is_safe_relative};
 
 /// Where targets live in the lake bucket.
 pub const TARGETS_PREFIX: &str = "config/targets/";
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LoadInput {
-    /// `$$.Execution.Id`
-    pub execution: String,
-    /// The Normalize state's output: the models it rebuilt.
-    #[serde(default)]
-    pub normalize: Option<NormalizeOutput>,
-    /// Load these lake tables whatever the run touched (a manual run).
-    #[serde(default)]
-    pub tables: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TargetOutcome {
-    pub target: String,
-    /// `loaded` or `skipped`
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<LoadReport>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoadOutput {
-    pub targets: Vec<TargetOutcome>,
-    /// Rows loaded into all targets by this run.
-    pub rows_loaded: u64,
-}
 
 async fn load_targets<P: Ports>(ports: &P) -> Result<Vec<TargetSpec>, FnError> {
     config_documents(ports, TARGETS_PREFIX)
         .await?
         .into_iter()
         .map(|(name, text)| {
-            TargetSpec::from_json(&name, &text).map_err(|e| FnError::new(BAD_INPUT, e.to_string()))
+            TargetSpec::from_json(&name, &text).map_err(|e| FnError::bad_input(e.to_string()))
         })
         .collect()
 }
@@ -99,7 +70,7 @@ pub async fn handle<P: Ports>(ports: &P, input: LoadInput) -> Result<LoadOutput,
         );
         let tables = target
             .plan(&file, &specs, &models)
-            .map_err(|e| FnError::new(LOAD_FAILED, e.to_string()))?;
+            .map_err(|e| FnError::load_failed(e.to_string()))?;
         let only: Vec<String> = tables
             .iter()
             .map(|t| t.lake_table.clone())
@@ -116,20 +87,18 @@ pub async fn handle<P: Ports>(ports: &P, input: LoadInput) -> Result<LoadOutput,
         }
         let secret = &target.connection.secret;
         let text = ports.secrets().secret_string(secret).await.map_err(|e| {
-            let name = if e.is_retryable() {
-                TRANSIENT
+            let message = format!("target {}: reading secret {secret}", target.target);
+            let retryable = e.is_retryable();
+            let source = Some(e.into());
+            if retryable {
+                FnError::Transient { message, source }
             } else {
-                LOAD_FAILED
-            };
-            FnError::new(
-                name,
-                format!("target {}: reading secret {secret}: {e}", target.target),
-            )
+                FnError::LoadFailed { message, source }
+            }
         })?;
         let creds = Credentials::from_json(&text, secret, &target.target)
-            .map_err(|e| FnError::new(LOAD_FAILED, e.to_string()))?;
-        let scratch = tempfile::tempdir()
-            .map_err(|e| FnError::new(INTERNAL, format!("no scratch space: {e}")))?;
+            .map_err(|e| FnError::load_failed(e.to_string()))?;
+        let scratch = tempfile::tempdir().map_err(|e| FnError::internal("no scratch space", e))?;
         let lake = S3Lake {
             ports,
             scratch: scratch.path().to_path_buf(),
@@ -142,14 +111,19 @@ pub async fn handle<P: Ports>(ports: &P, input: LoadInput) -> Result<LoadOutput,
         let report = sluice_db::load_target(target, &tables, &creds, secret, &lake, &opts)
             .await
             .map_err(|e| {
-                FnError::new(
-                    if e.is_transient() {
-                        TRANSIENT
-                    } else {
-                        LOAD_FAILED
-                    },
-                    e.to_string(),
-                )
+                // The load's errors name the target themselves.
+                let message = "the load".to_owned();
+                if e.is_transient() {
+                    FnError::Transient {
+                        message,
+                        source: Some(e.into()),
+                    }
+                } else {
+                    FnError::LoadFailed {
+                        message,
+                        source: Some(e.into()),
+                    }
+                }
             })?;
         out.rows_loaded += report.tables.iter().map(|t| t.rows_loaded).sum::<u64>();
         lambda_runtime::tracing::info!(

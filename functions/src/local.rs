@@ -5,58 +5,12 @@
 use serde_json::Value;
 use sluice_asl::{Record, Status, TaskError, TaskRunner};
 
-use crate::errors::{FnError, BAD_INPUT};
+use crate::errors::FnError;
 use sluice_core::ports::ObjectStore;
 
 use crate::ports::Ports;
-use crate::{extract, in_progress_check, ingest, load, normalize, notify, queue_generator};
 
-/// The function names, as directories under `functions/` and in `${<name>_arn}` placeholders.
-pub const FUNCTIONS: &[&str] = &[
-    "queue-generator",
-    "in-progress-check",
-    "ingest",
-    "notify",
-    "extract",
-    "normalize",
-    "load",
-];
-
-/// `${queue_generator_arn}`, `arn:aws:lambda:...:function:sluice-dev-queue-generator` →
-/// `queue-generator`.
-pub fn function_of(resource: &str) -> Option<&'static str> {
-    let name = resource
-        .strip_prefix("${")
-        .and_then(|r| r.strip_suffix("_arn}"))
-        .map(|r| r.replace('_', "-"))
-        .unwrap_or_else(|| resource.rsplit(':').next().unwrap_or(resource).to_owned());
-    FUNCTIONS
-        .iter()
-        .copied()
-        .find(|f| name == *f || name.ends_with(&format!("-{f}")))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(input: &Value) -> Result<T, FnError> {
-    serde_json::from_value(input.clone()).map_err(FnError::bad_input)
-}
-
-fn json<T: serde::Serialize>(v: T) -> Result<Value, FnError> {
-    serde_json::to_value(v).map_err(FnError::bad_input)
-}
-
-/// Calls the named function's handler.
-pub async fn invoke<P: Ports>(ports: &P, function: &str, input: &Value) -> Result<Value, FnError> {
-    match function {
-        "queue-generator" => json(queue_generator::handle_request(ports, parse(input)?).await?),
-        "in-progress-check" => json(in_progress_check::handle(ports, parse(input)?).await?),
-        "ingest" => json(ingest::handle(ports, parse(input)?).await?),
-        "notify" => json(notify::handle(ports, parse(input)?).await?),
-        "extract" => json(extract::handle(ports, parse(input)?).await?),
-        "normalize" => json(normalize::handle(ports, parse(input)?).await?),
-        "load" => json(Box::pin(load::handle(ports, parse(input)?)).await?),
-        other => Err(FnError::new(BAD_INPUT, format!("no function {other}"))),
-    }
-}
+use crate::registry::{function_of, invoke};
 
 /// A `TaskRunner` over in-process handlers, driving async handlers from the interpreter's
 /// thread through a runtime handle.
@@ -76,8 +30,8 @@ impl<P: Ports> TaskRunner for LocalLambdas<'_, P> {
         self.runtime
             .block_on(invoke(self.ports, function, input))
             .map_err(|e| TaskError {
-                error: e.name.to_owned(),
-                cause: e.message,
+                error: e.error_type().to_owned(),
+                cause: e.message(),
             })
     }
 
@@ -182,27 +136,4 @@ pub fn on_execution_finished<P: Ports>(
         .into_iter()
         .map(|(function, input)| (function, runtime.block_on(invoke(ports, function, &input))))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resources_name_their_function() {
-        assert_eq!(
-            function_of("${queue_generator_arn}"),
-            Some("queue-generator")
-        );
-        assert_eq!(
-            function_of("${in_progress_check_arn}"),
-            Some("in-progress-check")
-        );
-        assert_eq!(
-            function_of("arn:aws:lambda:us-east-1:123456789012:function:sluice-dev-ingest"),
-            Some("ingest")
-        );
-        assert_eq!(function_of("${normalize_arn}"), Some("normalize"));
-        assert_eq!(function_of("${transform_arn}"), None);
-    }
 }

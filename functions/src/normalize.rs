@@ -6,66 +6,30 @@
 //! execution start time give the same bytes, so a retry or a redrive rewrites identical
 //! objects. A model whose datasets are not all in the lake yet is skipped, with the reason.
 
+use crate::contracts::{ModelOutcome, NormalizeInput, NormalizeOutput, TableCounts};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use chrono::Timelike as _;
-use serde::{Deserialize, Serialize};
 use sluice_core::model::ModelSpec;
 use sluice_core::normalize::{normalize, NormalizeError, NormalizeOptions, TableReport};
 use sluice_core::ports::{Catalog, ObjectStore, WorkStatus};
 
-use crate::errors::{FnError, BAD_FILE, BAD_INPUT, INTERNAL};
-use crate::in_progress_check::hold_lock;
-use crate::ports::{config_documents, download_prefix, Ports};
-use crate::queue_generator::items_of_run;
+use crate::errors::FnError;
+use crate::ports::Ports;
+use crate::run::hold_lock;
+use crate::run::items_of_run;
+use crate::run::{config_documents, download_prefix};
 
 /// Where models live in the lake bucket (`sluice bootstrap` and Terraform put them there).
 pub const MODELS_PREFIX: &str = "config/models/";
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NormalizeInput {
-    /// `$$.Execution.Id`
-    pub execution: String,
-    /// `$$.Execution.StartTime` (RFC 3339): every row's `created`. Default: now.
-    #[serde(default)]
-    pub started: Option<String>,
-    /// Build these models whatever this run ingested (a manual run); default: the models
-    /// that read a dataset with an item done in this run.
-    #[serde(default)]
-    pub models: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelOutcome {
-    pub model: String,
-    /// `normalized` or `skipped`
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tables: Vec<TableCounts>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableCounts {
-    pub table: String,
-    pub rows_written: u64,
-    pub rows_quarantined: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NormalizeOutput {
-    pub models: Vec<ModelOutcome>,
-    pub rows_quarantined: u64,
-}
 
 pub async fn load_models<P: Ports>(ports: &P) -> Result<Vec<ModelSpec>, FnError> {
     config_documents(ports, MODELS_PREFIX)
         .await?
         .into_iter()
         .map(|(name, text)| {
-            ModelSpec::from_json(&name, &text).map_err(|e| FnError::new(BAD_INPUT, e.to_string()))
+            ModelSpec::from_json(&name, &text).map_err(|e| FnError::bad_input(e.to_string()))
         })
         .collect()
 }
@@ -77,7 +41,7 @@ pub async fn handle<P: Ports>(
     hold_lock(ports, &input.execution).await?;
     let started = match &input.started {
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)
-            .map_err(|e| FnError::new(BAD_INPUT, format!("started {t:?}: {e}")))?
+            .map_err(|e| FnError::bad_input(format!("started {t:?}: {e}")))?
             .naive_utc(),
         None => chrono::DateTime::from_timestamp(ports.now(), 0)
             .unwrap_or_default()
@@ -90,7 +54,7 @@ pub async fn handle<P: Ports>(
             let mut chosen = Vec::new();
             for n in names {
                 let m = models.iter().find(|m| &m.model == n).ok_or_else(|| {
-                    FnError::new(BAD_INPUT, format!("no model {n:?} under {MODELS_PREFIX}"))
+                    FnError::bad_input(format!("no model {n:?} under {MODELS_PREFIX}"))
                 })?;
                 chosen.push(m.clone());
             }
@@ -131,8 +95,7 @@ async fn run_model<P: Ports>(
     as_of: chrono::NaiveDateTime,
 ) -> Result<ModelOutcome, FnError> {
     let lake = ports.names().lake_bucket.clone();
-    let work = tempfile::tempdir()
-        .map_err(|e| FnError::new(INTERNAL, format!("no scratch space: {e}")))?;
+    let work = tempfile::tempdir().map_err(|e| FnError::internal("no scratch space", e))?;
     let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     let mut opts = NormalizeOptions::new(as_of);
     let mut missing = Vec::new();
@@ -183,13 +146,14 @@ async fn run_model<P: Ports>(
     let (m, st) = (model.clone(), staging.clone());
     let report = tokio::task::spawn_blocking(move || normalize(&m, &inputs, &st, &opts))
         .await
-        .map_err(|e| FnError::new(INTERNAL, format!("the normalize task stopped: {e}")))?
+        .map_err(|e| FnError::internal("the normalize task stopped", e))?
         .map_err(|e| match e {
-            NormalizeError::Model(_) => FnError::new(BAD_INPUT, e.to_string()),
-            NormalizeError::NoData { .. } | NormalizeError::Read { .. } => {
-                FnError::new(BAD_FILE, e.to_string())
-            }
-            NormalizeError::Write(_) => FnError::new(INTERNAL, e.to_string()),
+            NormalizeError::Model(_) => FnError::unreadable(format!("model {}", model.model), e),
+            NormalizeError::NoData { .. } | NormalizeError::Read { .. } => FnError::BadFile {
+                message: format!("model {}", model.model),
+                source: Some(e.into()),
+            },
+            NormalizeError::Write(_) => FnError::internal(format!("model {}", model.model), e),
         })?;
     let db = ports.names().glue_database.clone();
     for (t, r) in model.tables.iter().zip(&report.tables) {

@@ -16,85 +16,16 @@
 //! run's manifest, read strongly consistently), not from the state payload, so they stay
 //! complete for large batches.
 
-use serde::{Deserialize, Serialize};
+use crate::contracts::{FailedItem, Kind, NotifyInput, NotifyOutput};
 use serde_json::{json, Value};
 use sluice_core::ports::{Executions, Notifier, WorkStatus};
 
 use crate::errors::{FnError, ITEMS_FAILED};
 use crate::ports::Ports;
-use crate::queue_generator::{batch_of, items_of_run};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Summary,
-    Failure,
-    /// From the status-change rule on SUCCEEDED: a short "recovered" message when the
-    /// execution had been redriven, nothing otherwise.
-    Recovered,
-}
+use crate::run::{batch_of, items_of_run};
 
 /// The most failed items one message lists (SNS takes 256 KB; the work table has them all).
 pub const LISTED_ITEMS: usize = 100;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NotifyInput {
-    pub kind: Kind,
-    /// `$$.Execution.Id`
-    pub execution: String,
-    /// The queue-generator's output, when it ran.
-    #[serde(default)]
-    pub queue: Option<Value>,
-    /// The normalize step's output, when it ran: its models and their quarantined rows.
-    #[serde(default)]
-    pub normalize: Option<Value>,
-    /// The load step's output, when it ran: per target and table, the rows loaded and the
-    /// database's and the lake's counts.
-    #[serde(default)]
-    pub load: Option<Value>,
-    /// Failure: the state left open; read from the execution's history when absent (the
-    /// status-change rule sends only the execution).
-    #[serde(default)]
-    pub failed_state: Option<String>,
-    /// Failure: `{"Error": ..., "Cause": ...}`; read from the execution when absent.
-    #[serde(default)]
-    pub error: Option<Value>,
-    /// Failure: the execution's status (`FAILED`, `TIMED_OUT`, `ABORTED`).
-    #[serde(default)]
-    pub status: Option<String>,
-    /// Failure: how many times the execution was redriven.
-    #[serde(default)]
-    pub redrive_count: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailedItem {
-    pub id: String,
-    pub file: String,
-    pub dataset: String,
-    pub status: WorkStatus,
-    pub error: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NotifyOutput {
-    pub published: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    pub subject: String,
-    pub items: usize,
-    pub items_done: usize,
-    pub failed_items: usize,
-    pub rows_quarantined: u64,
-    pub unmatched: usize,
-    /// The models rebuilt in this run, with their tables' counts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub models: Option<Value>,
-    /// The load step's counts per target table (the run summary carries them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loads: Option<Vec<Value>>,
-}
 
 /// The console page of an execution.
 pub fn console_link(execution_arn: &str) -> String {

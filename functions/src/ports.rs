@@ -2,6 +2,7 @@
 
 use sluice_aws::dynamo::{DynamoLocks, DynamoSpecs, DynamoWork};
 use sluice_aws::glue::GlueCatalog;
+use sluice_aws::lazy::Lazy;
 use sluice_aws::s3::S3Store;
 use sluice_aws::secrets::SecretsManagerSecrets;
 use sluice_aws::sfn::SfnExecutions;
@@ -74,9 +75,26 @@ impl AwsPorts {
     }
 
     /// From the environment: the default AWS chain and `SLUICE_*` names (set by Terraform).
+    /// No client is built here: each is built on the handler's first call to its service
+    /// ([`sluice_aws::lazy`]), so a function initialises and links only what it calls.
     pub async fn from_env() -> PortResult<AwsPorts> {
-        let clients = Clients::load().await;
-        AwsPorts::new(&clients, Names::from_env()).await
+        let config = sluice_aws::load_config().await;
+        let names = Names::from_env();
+        Ok(AwsPorts {
+            store: S3Store::new(Lazy::new(&config)),
+            work: DynamoWork::new(Lazy::new(&config), &names.work_table),
+            locks: DynamoLocks::new(Lazy::new(&config), &names.locks_table),
+            specs: DynamoSpecs::new(Lazy::new(&config), &names.specs_table),
+            catalog: GlueCatalog::new(Lazy::new(&config)),
+            notifier: match &names.topic_arn {
+                Some(arn) => SnsNotifier::new(Lazy::new(&config), arn),
+                None => SnsNotifier::by_name(Lazy::new(&config), &names.topic_name).await?,
+            },
+            executions: SfnExecutions::new(Lazy::new(&config)),
+            settings: SsmSettings::new(Lazy::new(&config), &names.settings_path),
+            secrets: SecretsManagerSecrets::new(Lazy::new(&config)),
+            names,
+        })
     }
 }
 
@@ -123,108 +141,9 @@ impl Ports for AwsPorts {
     }
 }
 
-/// A numeric setting, or `default` when it is not set. An SSM error (AccessDenied,
-/// throttling) is an error, never the default; a value that is not a number is refused with
-/// its name.
-pub async fn setting_or<P: Ports>(
-    ports: &P,
-    name: &str,
-    default: i64,
-) -> Result<i64, crate::errors::FnError> {
-    match ports.settings().get(name).await? {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| {
-            crate::errors::FnError::new(
-                crate::errors::BAD_INPUT,
-                format!("setting {name} is {v:?}: not a whole number"),
-            )
-        }),
-    }
-}
-
-/// True for a key that names a file below a folder: no `..`, no root, no drive prefix.
-pub fn is_safe_relative(key: &str) -> bool {
-    use std::path::Component;
-    !key.is_empty()
-        && std::path::Path::new(key)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-}
-
-/// Copies the objects under `prefix` in `bucket` whose key `keep` accepts to `root/<key>`;
-/// returns the local paths.
-pub async fn download_prefix<P: Ports>(
-    ports: &P,
-    bucket: &str,
-    prefix: &str,
-    root: &std::path::Path,
-    keep: impl Fn(&str) -> bool,
-) -> Result<Vec<std::path::PathBuf>, crate::errors::FnError> {
-    use sluice_core::ports::ObjectStore;
-    let mut files = Vec::new();
-    for o in ports.store().list(bucket, prefix).await? {
-        if !keep(&o.key) {
-            continue;
-        }
-        // A key is joined to a local path: one that climbs out (`..`) or is absolute would
-        // write outside the scratch folder.
-        if !is_safe_relative(&o.key) {
-            return Err(crate::errors::FnError::new(
-                crate::errors::BAD_INPUT,
-                format!(
-                    "s3://{bucket}/{}: a key that is not a plain relative path",
-                    o.key
-                ),
-            ));
-        }
-        let dest = root.join(&o.key);
-        if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| crate::errors::FnError::new(crate::errors::INTERNAL, e.to_string()))?;
-        }
-        ports
-            .store()
-            .get_to_file(bucket, &o.key, None, &dest)
-            .await?;
-        files.push(dest);
-    }
-    Ok(files)
-}
-
-/// The `*.json` documents under `prefix` in the lake bucket (models, targets), each with its
-/// `s3://` name for errors, in key order.
-pub async fn config_documents<P: Ports>(
-    ports: &P,
-    prefix: &str,
-) -> Result<Vec<(String, String)>, crate::errors::FnError> {
-    use sluice_core::ports::ObjectStore;
-    let lake = ports.names().lake_bucket.clone();
-    let mut out = Vec::new();
-    for o in ports.store().list(&lake, prefix).await? {
-        if !o.key.ends_with(".json") {
-            continue;
-        }
-        let bytes = ports
-            .store()
-            .get_bytes(&lake, &o.key)
-            .await?
-            .ok_or_else(|| {
-                crate::errors::FnError::new(
-                    crate::errors::AWS,
-                    format!("s3://{lake}/{} vanished while listing", o.key),
-                )
-            })?;
-        out.push((
-            format!("s3://{lake}/{}", o.key),
-            String::from_utf8_lossy(&bytes).into_owned(),
-        ));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::is_safe_relative;
+    use crate::run::is_safe_relative;
 
     #[test]
     fn keys_that_climb_out_of_the_scratch_folder_are_refused() {

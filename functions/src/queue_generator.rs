@@ -15,19 +15,24 @@
 //! can no longer finish them ([`crate::sweep`]). The same function also takes a requeue
 //! request ([`crate::requeue`]).
 
+use crate::contracts::{
+    ItemRef, QueueInput, QueueOutput, QueueRequest, QueueResponse, RegisterOutput, Unmatched,
+    Window,
+};
+use crate::run::{batch_of, manifest_of};
 use std::collections::BTreeSet;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::ports::{ObjectInfo, ObjectStore, SpecStore, WorkItem, WorkQueue, WorkStatus};
 use sluice_core::TableSpec;
 
-use crate::errors::{FnError, BAD_INPUT};
-use crate::ports::{setting_or, Ports};
-use crate::requeue::{self, RequeueFilter, RequeueInput, RequeueOutput};
-use crate::sweep::{sweep, Swept};
+use crate::errors::FnError;
+use crate::ports::Ports;
+use crate::requeue::{self};
+use crate::run::setting_or;
+use crate::sweep::sweep;
 
 /// The most hours one scheduled run lists.
 pub const MAX_CATCH_UP_HOURS: i64 = 7 * 24;
@@ -38,124 +43,6 @@ pub const LISTED_UNMATCHED: usize = 50;
 /// The error recorded for an object no spec matches.
 pub const NO_MATCHING_SPEC: &str = "Sluice.NoMatchingSpec";
 const WATERMARK: &str = "watermark";
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct QueueInput {
-    /// The execution's input: the EventBridge event.
-    pub event: EventBridgeEvent<Value>,
-    /// `$$.Execution.Id`
-    pub execution: String,
-}
-
-/// What the ingest function needs to find one item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemRef {
-    pub id: String,
-    pub bucket: String,
-    pub key: String,
-    /// The ETag the item was registered with.
-    pub etag: String,
-    /// The S3 version id, when the trigger named one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
-    pub dataset: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestRef {
-    pub bucket: String,
-    pub key: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Unmatched {
-    pub key: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Window {
-    pub from: String,
-    pub to: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueOutput {
-    pub batch: String,
-    /// `schedule` or `object`.
-    pub trigger: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window: Option<Window>,
-    /// The batch's items (a JSON array of [`ItemRef`]), read by the distributed Map.
-    pub manifest: ManifestRef,
-    /// How many items run at once (SSM `ingest_max_concurrency`, default 4).
-    pub max_concurrency: u64,
-    pub count: usize,
-    /// New work items registered by this run.
-    pub registered: usize,
-    /// Objects seen again (duplicate events, overlapping listings): not registered twice.
-    pub already_known: usize,
-    /// Newly seen objects that match no spec (recorded as failed items), the first
-    /// [`LISTED_UNMATCHED`] of them.
-    pub unmatched: Vec<Unmatched>,
-    /// How many there were in all.
-    #[serde(default)]
-    pub unmatched_total: usize,
-    /// Items left `running` by an execution that can no longer finish them, put back to
-    /// `queued` and taken in this batch (scheduled runs only).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub swept: Vec<Swept>,
-}
-
-/// What the queue-generator function accepts: the state machine's first step, or a requeue
-/// (`{"requeue": {...}}`, invoked by hand as `events/queue-generator-requeue.json` shows).
-#[derive(Debug, Clone)]
-pub enum QueueRequest {
-    Batch(QueueInput),
-    Requeue(RequeueFilter),
-    /// An S3 "Object Created" event delivered straight to the function (the EventBridge rule's
-    /// target): register the work item and return; the next drain run ingests it. A burst of
-    /// 1,000 uploads becomes 1,000 cheap registrations and a few executions, not 1,000.
-    Register(Box<EventBridgeEvent<Value>>),
-}
-
-impl<'de> Deserialize<'de> for QueueRequest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Told apart by the `requeue` key, so a malformed input gets the error of the shape
-        // it meant, not serde's "did not match any variant".
-        let v = Value::deserialize(d)?;
-        if v.get("detail-type").is_some() {
-            EventBridgeEvent::<Value>::deserialize(v)
-                .map(|e| QueueRequest::Register(Box::new(e)))
-                .map_err(serde::de::Error::custom)
-        } else if v.get("requeue").is_some() {
-            RequeueInput::deserialize(v)
-                .map(|r| QueueRequest::Requeue(r.requeue))
-                .map_err(serde::de::Error::custom)
-        } else {
-            QueueInput::deserialize(v)
-                .map(QueueRequest::Batch)
-                .map_err(serde::de::Error::custom)
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum QueueResponse {
-    Batch(QueueOutput),
-    Requeue(RequeueOutput),
-    Register(RegisterOutput),
-}
-
-/// What one delivered event registered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegisterOutput {
-    pub registered: usize,
-    pub already_known: usize,
-    /// The object matched no spec, or was gone.
-    pub unmatched: Vec<Unmatched>,
-}
 
 /// The function's entry point: a batch for the state machine, or a requeue.
 pub async fn handle_request<P: Ports>(
@@ -283,12 +170,6 @@ pub fn hour_prefix(prefix: &str, h: DateTime<Utc>) -> String {
     format!("{prefix}{}", h.format("yyyy=%Y/mm=%m/dd=%d/hh=%H/"))
 }
 
-/// The batch of an execution: the last part of its ARN (the execution name). Work items
-/// record it, so every step of a run finds the run's items by it.
-pub fn batch_of(execution: &str) -> &str {
-    execution.rsplit(':').next().unwrap_or(execution)
-}
-
 /// The object an S3 "Object Created" event names (with the version it names), or why there
 /// is none to register.
 async fn object_of_event<P: Ports>(
@@ -299,8 +180,7 @@ async fn object_of_event<P: Ports>(
     let bucket = d.pointer("/bucket/name").and_then(Value::as_str);
     let key = d.pointer("/object/key").and_then(Value::as_str);
     let (Some(bucket), Some(key)) = (bucket, key) else {
-        return Err(FnError::new(
-            BAD_INPUT,
+        return Err(FnError::bad_input(
             "an Object Created event needs detail.bucket.name and detail.object.key",
         ));
     };
@@ -332,9 +212,7 @@ pub async fn register_event<P: Ports>(
     event: &EventBridgeEvent<Value>,
 ) -> Result<RegisterOutput, FnError> {
     if (event.source.as_str(), event.detail_type.as_str()) != ("aws.s3", "Object Created") {
-        return Err(FnError::new(
-            BAD_INPUT,
-            format!(
+        return Err(FnError::bad_input(format!(
                 "only S3 Object Created events are registered directly, not source {:?}, detail-type {:?}",
                 event.source, event.detail_type
             ),
@@ -426,39 +304,6 @@ pub fn form_decode(s: &str) -> Option<String> {
         i += 1;
     }
     String::from_utf8(out).ok()
-}
-
-/// The batch manifest of an execution's run (`manifests/<batch>.json` in the lake bucket).
-pub fn manifest_of<P: Ports>(ports: &P, execution: &str) -> ManifestRef {
-    ManifestRef {
-        bucket: ports.names().lake_bucket.clone(),
-        key: format!("manifests/{}.json", batch_of(execution)),
-    }
-}
-
-/// The work items of an execution's run, read strongly consistently: the batch manifest
-/// (S3 reads are strongly consistent), then each item by id (`GetItem` with ConsistentRead).
-/// Never the batch index, which is eventually consistent and could miss a failed item (the
-/// run would end SUCCEEDED, silent) or a done one (its model not rebuilt). A run with no
-/// manifest (the extract) has no items.
-pub async fn items_of_run<P: Ports>(ports: &P, execution: &str) -> Result<Vec<WorkItem>, FnError> {
-    let m = manifest_of(ports, execution);
-    let Some(body) = ports.store().get_bytes(&m.bucket, &m.key).await? else {
-        return Ok(Vec::new());
-    };
-    let refs: Vec<ItemRef> = serde_json::from_slice(&body).map_err(|e| {
-        FnError::new(
-            crate::errors::AWS,
-            format!("s3://{}/{} is not a batch manifest: {e}", m.bucket, m.key),
-        )
-    })?;
-    let mut items = Vec::with_capacity(refs.len());
-    for r in refs {
-        if let Some(w) = ports.work().get(&r.id).await? {
-            items.push(w);
-        }
-    }
-    Ok(items)
 }
 
 /// Every table spec as the spec table holds it now.
@@ -569,9 +414,7 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
             ("schedule".to_owned(), window)
         }
         (source, kind) => {
-            return Err(FnError::new(
-                BAD_INPUT,
-                format!("unsupported event: source {source:?}, detail-type {kind:?} (expected a Scheduled Event or an S3 Object Created event)"),
+            return Err(FnError::bad_input(format!("unsupported event: source {source:?}, detail-type {kind:?} (expected a Scheduled Event or an S3 Object Created event)"),
             ))
         }
     };
@@ -656,7 +499,8 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
     // The batch always travels as a manifest: the distributed Map reads its items from it
     // (ItemReader), so the state payload stays small whatever the batch size.
     let manifest = manifest_of(ports, &input.execution);
-    let body = serde_json::to_vec(&refs).map_err(FnError::bad_input)?;
+    let body = serde_json::to_vec(&refs)
+        .map_err(|e| FnError::internal("writing the batch manifest", e))?;
     ports
         .store()
         .put_bytes(&manifest.bucket, &manifest.key, body)

@@ -10,33 +10,14 @@
 //!   (`done`, its error kept, its message naming the new items) so it is never requeued twice.
 //! - `Sluice.ObjectChanged` is left alone: the object's new content is a work item of its own.
 
-use serde::{Deserialize, Serialize};
+use crate::contracts::{Left, RequeueFilter, RequeueOutput, Requeued};
 use sluice_core::ports::{
     ObjectInfo, Transition, TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
 };
 
-use crate::errors::{FnError, BAD_INPUT, OBJECT_CHANGED};
+use crate::errors::{FnError, OBJECT_CHANGED};
 use crate::ports::Ports;
 use crate::queue_generator::{current_specs, datasets_for, new_item, NO_MATCHING_SPEC};
-
-/// Which failed items to requeue. Every filter given must match; with none, `all` must be set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequeueFilter {
-    /// The run (execution name) the item last belonged to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<String>,
-    /// The error name (`Sluice.SpecNotFound`, `Sluice.NoMatchingSpec`, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The raw object key starts with this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_prefix: Option<String>,
-    /// Every failed item (only when no other filter is given).
-    #[serde(default)]
-    pub all: bool,
-}
 
 impl RequeueFilter {
     fn is_empty(&self) -> bool {
@@ -60,49 +41,13 @@ impl RequeueFilter {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RequeueInput {
-    pub requeue: RequeueFilter,
-}
-
-/// One item now queued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Requeued {
-    /// The queued item (a new one for an object that matched no spec before).
-    pub id: String,
-    pub key: String,
-    pub dataset: String,
-    /// The error it had failed with.
-    pub was: String,
-}
-
-/// One matching item left failed, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Left {
-    pub id: String,
-    pub key: String,
-    pub error: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequeueOutput {
-    pub requeued: Vec<Requeued>,
-    pub left: Vec<Left>,
-    /// What happens next.
-    pub next: String,
-}
-
 pub async fn handle<P: Ports>(ports: &P, filter: RequeueFilter) -> Result<RequeueOutput, FnError> {
     if filter.is_empty() && !filter.all {
-        return Err(FnError::new(
-            BAD_INPUT,
-            "name at least one filter (batch, dataset, error, key prefix), or ask for all failed items (`--all`, `\"all\": true`)",
+        return Err(FnError::bad_input("name at least one filter (batch, dataset, error, key prefix), or ask for all failed items (`--all`, `\"all\": true`)",
         ));
     }
     if !filter.is_empty() && filter.all {
-        return Err(FnError::new(
-            BAD_INPUT,
+        return Err(FnError::bad_input(
             "all: true cannot be combined with other filters",
         ));
     }

@@ -9,9 +9,9 @@
 //! The emulator reports neither `redriveStatus` nor always a stop date, so where both are
 //! absent the item's own last change stands in for the stop time (it is never later).
 
+use crate::contracts::Swept;
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use sluice_core::ports::{
     ExecutionState, ExecutionStatus, Executions, RedriveStatus, TransitionUpdate, WorkItem,
     WorkQueue, WorkStatus,
@@ -22,14 +22,6 @@ use crate::ports::Ports;
 
 /// How long after it stopped an execution can be redriven.
 pub const REDRIVE_WINDOW_SECS: i64 = 14 * 24 * 3600;
-
-/// An item the sweep put back to `queued`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Swept {
-    pub id: String,
-    pub execution: String,
-    pub reason: String,
-}
 
 /// Why `item`, left `running` by the execution described by `exec` (`None`: no such
 /// execution), can be taken again; `None` while that execution may still finish it (it runs,

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use sluice_asl::{ExecutionInfo, Options, Status};
 use sluice_core::ports::LockStore;
 use sluice_core::ports::{ObjectStore, WorkQueue};
-use sluice_functions::extract::{self, ExtractInput};
+use sluice_functions::contracts::ExtractInput;
+use sluice_functions::extract::{self};
 use sluice_functions::local::LocalLambdas;
 
 fn extract_definition() -> Value {
@@ -202,7 +203,7 @@ fn a_failing_extract_notifies_and_a_redrive_after_the_fix_completes() {
         lab.ports
             .locks
             .acquire(
-                sluice_functions::in_progress_check::PIPELINE_LOCK,
+                sluice_functions::run::PIPELINE_LOCK,
                 "arn:aws:states:us-east-1:000000000000:execution:sluice-ingest:busy",
                 3600,
                 sluice_aws::now_secs(),
@@ -211,5 +212,5 @@ fn a_failing_extract_notifies_and_a_redrive_after_the_fix_completes() {
             .unwrap();
     });
     let waiting = extract("2023-08-03T01:00:00Z", "while-busy").unwrap_err();
-    assert_eq!(waiting.name, "Sluice.LockLost");
+    assert_eq!(waiting.error_type(), "Sluice.LockLost");
 }

@@ -52,7 +52,7 @@ fn moto_runs_the_happy_path_to_the_same_output_and_states() {
         serde_json::to_vec(&json!({
             "definition": definition,
             "input": input,
-            "functions": sluice_functions::local::FUNCTIONS,
+            "functions": sluice_functions::registry::names().collect::<Vec<_>>(),
             "results": results,
         }))
         .unwrap(),

@@ -9,7 +9,8 @@ mod common;
 use common::{object_created, Fault, FaultyPorts, Lab};
 use sluice_asl::Status;
 use sluice_core::ports::ObjectStore;
-use sluice_functions::normalize::{self, NormalizeInput};
+use sluice_functions::contracts::NormalizeInput;
+use sluice_functions::normalize::{self};
 
 const KEY: &str = "aspen/2026/data_engineer_raw_data.xlsx";
 const EXPECTED: [(&str, usize); 9] = sluice_testkit::ASPEN_TABLES;
@@ -19,7 +20,7 @@ fn normalize_by_hand(
     lab: &Lab,
     started: Option<String>,
     model: &str,
-) -> Result<normalize::NormalizeOutput, sluice_functions::FnError> {
+) -> Result<sluice_functions::contracts::NormalizeOutput, sluice_functions::FnError> {
     lab.rt.block_on(normalize::handle(
         &lab.ports,
         NormalizeInput {
@@ -140,7 +141,7 @@ fn a_model_waits_until_all_its_datasets_are_in_the_lake() {
         "{reason}"
     );
     let unknown = normalize_by_hand(&lab, None, "nope");
-    assert_eq!(unknown.unwrap_err().name, "Sluice.BadInput");
+    assert_eq!(unknown.unwrap_err().error_type(), "Sluice.BadInput");
 }
 
 #[cfg_attr(

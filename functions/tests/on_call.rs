@@ -17,8 +17,9 @@ use common::{
 use serde_json::Value;
 use sluice_asl::{Record, Status, TaskError, TaskRunner};
 use sluice_core::ports::{SpecStore, WorkStatus};
+use sluice_functions::contracts::RequeueFilter;
 use sluice_functions::local::LocalLambdas;
-use sluice_functions::requeue::{self, RequeueFilter};
+use sluice_functions::requeue::{self};
 
 const NEXT_HOUR: &str = "2026-11-22T01:05:00Z";
 const CREDIT_NEW: &str = "credit/yyyy=2026/mm=11/dd=22/hh=00/credit-new.csv";

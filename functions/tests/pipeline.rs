@@ -420,7 +420,7 @@ fn a_stale_lock_from_a_dead_execution_is_taken_over() {
         lab.ports
             .locks
             .acquire(
-                sluice_functions::in_progress_check::PIPELINE_LOCK,
+                sluice_functions::run::PIPELINE_LOCK,
                 &owner,
                 3600,
                 sluice_aws::now_secs(),
@@ -621,7 +621,7 @@ fn an_upload_burst_is_registered_by_its_events_and_ingested_by_one_drain_run() {
         for _ in 0..2 {
             let out = lab
                 .rt
-                .block_on(sluice_functions::local::invoke(
+                .block_on(sluice_functions::registry::invoke(
                     &lab.ports,
                     "queue-generator",
                     &event,

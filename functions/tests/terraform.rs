@@ -96,24 +96,45 @@ fn local<'a>(files: &'a [File], name: &str) -> &'a Expression {
         .unwrap_or_else(|| panic!("no local.{name}"))
 }
 
-fn function_dirs() -> BTreeSet<String> {
-    std::fs::read_dir(root().join("functions"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("main.rs").is_file())
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect()
-}
-
 #[test]
 fn every_function_has_its_lambda_artifact_and_own_role() {
     let tf = terraform();
     let functions = object_keys(local(&tf, "functions"));
     assert_eq!(
         functions,
-        function_dirs(),
-        "local.functions must list exactly the functions under functions/"
+        sluice_functions::registry::names()
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>(),
+        "local.functions must list exactly the functions of sluice_functions::registry"
     );
+    // Each function's description is the registry's.
+    let Expression::Object(entries) = local(&tf, "functions") else {
+        panic!("local.functions is not an object");
+    };
+    for (key, value) in entries {
+        let name = match key {
+            hcl::ObjectKey::Identifier(i) => i.to_string(),
+            hcl::ObjectKey::Expression(e) => text(e).trim_matches('"').to_owned(),
+            other => format!("{other:?}"),
+        };
+        let Expression::Object(fields) = value else {
+            panic!("local.functions[{name}] is not an object");
+        };
+        let description = fields
+            .iter()
+            .find(
+                |(k, _)| matches!(k, hcl::ObjectKey::Identifier(i) if i.as_str() == "description"),
+            )
+            .map(|(_, v)| text(v).trim_matches('"').to_owned());
+        let registered = sluice_functions::registry::FUNCTIONS
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.description.to_owned());
+        assert_eq!(
+            description, registered,
+            "local.functions[{name}].description"
+        );
+    }
     let lambda = one(&tf, "resource", &["aws_lambda_function", "function"]).body();
     assert_eq!(text(attr(lambda, "for_each").unwrap()), "local.functions");
     assert!(text(attr(lambda, "function_name").unwrap()).contains("${each.key}"));

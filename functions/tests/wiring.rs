@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
+use sluice_functions::contracts;
 use sluice_functions::errors::{ALL, LAMBDA_SERVICE_ERRORS};
-use sluice_functions::local::{function_of, FUNCTIONS};
+use sluice_functions::registry::{self, function_of};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -111,29 +112,56 @@ fn every_target_function_and_error_name_exists() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     tasks.sort();
     tasks.dedup();
-    assert_eq!(
-        tasks,
-        [
-            "extract",
-            "in-progress-check",
-            "ingest",
-            "load",
-            "normalize",
-            "notify",
-            "queue-generator"
-        ]
-    );
-    for f in FUNCTIONS {
-        assert!(
-            root().join("functions").join(f).join("main.rs").is_file(),
-            "functions/{f}/main.rs"
-        );
+    // Every function in the registry is a Task of some state machine, and nothing else is.
+    let mut registered: Vec<&str> = registry::names().collect();
+    registered.sort();
+    assert_eq!(tasks, registered);
+    // The registry, the directories under functions/ and Cargo.toml's [[bin]]s agree.
+    let mut dirs: Vec<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("main.rs").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, registered, "functions/<name>/main.rs");
+    let manifest: toml_lite::Bins = toml_lite::bins(&root().join("functions/Cargo.toml"));
+    let mut bins: Vec<&str> = manifest.iter().map(|(n, _)| n.as_str()).collect();
+    bins.sort();
+    assert_eq!(bins, registered, "functions/Cargo.toml [[bin]]");
+    for (name, path) in &manifest {
+        assert_eq!(path, &format!("{name}/main.rs"), "[[bin]] {name}");
+    }
+}
+
+/// The `[[bin]]` tables of a Cargo.toml: name and path, in order.
+mod toml_lite {
+    pub type Bins = Vec<(String, String)>;
+    pub fn bins(path: &std::path::Path) -> Bins {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut out = Vec::new();
+        for table in text.split("[[bin]]").skip(1) {
+            let table = table.split("\n[").next().unwrap();
+            let field = |k: &str| {
+                table
+                    .lines()
+                    .find_map(|l| {
+                        l.trim()
+                            .strip_prefix(k)?
+                            .trim()
+                            .strip_prefix('=')
+                            .map(|v| v.trim().trim_matches('"').to_owned())
+                    })
+                    .unwrap()
+            };
+            out.push((field("name"), field("path")));
+        }
+        out
     }
 }
 
 #[test]
 fn every_event_file_parses_into_its_functions_input() {
-    use sluice_functions::{in_progress_check, ingest, notify, queue_generator};
     let dir = root().join("events");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -143,38 +171,35 @@ fn every_event_file_parses_into_its_functions_input() {
         }
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let result = if name.starts_with("queue-generator") {
-            // The state machine's step, or (named so) a requeue by hand.
-            serde_json::from_value::<queue_generator::QueueRequest>(v).map(|r| {
-                let requeue = matches!(r, queue_generator::QueueRequest::Requeue(_));
+        let function = registry::names()
+            .filter(|f| name.starts_with(f))
+            .max_by_key(|f| f.len());
+        let result = if let Some(function) = function {
+            if function == "queue-generator" {
+                // The state machine's step, or (named so) a requeue by hand.
+                let r = serde_json::from_value::<contracts::QueueRequest>(v.clone()).unwrap();
+                let requeue = matches!(r, contracts::QueueRequest::Requeue(_));
                 assert_eq!(requeue, name.contains("requeue"), "events/{name}: {r:?}");
-            })
-        } else if name.starts_with("in-progress-check") {
-            serde_json::from_value::<in_progress_check::LockInput>(v).map(|_| ())
-        } else if name.starts_with("ingest") {
-            serde_json::from_value::<ingest::IngestInput>(v).map(|_| ())
-        } else if name.starts_with("extract") {
-            serde_json::from_value::<sluice_functions::extract::ExtractInput>(v).map(|_| ())
-        } else if name.starts_with("normalize") {
-            serde_json::from_value::<sluice_functions::normalize::NormalizeInput>(v).map(|_| ())
-        } else if name.starts_with("load") {
-            serde_json::from_value::<sluice_functions::load::LoadInput>(v).map(|_| ())
-        } else if name.starts_with("notify") {
-            serde_json::from_value::<notify::NotifyInput>(v).map(|_| ())
+            }
+            registry::check_input(function, &v)
         } else if name.starts_with("s3-") {
             // Delivered straight to queue-generator (registered, drained later); the state
             // machine accepts it too, as its `event`.
-            let direct = serde_json::from_value::<queue_generator::QueueRequest>(v.clone());
+            let direct = serde_json::from_value::<contracts::QueueRequest>(v.clone());
             assert!(
-                matches!(direct, Ok(queue_generator::QueueRequest::Register(_))),
+                matches!(direct, Ok(contracts::QueueRequest::Register(_))),
                 "events/{name}: {direct:?}"
             );
             let wrapped = serde_json::json!({"event": v, "execution": "arn:aws:states:us-east-1:000000000000:execution:m:e"});
-            serde_json::from_value::<queue_generator::QueueInput>(wrapped).map(|_| ())
+            serde_json::from_value::<contracts::QueueInput>(wrapped)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         } else if name.starts_with("scheduled") {
             // An execution input: what queue-generator receives as its `event`.
             let wrapped = serde_json::json!({"event": v, "execution": "arn:aws:states:us-east-1:000000000000:execution:m:e"});
-            serde_json::from_value::<queue_generator::QueueInput>(wrapped).map(|_| ())
+            serde_json::from_value::<contracts::QueueInput>(wrapped)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         } else {
             panic!("events/{name}: no function claims this file (name it after the function)");
         };

@@ -220,14 +220,17 @@ pub fn transition_expression(
 
 #[derive(Clone, Debug)]
 pub struct DynamoWork {
-    client: aws_sdk_dynamodb::Client,
+    client: crate::lazy::Lazy<aws_sdk_dynamodb::Client>,
     table: String,
 }
 
 impl DynamoWork {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoWork {
+    pub fn new(
+        client: impl Into<crate::lazy::Lazy<aws_sdk_dynamodb::Client>>,
+        table: impl Into<String>,
+    ) -> DynamoWork {
         DynamoWork {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
@@ -235,6 +238,7 @@ impl DynamoWork {
     async fn query_index(&self, index: &str, key: &str, value: &str) -> PortResult<Vec<WorkItem>> {
         let mut pages = self
             .client
+            .get()
             .query()
             .table_name(&self.table)
             .index_name(index)
@@ -262,6 +266,7 @@ impl WorkQueue for DynamoWork {
     async fn register(&self, item: &WorkItem) -> PortResult<bool> {
         let result = self
             .client
+            .get()
             .put_item()
             .table_name(&self.table)
             .set_item(Some(work_item_to_attrs(item)))
@@ -272,7 +277,7 @@ impl WorkQueue for DynamoWork {
     }
 
     async fn get(&self, id: &str) -> PortResult<Option<WorkItem>> {
-        let item = get_item(&self.client, &self.table, "id", id).await?;
+        let item = get_item(self.client.get(), &self.table, "id", id).await?;
         item.as_ref()
             .map(|a| work_item_from_attrs(a).map_err(|f| bad_item(&self.table, f)))
             .transpose()
@@ -289,6 +294,7 @@ impl WorkQueue for DynamoWork {
         // Every transition sets or removes `#error`; reserved words (BATCH, ...) go by alias.
         let mut req = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("id", s(id))
@@ -328,7 +334,7 @@ impl WorkQueue for DynamoWork {
     }
 
     async fn get_marker(&self, name: &str) -> PortResult<Option<String>> {
-        let item = get_item(&self.client, &self.table, "id", &Self::marker_id(name)).await?;
+        let item = get_item(self.client.get(), &self.table, "id", &Self::marker_id(name)).await?;
         Ok(item
             .as_ref()
             .and_then(|a| get_s(a, "marker_value"))
@@ -343,6 +349,7 @@ impl WorkQueue for DynamoWork {
     ) -> PortResult<bool> {
         let mut req = self
             .client
+            .get()
             .put_item()
             .table_name(&self.table)
             .item("id", s(Self::marker_id(name)))
@@ -362,14 +369,17 @@ impl WorkQueue for DynamoWork {
 
 #[derive(Clone, Debug)]
 pub struct DynamoSpecs {
-    client: aws_sdk_dynamodb::Client,
+    client: crate::lazy::Lazy<aws_sdk_dynamodb::Client>,
     table: String,
 }
 
 impl DynamoSpecs {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoSpecs {
+    pub fn new(
+        client: impl Into<crate::lazy::Lazy<aws_sdk_dynamodb::Client>>,
+        table: impl Into<String>,
+    ) -> DynamoSpecs {
         DynamoSpecs {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
@@ -391,7 +401,7 @@ impl DynamoSpecs {
 
 impl SpecStore for DynamoSpecs {
     async fn put_spec(&self, spec: &TableSpec, document: &str) -> PortResult<SpecChange> {
-        let current = get_item(&self.client, &self.table, "dataset", &spec.dataset).await?;
+        let current = get_item(self.client.get(), &self.table, "dataset", &spec.dataset).await?;
         let (version, change, condition) = match current.as_ref() {
             None => (1, SpecChange::Created, "attribute_not_exists(dataset)"),
             Some(a) if get_s(a, "document") == Some(document) => return Ok(SpecChange::Unchanged),
@@ -403,6 +413,7 @@ impl SpecStore for DynamoSpecs {
         };
         let mut req = self
             .client
+            .get()
             .put_item()
             .table_name(&self.table)
             .item("dataset", s(&spec.dataset))
@@ -427,6 +438,7 @@ impl SpecStore for DynamoSpecs {
     async fn list_specs(&self) -> PortResult<Vec<StoredSpec>> {
         let mut pages = self
             .client
+            .get()
             .scan()
             .table_name(&self.table)
             .consistent_read(true)
@@ -445,7 +457,7 @@ impl SpecStore for DynamoSpecs {
 
     /// One GetItem instead of a scan of every spec (ingest reads one spec per item).
     async fn get_spec(&self, dataset: &str) -> PortResult<Option<StoredSpec>> {
-        get_item(&self.client, &self.table, "dataset", dataset)
+        get_item(self.client.get(), &self.table, "dataset", dataset)
             .await?
             .map(|a| self.stored_spec(&a))
             .transpose()
@@ -457,14 +469,17 @@ impl SpecStore for DynamoSpecs {
 
 #[derive(Clone, Debug)]
 pub struct DynamoLocks {
-    client: aws_sdk_dynamodb::Client,
+    client: crate::lazy::Lazy<aws_sdk_dynamodb::Client>,
     table: String,
 }
 
 impl DynamoLocks {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoLocks {
+    pub fn new(
+        client: impl Into<crate::lazy::Lazy<aws_sdk_dynamodb::Client>>,
+        table: impl Into<String>,
+    ) -> DynamoLocks {
         DynamoLocks {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
@@ -472,6 +487,7 @@ impl DynamoLocks {
     async fn put_lease(&self, lease: &Lease, condition: &str, values: Attrs) -> PortResult<bool> {
         let result = self
             .client
+            .get()
             .put_item()
             .table_name(&self.table)
             .item("name", s(&lease.name))
@@ -546,6 +562,7 @@ impl LockStore for DynamoLocks {
     async fn renew(&self, name: &str, owner: &str, ttl_secs: i64, now: i64) -> PortResult<bool> {
         let result = self
             .client
+            .get()
             .update_item()
             .table_name(&self.table)
             .key("name", s(name))
@@ -562,6 +579,7 @@ impl LockStore for DynamoLocks {
     async fn release(&self, name: &str, owner: &str) -> PortResult<bool> {
         let result = self
             .client
+            .get()
             .delete_item()
             .table_name(&self.table)
             .key("name", s(name))
@@ -574,7 +592,7 @@ impl LockStore for DynamoLocks {
     }
 
     async fn current(&self, name: &str) -> PortResult<Option<Lease>> {
-        let Some(a) = get_item(&self.client, &self.table, "name", name).await? else {
+        let Some(a) = get_item(self.client.get(), &self.table, "name", name).await? else {
             return Ok(None);
         };
         let a = &a;

@@ -129,22 +129,24 @@ pub fn partition_location(table_location: &str, partition: &[(String, String)]) 
 
 #[derive(Clone, Debug)]
 pub struct GlueCatalog {
-    client: aws_sdk_glue::Client,
+    client: crate::lazy::Lazy<aws_sdk_glue::Client>,
 }
 
 impl GlueCatalog {
-    pub fn new(client: aws_sdk_glue::Client) -> GlueCatalog {
-        GlueCatalog { client }
+    pub fn new(client: impl Into<crate::lazy::Lazy<aws_sdk_glue::Client>>) -> GlueCatalog {
+        GlueCatalog {
+            client: client.into(),
+        }
     }
 
     pub fn client(&self) -> &aws_sdk_glue::Client {
-        &self.client
+        self.client.get()
     }
 }
 
 impl Catalog for GlueCatalog {
     async fn ensure_database(&self, database: &str) -> PortResult<bool> {
-        match self.client.get_database().name(database).send().await {
+        match self.client.get().get_database().name(database).send().await {
             Ok(_) => return Ok(false),
             Err(e) if code_of(&e) == Some("EntityNotFoundException") => {}
             Err(e) => return Err(port_error("glue:GetDatabase", e)),
@@ -156,6 +158,7 @@ impl Catalog for GlueCatalog {
             .map_err(build_err)?;
         match self
             .client
+            .get()
             .create_database()
             .database_input(input)
             .send()
@@ -175,6 +178,7 @@ impl Catalog for GlueCatalog {
     ) -> PortResult<TableChange> {
         let existing = match self
             .client
+            .get()
             .get_table()
             .database_name(database)
             .name(&spec.dataset)
@@ -190,6 +194,7 @@ impl Catalog for GlueCatalog {
             let input = glue_table_input(spec, location, wanted)?;
             return match self
                 .client
+                .get()
                 .create_table()
                 .database_name(database)
                 .table_input(input)
@@ -213,6 +218,7 @@ impl Catalog for GlueCatalog {
         }
         let input = glue_table_input(spec, location, columns)?;
         self.client
+            .get()
             .update_table()
             .database_name(database)
             .table_input(input)
@@ -246,6 +252,7 @@ impl Catalog for GlueCatalog {
                 .collect();
             let out = self
                 .client
+                .get()
                 .batch_create_partition()
                 .database_name(database)
                 .table_name(table)

@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod dynamo;
 pub mod error;
 pub mod glue;
+pub mod lazy;
 pub mod names;
 pub mod s3;
 pub mod secrets;
@@ -21,7 +22,8 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 pub use names::Names;
 
-/// Every client the pipeline uses, built once per process.
+/// Every client the pipeline uses, built at once (the CLI, the tests); the Lambda functions
+/// build theirs on first use ([`lazy`]).
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub config: SdkConfig,
@@ -37,24 +39,27 @@ pub struct Clients {
 impl Clients {
     /// Loads the default chain (environment, profile, instance role) and builds the clients.
     pub async fn load() -> Clients {
-        Clients::from_config(aws_config::load_defaults(BehaviorVersion::latest()).await)
+        Clients::from_config(load_config().await)
     }
 
     pub fn from_config(config: SdkConfig) -> Clients {
-        let s3_config = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(config.endpoint_url().is_some() || endpoint_override().is_some())
-            .build();
+        use lazy::ServiceClient;
         Clients {
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            ssm: aws_sdk_ssm::Client::new(&config),
-            glue: aws_sdk_glue::Client::new(&config),
-            sns: aws_sdk_sns::Client::new(&config),
-            sfn: aws_sdk_sfn::Client::new(&config),
-            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            s3: ServiceClient::from_sdk_config(&config),
+            dynamodb: ServiceClient::from_sdk_config(&config),
+            ssm: ServiceClient::from_sdk_config(&config),
+            glue: ServiceClient::from_sdk_config(&config),
+            sns: ServiceClient::from_sdk_config(&config),
+            sfn: ServiceClient::from_sdk_config(&config),
+            secrets: ServiceClient::from_sdk_config(&config),
             config,
         }
     }
+}
+
+/// The default chain's configuration (environment, profile, instance role).
+pub async fn load_config() -> SdkConfig {
+    aws_config::load_defaults(BehaviorVersion::latest()).await
 }
 
 /// The endpoint override in the environment, if any: `AWS_ENDPOINT_URL` or a per-service

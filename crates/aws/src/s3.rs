@@ -15,20 +15,20 @@ pub const PART_SIZE: u64 = 8 << 20;
 
 #[derive(Clone, Debug)]
 pub struct S3Store {
-    client: aws_sdk_s3::Client,
+    client: crate::lazy::Lazy<aws_sdk_s3::Client>,
     part_size: u64,
 }
 
 impl S3Store {
-    pub fn new(client: aws_sdk_s3::Client) -> S3Store {
+    pub fn new(client: impl Into<crate::lazy::Lazy<aws_sdk_s3::Client>>) -> S3Store {
         S3Store {
-            client,
+            client: client.into(),
             part_size: PART_SIZE,
         }
     }
 
     pub fn client(&self) -> &aws_sdk_s3::Client {
-        &self.client
+        self.client.get()
     }
 
     async fn put_multipart(
@@ -40,6 +40,7 @@ impl S3Store {
     ) -> PortResult<()> {
         let created = self
             .client
+            .get()
             .create_multipart_upload()
             .bucket(bucket)
             .key(key)
@@ -57,6 +58,7 @@ impl S3Store {
             // Leave no half upload behind; the original error is the one to report.
             let _ = self
                 .client
+                .get()
                 .abort_multipart_upload()
                 .bucket(bucket)
                 .key(key)
@@ -92,6 +94,7 @@ impl S3Store {
                 })?;
             let out = self
                 .client
+                .get()
                 .upload_part()
                 .bucket(bucket)
                 .key(key)
@@ -112,6 +115,7 @@ impl S3Store {
             number += 1;
         }
         self.client
+            .get()
             .complete_multipart_upload()
             .bucket(bucket)
             .key(key)
@@ -151,6 +155,7 @@ impl ObjectStore for S3Store {
     async fn list(&self, bucket: &str, prefix: &str) -> PortResult<Vec<ObjectInfo>> {
         let mut pages = self
             .client
+            .get()
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
@@ -176,6 +181,7 @@ impl ObjectStore for S3Store {
     async fn head(&self, bucket: &str, key: &str) -> PortResult<Option<ObjectInfo>> {
         match self
             .client
+            .get()
             .head_object()
             .bucket(bucket)
             .key(key)
@@ -203,6 +209,7 @@ impl ObjectStore for S3Store {
     ) -> PortResult<ObjectInfo> {
         let out = self
             .client
+            .get()
             .get_object()
             .bucket(bucket)
             .key(key)
@@ -257,6 +264,7 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| PortError::permanent("s3:PutObject", format!("{}: {e}", src.display())))?;
         self.client
+            .get()
             .put_object()
             .bucket(bucket)
             .key(key)
@@ -269,6 +277,7 @@ impl ObjectStore for S3Store {
 
     async fn put_bytes(&self, bucket: &str, key: &str, body: Vec<u8>) -> PortResult<()> {
         self.client
+            .get()
             .put_object()
             .bucket(bucket)
             .key(key)
@@ -282,6 +291,7 @@ impl ObjectStore for S3Store {
     async fn put_if_absent(&self, bucket: &str, key: &str, body: Vec<u8>) -> PortResult<bool> {
         let result = self
             .client
+            .get()
             .put_object()
             .bucket(bucket)
             .key(key)
@@ -301,6 +311,7 @@ impl ObjectStore for S3Store {
     async fn get_bytes(&self, bucket: &str, key: &str) -> PortResult<Option<Vec<u8>>> {
         let out = match self
             .client
+            .get()
             .get_object()
             .bucket(bucket)
             .key(key)
@@ -329,6 +340,7 @@ impl ObjectStore for S3Store {
         to_key: &str,
     ) -> PortResult<()> {
         self.client
+            .get()
             .copy_object()
             .copy_source(copy_source(from_bucket, from_key))
             .bucket(to_bucket)
@@ -342,6 +354,7 @@ impl ObjectStore for S3Store {
     async fn delete(&self, bucket: &str, key: &str) -> PortResult<()> {
         // DeleteObject succeeds for a missing key.
         self.client
+            .get()
             .delete_object()
             .bucket(bucket)
             .key(key)

@@ -6,12 +6,16 @@ use crate::error::port_error;
 
 #[derive(Debug, Clone)]
 pub struct SecretsManagerSecrets {
-    client: aws_sdk_secretsmanager::Client,
+    client: crate::lazy::Lazy<aws_sdk_secretsmanager::Client>,
 }
 
 impl SecretsManagerSecrets {
-    pub fn new(client: aws_sdk_secretsmanager::Client) -> SecretsManagerSecrets {
-        SecretsManagerSecrets { client }
+    pub fn new(
+        client: impl Into<crate::lazy::Lazy<aws_sdk_secretsmanager::Client>>,
+    ) -> SecretsManagerSecrets {
+        SecretsManagerSecrets {
+            client: client.into(),
+        }
     }
 }
 
@@ -19,6 +23,7 @@ impl SecretStore for SecretsManagerSecrets {
     async fn secret_string(&self, id: &str) -> PortResult<String> {
         let out = self
             .client
+            .get()
             .get_secret_value()
             .secret_id(id)
             .send()

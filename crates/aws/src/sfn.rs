@@ -13,12 +13,14 @@ use crate::error::{code_of, port_error};
 
 #[derive(Clone, Debug)]
 pub struct SfnExecutions {
-    client: aws_sdk_sfn::Client,
+    client: crate::lazy::Lazy<aws_sdk_sfn::Client>,
 }
 
 impl SfnExecutions {
-    pub fn new(client: aws_sdk_sfn::Client) -> SfnExecutions {
-        SfnExecutions { client }
+    pub fn new(client: impl Into<crate::lazy::Lazy<aws_sdk_sfn::Client>>) -> SfnExecutions {
+        SfnExecutions {
+            client: client.into(),
+        }
     }
 }
 
@@ -80,6 +82,7 @@ impl Executions for SfnExecutions {
     async fn failed_state(&self, execution_arn: &str) -> PortResult<Option<FailedState>> {
         let described = match self
             .client
+            .get()
             .describe_execution()
             .execution_arn(execution_arn)
             .send()
@@ -91,6 +94,7 @@ impl Executions for SfnExecutions {
         };
         let mut pages = self
             .client
+            .get()
             .get_execution_history()
             .execution_arn(execution_arn)
             .include_execution_data(false)
@@ -118,6 +122,7 @@ impl Executions for SfnExecutions {
     async fn describe(&self, execution_arn: &str) -> PortResult<Option<ExecutionState>> {
         match self
             .client
+            .get()
             .describe_execution()
             .execution_arn(execution_arn)
             .send()
@@ -140,6 +145,7 @@ impl Executions for SfnExecutions {
     async fn list_failed(&self, state_machine_arn: &str) -> PortResult<Vec<ExecutionSummary>> {
         let mut pages = self
             .client
+            .get()
             .list_executions()
             .state_machine_arn(state_machine_arn)
             .status_filter(SdkStatus::Failed)
@@ -161,6 +167,7 @@ impl Executions for SfnExecutions {
 
     async fn redrive(&self, execution_arn: &str) -> PortResult<()> {
         self.client
+            .get()
             .redrive_execution()
             .execution_arn(execution_arn)
             .send()

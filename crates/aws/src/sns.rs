@@ -6,22 +6,29 @@ use crate::error::port_error;
 
 #[derive(Clone, Debug)]
 pub struct SnsNotifier {
-    client: aws_sdk_sns::Client,
+    client: crate::lazy::Lazy<aws_sdk_sns::Client>,
     topic_arn: String,
 }
 
 impl SnsNotifier {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> SnsNotifier {
+    pub fn new(
+        client: impl Into<crate::lazy::Lazy<aws_sdk_sns::Client>>,
+        topic_arn: impl Into<String>,
+    ) -> SnsNotifier {
         SnsNotifier {
-            client,
+            client: client.into(),
             topic_arn: topic_arn.into(),
         }
     }
 
     /// Finds the topic called `name` (SNS topic ARNs embed the account, which the functions do
     /// not otherwise need to know).
-    pub async fn by_name(client: aws_sdk_sns::Client, name: &str) -> PortResult<SnsNotifier> {
-        match find_topic(&client, name).await? {
+    pub async fn by_name(
+        client: impl Into<crate::lazy::Lazy<aws_sdk_sns::Client>>,
+        name: &str,
+    ) -> PortResult<SnsNotifier> {
+        let client = client.into();
+        match find_topic(client.get(), name).await? {
             Some(arn) => Ok(SnsNotifier::new(client, arn)),
             None => Err(PortError::permanent(
                 "sns:ListTopics",
@@ -96,6 +103,7 @@ impl Notifier for SnsNotifier {
     ) -> PortResult<String> {
         let out = self
             .client
+            .get()
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(subject_line(subject))

@@ -17,7 +17,7 @@ use crate::error::port_error;
 
 #[derive(Debug)]
 pub struct SsmSettings {
-    client: aws_sdk_ssm::Client,
+    client: crate::lazy::Lazy<aws_sdk_ssm::Client>,
     path: String,
     cache: Mutex<Option<(Instant, BTreeMap<String, String>)>>,
     ttl: Duration,
@@ -25,9 +25,12 @@ pub struct SsmSettings {
 }
 
 impl SsmSettings {
-    pub fn new(client: aws_sdk_ssm::Client, path: impl Into<String>) -> SsmSettings {
+    pub fn new(
+        client: impl Into<crate::lazy::Lazy<aws_sdk_ssm::Client>>,
+        path: impl Into<String>,
+    ) -> SsmSettings {
         SsmSettings {
-            client,
+            client: client.into(),
             path: path.into(),
             cache: Mutex::new(None),
             ttl: SETTINGS_TTL,
@@ -51,6 +54,7 @@ impl SsmSettings {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let mut pages = self
             .client
+            .get()
             .get_parameters_by_path()
             .path(&self.path)
             .recursive(true)

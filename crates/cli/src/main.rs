@@ -321,7 +321,7 @@ fn main() -> ExitCode {
             real_account,
             json,
         } => run_cmd::requeue(
-            sluice_functions::requeue::RequeueFilter {
+            sluice_functions::contracts::RequeueFilter {
                 batch,
                 dataset,
                 error,

@@ -219,7 +219,7 @@ pub fn redrive(
 /// `sluice requeue`: failed items back to `queued` (what `events/queue-generator-requeue.json` asks the
 /// queue-generator function on AWS).
 pub fn requeue(
-    filter: sluice_functions::requeue::RequeueFilter,
+    filter: sluice_functions::contracts::RequeueFilter,
     env: Option<&str>,
     real_account: bool,
     json: bool,

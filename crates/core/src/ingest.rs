@@ -74,13 +74,13 @@ impl Default for IngestOptions {
 /// A file that could not be used at all. Nothing is published for it.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{object}: {source}")]
+    #[error("{object}")]
     Read {
         object: String,
         #[source]
         source: ReadError,
     },
-    #[error("{object}: writing output: {source}")]
+    #[error("{object}: writing output")]
     Write {
         object: String,
         #[source]

@@ -17,3 +17,22 @@ pub mod write;
 
 pub use ingest::{ingest, IngestError, IngestOptions, IngestReport, Source};
 pub use spec::{SpecError, TableSpec};
+
+/// `e` and its causes, outermost first, joined by `": "`: what a person reads (a function's
+/// error message, the CLI's). A cause whose text the one before already ends with (a library
+/// error that interpolates its source) is not said twice.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.ends_with(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}

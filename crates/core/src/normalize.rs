@@ -41,13 +41,13 @@ use crate::write::{ParquetEncoder, ParquetPart, WriteError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NormalizeError {
-    #[error("{0}")]
+    #[error(transparent)]
     Model(#[from] SpecError),
     #[error("model {model}: dataset {dataset} has no curated files")]
     NoData { model: String, dataset: String },
     #[error("{file}: {message}")]
     Read { file: String, message: String },
-    #[error("writing the outputs: {0}")]
+    #[error("writing the outputs")]
     Write(#[from] WriteError),
 }
 

@@ -37,11 +37,11 @@ use crate::spec::{ColumnSpec, ColumnType};
 pub enum WriteError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("parquet: {0}")]
+    #[error("parquet")]
     Parquet(#[from] parquet::errors::ParquetError),
-    #[error("arrow: {0}")]
+    #[error("arrow")]
     Arrow(#[from] arrow_schema::ArrowError),
-    #[error("csv: {0}")]
+    #[error("csv")]
     Csv(#[from] csv::Error),
     #[error("the Parquet encoder stopped unexpectedly")]
     EncoderStopped,

@@ -42,7 +42,7 @@ fn good_book() -> Vec<u8> {
 /// that a caller could publish: the report is never produced.
 fn fails(spec: &sluice_core::TableSpec, key: &str, bytes: Vec<u8>) -> String {
     let (_dir, r) = ingest_bytes(spec, key, bytes);
-    let e = r.expect_err("this file must be refused").to_string();
+    let e = sluice_core::error_chain(&r.expect_err("this file must be refused"));
     assert!(
         e.starts_with(&format!("test://{key}: ")),
         "error must name the file: {e}"
@@ -212,7 +212,7 @@ fn random_damage_to_a_workbook_never_panics() {
         // Either outcome is fine; a panic fails the test.
         let (_d, r) = ingest_bytes(&xlsx_spec("data"), "fuzz.xlsx", b);
         if let Err(e) = r {
-            assert!(e.to_string().starts_with("test://fuzz.xlsx: "));
+            assert!(sluice_core::error_chain(&e).starts_with("test://fuzz.xlsx: "));
         }
     }
 }

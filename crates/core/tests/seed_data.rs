@@ -152,7 +152,7 @@ fn pipeline_parameter_duplicate_header_needs_an_occurrence() {
     let json = PARAMS_SPEC.replace(r#""source_occurrence": 1, "#, "");
     let f = std::fs::read(&path).unwrap();
     let (_dir, r) = ingest_bytes(&spec(&json), "params.xlsx", f);
-    let e = r.unwrap_err().to_string();
+    let e = sluice_core::error_chain(&r.unwrap_err());
     assert!(e.contains("appears 2 times (columns B, C)"), "{e}");
 }
 

@@ -489,7 +489,7 @@ async fn a_replace_shows_readers_the_old_snapshot_until_the_new_one_is_complete(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verifies_the_server_against_the_target_ca_bundle() {
-    let servers = sluice_testkit::local_db();
+    let servers = sluice_testdata::local_db();
     for engine in ENGINES {
         let creds = fresh_db(engine).await;
         let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,7 @@
-//! Test support: the local AWS emulator and unique resource names.
+//! Test support with AWS: the local AWS emulator (moto), SDK configuration for it, and SNS
+//! messages read back through SQS. Everything without AWS (the independent Parquet reader,
+//! generated data, the local database servers, unique names) is `sluice-testdata`,
+//! re-exported here; crates whose tests need no AWS depend on that alone.
 //!
 //! `endpoint()` returns the emulator's URL. It uses `AWS_ENDPOINT_URL` when that points at
 //! 127.0.0.1 (a server you started), and otherwise runs `scripts/local-aws start`, which
@@ -9,18 +12,13 @@
 //! Only plain data is shared between tests: each `#[tokio::test]` has its own runtime, and SDK
 //! clients must not outlive the runtime that made them, so every test builds its own.
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+
+pub use sluice_testdata::*;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-
-/// The repository root (this crate lives in `crates/testkit`).
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 static ENDPOINT: OnceLock<Result<String, String>> = OnceLock::new();
 
@@ -84,19 +82,6 @@ pub async fn sdk_config() -> SdkConfig {
         .await
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A name no other test (in this run or an earlier one on the same server) uses: lowercase,
-/// digits and dashes, valid for buckets, tables and topics.
-pub fn unique(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
-}
-
 /// The environment a child process (the `sluice` binary) needs to reach the emulator.
 pub fn child_env() -> Vec<(&'static str, String)> {
     vec![
@@ -106,36 +91,6 @@ pub fn child_env() -> Vec<(&'static str, String)> {
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_EC2_METADATA_DISABLED", "true".into()),
     ]
-}
-
-/// The Python interpreter with pyarrow for independent checks: `$SLUICE_PYTHON` (set by
-/// `.ci/run` from `scripts/python-env`), else the project's `.venv`.
-pub fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("SLUICE_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = repo_root().join(".venv/bin/python");
-    if venv.exists() {
-        return venv;
-    }
-    panic!("no Python with pyarrow for the independent Parquet check: run scripts/python-env (or .ci/run), or set SLUICE_PYTHON");
-}
-
-/// Reads Parquet files with pyarrow (not with our code); returns `{"schema": [...], "rows": [...]}`.
-pub fn read_parquet(files: &[PathBuf]) -> serde_json::Value {
-    let script = repo_root().join("crates/core/tests/read_parquet.py");
-    let out = Command::new(python()).arg(script).args(files).output();
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run {}: {e}", python().display()),
-    };
-    if !out.status.success() {
-        panic!("pyarrow failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    match serde_json::from_slice(&out.stdout) {
-        Ok(v) => v,
-        Err(e) => panic!("pyarrow printed no JSON: {e}"),
-    }
 }
 
 /// Subscribes a new SQS queue to an SNS topic (how messages are read back from the emulator);
@@ -243,156 +198,3 @@ pub async fn no_more_messages(config: &SdkConfig, inbox: &str) -> bool {
         .and_then(|g| g.messages)
         .is_none_or(|m| m.is_empty())
 }
-
-/// The local database servers (`scripts/local-db`): an RDS-shaped connection JSON for the
-/// PostgreSQL server and one for the MariaDB server, each naming the server's `sluice`
-/// database. Started once per test binary (the script keeps one pair per checkout); panics
-/// (failing the test) with the script's own message when they cannot be started.
-pub struct LocalDb {
-    pub postgres: serde_json::Value,
-    pub mysql: serde_json::Value,
-    /// The CA that signed both servers' TLS certificate, and one that signed nothing.
-    pub ca: PathBuf,
-    pub other_ca: PathBuf,
-}
-
-type DbEnv = (String, String, String, String);
-static LOCAL_DB: OnceLock<Result<DbEnv, String>> = OnceLock::new();
-
-fn start_db() -> Result<DbEnv, String> {
-    let script = repo_root().join("scripts/local-db");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("start")
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let var = |name: &str| {
-        stdout.lines().find_map(|l| {
-            l.strip_prefix(&format!("export {name}="))
-                .map(|v| v.trim_matches('\'').to_owned())
-        })
-    };
-    match (
-        out.status.success(),
-        var("SLUICE_TEST_PG"),
-        var("SLUICE_TEST_MYSQL"),
-        var("SLUICE_TEST_CA"),
-        var("SLUICE_TEST_OTHER_CA"),
-    ) {
-        (true, Some(pg), Some(my), Some(ca), Some(other)) => Ok((pg, my, ca, other)),
-        _ => Err(format!(
-            "the local database servers did not start ({} start exited {}):\n{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )),
-    }
-}
-
-pub fn local_db() -> LocalDb {
-    match LOCAL_DB.get_or_init(start_db) {
-        Ok((pg, my, ca, other)) => LocalDb {
-            postgres: serde_json::from_str(pg).unwrap_or_default(),
-            mysql: serde_json::from_str(my).unwrap_or_default(),
-            ca: PathBuf::from(ca),
-            other_ca: PathBuf::from(other),
-        },
-        Err(message) => panic!("{message}"),
-    }
-}
-
-/// Credit-shaped CSV: rows `first..first+n`, every 7th monthly income `NA`, every 11th
-/// dependents `NA`.
-pub fn credit_csv(first: u64, n: u64, salt: u64) -> String {
-    let mut s = String::from(",SeriousDlqin2yrs,RevolvingUtilizationOfUnsecuredLines,age,NumberOfTime30-59DaysPastDueNotWorse,DebtRatio,MonthlyIncome,NumberOfOpenCreditLinesAndLoans,NumberOfTimes90DaysLate,NumberRealEstateLoansOrLines,NumberOfTime60-89DaysPastDueNotWorse,NumberOfDependents\n");
-    for i in first..first + n {
-        let income = if i % 7 == 0 {
-            "NA".to_string()
-        } else {
-            format!("{}", 1000 + i * 3 + salt)
-        };
-        let deps = if i % 11 == 0 {
-            "NA".to_string()
-        } else {
-            (i % 4).to_string()
-        };
-        s.push_str(&format!(
-            "{i},{},0.{:06},{},{},{}.25,{income},{},0,{},0,{deps}\n",
-            i % 2,
-            i % 1_000_000,
-            20 + i % 60,
-            i % 3,
-            i % 5,
-            i % 13,
-            i % 2
-        ));
-    }
-    s
-}
-
-/// One SQL statement through the engine's own command-line client (`psql` for `postgres`,
-/// `mariadb` otherwise) on the connection of an RDS-shaped `creds`; Err is the client's message.
-pub fn sql(engine: &str, creds: &serde_json::Value, statement: &str) -> Result<String, String> {
-    let text = |k: &str| creds[k].as_str().unwrap_or_default().to_owned();
-    let (host, port, user, pass, db) = (
-        text("host"),
-        creds["port"].to_string(),
-        text("username"),
-        text("password"),
-        text("dbname"),
-    );
-    let out = match engine {
-        "postgres" => Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-t",
-                "-A",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                &host,
-                "-p",
-                &port,
-            ])
-            .args(["-U", &user, "-d", &db, "-c", statement])
-            .env("PGPASSWORD", &pass)
-            .output(),
-        _ => Command::new("mariadb")
-            .args([
-                "--no-defaults",
-                "-N",
-                "-B",
-                "-h",
-                &host,
-                "-P",
-                &port,
-                "-u",
-                &user,
-            ])
-            .args([&format!("-p{pass}"), &db, "-e", statement])
-            .output(),
-    }
-    .map_err(|e| format!("cannot run the {engine} client: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// The rows of each table of the Aspen model built from the seed workbook
-/// (`../shared/seed-data/aspencapital-candidate-project-data-engineer/data_engineer_raw_data.xlsx`),
-/// parents first.
-pub const ASPEN_TABLES: [(&str, usize); 9] = [
-    ("phone_number_type", 2),
-    ("email_type", 2),
-    ("role_profile_type", 2),
-    ("user_profile", 1000),
-    ("user", 1000),
-    ("role_profile", 1000),
-    ("phone_number", 1461),
-    ("address", 1000),
-    ("email", 683),
-];

@@ -315,7 +315,7 @@ impl Lab {
         self.rt.block_on(async {
             self.ports
                 .locks
-                .current(sluice_functions::in_progress_check::PIPELINE_LOCK)
+                .current(sluice_functions::run::PIPELINE_LOCK)
                 .await
                 .unwrap()
                 .map(|l| l.owner)

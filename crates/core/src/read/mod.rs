@@ -36,7 +36,7 @@ impl Default for Limits {
 /// A problem with a file as a whole: it cannot be used at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read the file: {0}")]
+    #[error("cannot read the file")]
     Io(#[from] std::io::Error),
     #[error("the file is empty: no header row")]
     Empty,

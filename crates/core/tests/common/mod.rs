@@ -74,7 +74,7 @@ pub fn seed(rel: &str) -> PathBuf {
 
 /// Reads Parquet files with pyarrow; returns {"schema": [...], "rows": [...]}.
 pub fn read_parquet(files: &[PathBuf]) -> serde_json::Value {
-    sluice_testkit::read_parquet(files)
+    sluice_testdata::read_parquet(files)
 }
 
 pub fn output_paths(dir: &Path, report: &IngestReport) -> Vec<PathBuf> {

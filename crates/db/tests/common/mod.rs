@@ -14,17 +14,17 @@ use sluice_db::{load_target, Credentials, LoadError, LoadOptions, LoadReport, Lo
 pub const ENGINES: [Engine; 2] = [Engine::Postgres, Engine::Mysql];
 
 pub fn credit_spec() -> TableSpec {
-    TableSpec::load(&sluice_testkit::repo_root().join("config/tables/credit.json")).unwrap()
+    TableSpec::load(&sluice_testdata::repo_root().join("config/tables/credit.json")).unwrap()
 }
 
 /// A database of its own on the engine's local server: its RDS-shaped connection.
 pub async fn fresh_db(engine: Engine) -> serde_json::Value {
-    let servers = sluice_testkit::local_db();
+    let servers = sluice_testdata::local_db();
     let mut creds = match engine {
         Engine::Postgres => servers.postgres,
         Engine::Mysql => servers.mysql,
     };
-    let name = sluice_testkit::unique("t").replace('-', "_");
+    let name = sluice_testdata::unique("t").replace('-', "_");
     admin_exec(engine, &creds, &format!("CREATE DATABASE {name}")).await;
     creds["dbname"] = name.into();
     creds
@@ -132,7 +132,7 @@ pub fn plan(t: &TargetSpec, spec: &TableSpec) -> Vec<LoadTable> {
     t.plan("app.json", std::slice::from_ref(spec), &[]).unwrap()
 }
 
-pub use sluice_testkit::credit_csv;
+pub use sluice_testdata::credit_csv;
 
 /// Ingests `csv` as raw object `key` into the lake folder (what the ingest function publishes).
 pub fn ingest(lake: &Path, spec: &TableSpec, key: &str, csv: &str) -> Vec<PathBuf> {
