@@ -1,0 +1,581 @@
+//! Normalize: curated datasets → the target tables of a [`ModelSpec`].
+//!
+//! Tables are built in the model's order, so every foreign key points at a table already
+//! built. A derived table streams its `from` source file by file, batch by batch; only joined
+//! sources are held in memory (by join key), plus, per table, each key and a hash of its row
+//! (for duplicates and foreign keys). Every row that breaks the model — a NULL in a NOT NULL
+//! column, a value too long or of the wrong type, a dangling foreign key, an unknown lookup
+//! value, a missing join partner, a key already holding a different row — goes to the table's
+//! quarantine with the rule, the column, the value and where the source row came from. Nothing
+//! is truncated; nothing is dropped without a count. Rows identical to one already written
+//! (a file loaded twice) are collapsed and counted.
+//!
+//! Outputs are whole tables with fixed names (`data/<lake table>/<lake table>.parquet`, and a
+//! quarantine file beside it in `quarantine/`, empty when nothing was rejected), so running
+//! again over the same inputs rewrites the same files with the same bytes.
+
+mod plan;
+mod previous;
+mod sink;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::hash::Hash;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDateTime;
+use serde::Serialize;
+
+use crate::coerce::{micros_since_epoch, ColumnRule};
+use crate::model::{json_text, ModelSpec, TargetTable};
+use crate::read::parquet::ParquetRows;
+use crate::spec::{ColumnSpec, SpecError};
+use crate::write::{ParquetEncoder, ParquetPart, WriteError};
+
+use plan::{Cell, Ctx, Plan, Planner};
+use previous::load_previous;
+use sink::{Origin, Sink};
+
+/// The in-memory maps (keys, join partners, lookups): foldhash (hashbrown's default hasher,
+/// fast on short keys) with fixed seeds, so every run is the same. Keys are our own data, not
+/// an attacker's.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    #[error(transparent)]
+    Model(#[from] SpecError),
+    #[error("model {model}: dataset {dataset} has no curated files")]
+    NoData { model: String, dataset: String },
+    #[error("{file}: {message}")]
+    Read { file: String, message: String },
+    #[error("writing the outputs")]
+    Write(#[from] WriteError),
+}
+
+impl From<crate::read::parquet::ParquetReadError> for NormalizeError {
+    fn from(e: crate::read::parquet::ParquetReadError) -> Self {
+        NormalizeError::Read {
+            file: e.file,
+            message: e.message,
+        }
+    }
+}
+
+impl From<std::io::Error> for NormalizeError {
+    fn from(e: std::io::Error) -> Self {
+        NormalizeError::Write(WriteError::from(e))
+    }
+}
+
+/// What one run did, table by table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NormalizeReport {
+    pub model: String,
+    /// The `created` timestamp of every row.
+    pub as_of: String,
+    /// Rows read per source alias.
+    pub sources: BTreeMap<String, u64>,
+    pub tables: Vec<TableReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TableReport {
+    pub table: String,
+    pub lake_table: String,
+    pub rows_written: u64,
+    pub rows_quarantined: u64,
+    /// Rows identical to one already written (the same entity loaded twice).
+    pub duplicates_collapsed: u64,
+    /// Rows not made because a `skip_when_null` column was NULL (an absent phone number).
+    pub skipped_absent: u64,
+    /// Of the rows written, those the previous build did not have, and those it had with other
+    /// values (0 without a previous build or without audit columns).
+    pub rows_new: u64,
+    pub rows_changed: u64,
+    /// Quarantined rows by column and rule.
+    pub rejects: Vec<RuleCount>,
+    /// The Parquet file, relative to the output root.
+    pub output: String,
+    /// The quarantine file (JSON lines), relative to the output root; empty when nothing was
+    /// rejected.
+    pub quarantine: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RuleCount {
+    pub column: String,
+    pub rule: String,
+    pub rows: u64,
+}
+
+/// A key as held in memory: a canonical UUID (what `key` expressions make) as its 128 bits,
+/// any other text as it is. Both are exact: two keys are equal when their texts are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyRepr {
+    Uuid(u128),
+    Text(Box<str>),
+}
+
+impl KeyRepr {
+    fn of(text: &str) -> KeyRepr {
+        let b = text.as_bytes();
+        let canonical = b.len() == 36
+            && b.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+            });
+        match uuid::Uuid::try_parse(text) {
+            Ok(u) if canonical => KeyRepr::Uuid(u.as_u128()),
+            _ => KeyRepr::Text(text.into()),
+        }
+    }
+}
+
+/// Empties a vector and hands back its allocation with another lifetime (the in-place
+/// `collect` of an empty iterator reuses the buffer), so rows do not allocate.
+fn recycle<'b>(mut v: Vec<Cell<'_>>) -> Vec<Cell<'b>> {
+    v.clear();
+    v.into_iter().map(|_| None).collect()
+}
+
+/// The join key of a row (its `columns`, unit-separated) into `key`; false when one is NULL.
+fn join_key_of(cells: &[Option<String>], columns: &[usize], key: &mut String) -> bool {
+    key.clear();
+    for (n, &i) in columns.iter().enumerate() {
+        let Some(v) = &cells[i] else { return false };
+        if n > 0 {
+            key.push('\u{1f}');
+        }
+        key.push_str(v);
+    }
+    true
+}
+
+/// A name-based (version 5) UUID: the same natural key gives the same key on every run.
+pub fn stable_key(natural: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, natural.as_bytes()).to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+pub struct NormalizeOptions {
+    /// The `created` timestamp of every row.
+    pub as_of: NaiveDateTime,
+    /// How quarantine records name input files (e.g. their `s3://` URI); default: the path.
+    pub names: HashMap<PathBuf, String>,
+    /// Where the previous build's tables are (`<root>/data/<lake table>/…`), if any: a row
+    /// the previous build also had keeps its `created` (and `updated`, when unchanged); a
+    /// changed row gets `updated` = `as_of`.
+    pub previous: Option<PathBuf>,
+    pub batch_rows: usize,
+    pub row_group_rows: usize,
+    pub memory_budget_bytes: usize,
+}
+
+impl NormalizeOptions {
+    pub fn new(as_of: NaiveDateTime) -> NormalizeOptions {
+        NormalizeOptions {
+            as_of,
+            names: HashMap::new(),
+            previous: None,
+            batch_rows: 8192,
+            row_group_rows: 1 << 20,
+            memory_budget_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Builds every table of `model` from `inputs` (dataset → curated Parquet files) under `out`.
+pub fn normalize(
+    model: &ModelSpec,
+    inputs: &BTreeMap<String, Vec<PathBuf>>,
+    out: &Path,
+    opts: &NormalizeOptions,
+) -> Result<NormalizeReport, NormalizeError> {
+    let mut sources: BTreeMap<&str, ParquetRows> = BTreeMap::new();
+    for (alias, s) in &model.sources {
+        let files = inputs
+            .get(&s.dataset)
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| NormalizeError::NoData {
+                model: model.model.clone(),
+                dataset: s.dataset.clone(),
+            })?;
+        sources.insert(alias, ParquetRows::open(&s.dataset, files, &opts.names)?);
+    }
+    let mut run = Run {
+        model,
+        out,
+        opts,
+        lookups: HashMap::new(),
+        keys: HashMap::new(),
+        encoder: ParquetEncoder::start(opts.memory_budget_bytes),
+        rows_read: BTreeMap::new(),
+    };
+    let mut tables = Vec::new();
+    for t in &model.tables {
+        tables.push(run.table(t, &sources)?);
+    }
+    let Run {
+        encoder, rows_read, ..
+    } = run;
+    encoder.finish()?;
+    Ok(NormalizeReport {
+        model: model.model.clone(),
+        as_of: opts.as_of.format("%Y-%m-%d %H:%M:%S").to_string(),
+        sources: rows_read,
+        tables,
+    })
+}
+
+struct Run<'a> {
+    model: &'a ModelSpec,
+    out: &'a Path,
+    opts: &'a NormalizeOptions,
+    /// (lookup table, column) → value → key
+    lookups: HashMap<(String, String), FastMap<String, String>>,
+    /// Table → key → hash of the row written under it.
+    keys: HashMap<String, FastMap<KeyRepr, u64>>,
+    encoder: ParquetEncoder,
+    rows_read: BTreeMap<String, u64>,
+}
+
+impl<'a> Run<'a> {
+    fn table(
+        &mut self,
+        t: &'a TargetTable,
+        sources: &BTreeMap<&str, ParquetRows>,
+    ) -> Result<TableReport, NormalizeError> {
+        let lake = self.model.lake_table(&t.name);
+        let lake_cols: Vec<ColumnSpec> = self.model.lake_columns(t);
+        let output = format!("data/{lake}/{lake}.parquet");
+        let quarantine = format!("quarantine/{lake}/{lake}.jsonl");
+        for rel in [&output, &quarantine] {
+            if let Some(dir) = self.out.join(rel).parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let part = ParquetPart::create(
+            &mut self.encoder,
+            &self.out.join(&output),
+            output.clone(),
+            &lake_cols,
+            self.opts.batch_rows,
+            self.opts.row_group_rows,
+        )?;
+        let rules: Vec<ColumnRule> = lake_cols
+            .iter()
+            .take(t.columns.len())
+            .map(|c| ColumnRule::new(c, &[]))
+            .collect();
+        let previous = match (&self.opts.previous, &self.model.audit) {
+            (Some(root), Some(_)) => load_previous(&root.join(&output), t, &rules)?,
+            _ => FastMap::default(),
+        };
+        let mut sink = Sink {
+            table: t,
+            rules,
+            references: t.columns.iter().map(|c| c.references.as_deref()).collect(),
+            skip: t
+                .skip_when_null
+                .iter()
+                .filter_map(|s| t.columns.iter().position(|c| &c.name == s))
+                .collect(),
+            part,
+            quarantine: BufWriter::new(File::create(self.out.join(&quarantine))?),
+            keys: FastMap::default(),
+            key_col: t
+                .columns
+                .iter()
+                .position(|c| c.name == t.primary_key)
+                .unwrap_or(0),
+            audit: self.model.audit.as_ref().map(|a| a.by.clone()),
+            as_of_micros: micros_since_epoch(&self.opts.as_of),
+            previous,
+            report: TableReport {
+                table: t.name.clone(),
+                lake_table: lake,
+                rows_written: 0,
+                rows_quarantined: 0,
+                duplicates_collapsed: 0,
+                skipped_absent: 0,
+                rows_new: 0,
+                rows_changed: 0,
+                rejects: Vec::new(),
+                output,
+                quarantine,
+            },
+            rejects: BTreeMap::new(),
+        };
+        if t.is_lookup() {
+            self.lookup_rows(&mut sink)?;
+        } else {
+            self.derived_rows(&mut sink, sources)?;
+        }
+        sink.part.flush(&mut self.encoder)?;
+        sink.quarantine.flush()?;
+        let Sink {
+            keys,
+            mut report,
+            rejects,
+            part,
+            ..
+        } = sink;
+        report.rows_written = part.rows();
+        report.rejects = rejects
+            .into_iter()
+            .map(|((column, rule), rows)| RuleCount { column, rule, rows })
+            .collect();
+        // Keys are kept for the foreign keys of later tables; a table nobody references lets
+        // its keys go.
+        let referenced = self.model.tables.iter().any(|later| {
+            later
+                .columns
+                .iter()
+                .any(|c| c.references.as_deref() == Some(t.name.as_str()))
+        });
+        if referenced {
+            self.keys.insert(t.name.clone(), keys);
+        }
+        Ok(report)
+    }
+
+    fn lookup_rows(&mut self, sink: &mut Sink<'_>) -> Result<(), NormalizeError> {
+        let t = sink.table;
+        for row in &t.rows {
+            let values: Vec<Cell<'_>> = t
+                .columns
+                .iter()
+                .map(|c| row.get(&c.name).and_then(json_text).map(Cow::Owned))
+                .collect();
+            if sink.accept(self, &values, None)? {
+                if let Some(key) = &values[sink.key_col] {
+                    for (c, v) in t.columns.iter().zip(&values) {
+                        if let Some(v) = v {
+                            self.lookups
+                                .entry((t.name.clone(), c.name.clone()))
+                                .or_default()
+                                .insert(v.to_string(), key.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn derived_rows(
+        &mut self,
+        sink: &mut Sink<'_>,
+        sources: &BTreeMap<&str, ParquetRows>,
+    ) -> Result<(), NormalizeError> {
+        let t = sink.table;
+        let from_alias = t.from.as_deref().unwrap_or_default();
+        let get = |alias: &str| {
+            sources.get(alias).ok_or_else(|| {
+                NormalizeError::Model(SpecError {
+                    file: format!("model {}", self.model.model),
+                    field: format!("tables.{}", t.name),
+                    problem: format!("no source '{alias}'"),
+                })
+            })
+        };
+        let from = get(from_alias)?;
+        let mut slots: Vec<(&str, &[String])> = vec![(from_alias, &from.columns)];
+        for j in &t.join {
+            slots.push((j.source.as_str(), &get(&j.source)?.columns));
+        }
+        let explode_names: Vec<&str> = t
+            .explode
+            .first()
+            .map(|e| e.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let used = slots.iter().map(|(_, c)| vec![false; c.len()]).collect();
+        let mut planner = Planner {
+            model: self.model,
+            slots,
+            explode_names,
+            field: String::new(),
+            used: std::cell::RefCell::new(used),
+            lookups: &self.lookups,
+        };
+        let mut columns = Vec::new();
+        for c in &t.columns {
+            planner.field = format!("tables.{}.columns.{}", t.name, c.name);
+            let v = c
+                .value
+                .as_ref()
+                .ok_or_else(|| planner.err("no value".into()))?;
+            columns.push(planner.plan(v)?);
+        }
+        let mut explode: Vec<Vec<Plan>> = Vec::new();
+        for e in &t.explode {
+            planner.field = format!("tables.{}.explode", t.name);
+            explode.push(
+                planner
+                    .explode_names
+                    .iter()
+                    .map(|n| e.get(*n).map_or(Ok(Plan::Const(None)), |x| planner.plan(x)))
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        // Each join: from-side key columns, and the joined rows by their key.
+        type Index = FastMap<String, Vec<Vec<Option<String>>>>;
+        let mut joins: Vec<(Vec<usize>, Vec<String>, Index)> = Vec::new();
+        for (k, j) in t.join.iter().enumerate() {
+            planner.field = format!("tables.{}.join", t.name);
+            let src = get(&j.source)?;
+            let mut left = Vec::new();
+            let mut right = Vec::new();
+            for (l, r) in &j.on {
+                let (_, li) = planner.column(&format!("{from_alias}.{l}"))?;
+                let ri = src.columns.iter().position(|c| c == r).ok_or_else(|| {
+                    planner.err(format!("source '{}' has no column '{r}'", j.source))
+                })?;
+                left.push(li);
+                right.push(ri);
+                planner.used.borrow_mut()[k + 1][ri] = true;
+            }
+            let wanted = planner.used.borrow()[k + 1].clone();
+            let mut index = Index::default();
+            let mut key = String::new();
+            src.for_each_row::<NormalizeError>(&wanted, |_, _, cells| {
+                if join_key_of(cells, &right, &mut key) {
+                    index.entry(key.clone()).or_default().push(cells.to_vec());
+                }
+                Ok(())
+            })?;
+            let names = j.on.keys().cloned().collect();
+            joins.push((left, names, index));
+        }
+
+        let mut read = 0u64;
+        let no_explode: Vec<Vec<Plan>> = vec![Vec::new()];
+        let entries = if explode.is_empty() {
+            &no_explode
+        } else {
+            &explode
+        };
+        let wanted = planner.used.borrow()[0].clone();
+        // Buffers reused from row to row.
+        let mut join_key = String::new();
+        let mut exploded_buf: Vec<Cell<'static>> = Vec::new();
+        let mut values_buf: Vec<Cell<'static>> = Vec::with_capacity(columns.len());
+        from.for_each_row(&wanted, |file, row_no, cells| {
+            read += 1;
+            let origin = Origin {
+                dataset: &from.dataset,
+                file,
+                row: row_no,
+            };
+            // The joined partners; a missing one quarantines the source row for this table.
+            let mut matches: Vec<&[Vec<Option<String>>]> = Vec::with_capacity(joins.len());
+            for (k, (left, names, index)) in joins.iter().enumerate() {
+                let found = join_key_of(cells, left, &mut join_key)
+                    .then(|| index.get(join_key.as_str()))
+                    .flatten();
+                match found {
+                    Some(rows) => matches.push(rows),
+                    None => {
+                        let value: Option<String> = left
+                            .iter()
+                            .map(|&i| cells[i].clone())
+                            .collect::<Option<Vec<_>>>()
+                            .map(|k| k.join(","));
+                        let message = format!(
+                            "no {} row matches {} = {}",
+                            t.join[k].source,
+                            names.join(","),
+                            value.as_deref().unwrap_or("NULL")
+                        );
+                        return sink.reject(
+                            self.model,
+                            "join_no_match",
+                            &names.join(","),
+                            value.as_deref(),
+                            &message,
+                            Some(&origin),
+                            &[],
+                        );
+                    }
+                }
+            }
+            // Every combination of partners (one each when the joins are one to one), as an
+            // odometer over the partner lists.
+            let mut pick = vec![0usize; matches.len()];
+            let mut slots: Vec<&[Option<String>]> = Vec::with_capacity(1 + matches.len());
+            loop {
+                slots.clear();
+                slots.push(cells);
+                slots.extend(matches.iter().zip(&pick).map(|(m, &p)| m[p].as_slice()));
+                for entry in entries {
+                    let base = Ctx {
+                        slots: &slots,
+                        exploded: &[],
+                    };
+                    let mut exploded = recycle(std::mem::take(&mut exploded_buf));
+                    let mut miss = None;
+                    for p in entry {
+                        match p.eval(&base) {
+                            Ok(v) => exploded.push(v),
+                            Err(m) => {
+                                exploded.push(None);
+                                miss.get_or_insert((String::from("(explode)"), m));
+                            }
+                        }
+                    }
+                    let cx = Ctx {
+                        exploded: &exploded,
+                        ..base
+                    };
+                    let mut values = recycle(std::mem::take(&mut values_buf));
+                    for (c, p) in t.columns.iter().zip(&columns) {
+                        match p.eval(&cx) {
+                            Ok(v) => values.push(v),
+                            Err(m) => {
+                                values.push(None);
+                                miss.get_or_insert((c.name.clone(), m));
+                            }
+                        }
+                    }
+                    if sink.skip.iter().any(|&i| values[i].is_none()) {
+                        sink.report.skipped_absent += 1;
+                    } else if let Some((column, m)) = miss {
+                        sink.reject(
+                            self.model,
+                            m.rule,
+                            &column,
+                            m.value.as_deref(),
+                            &m.message,
+                            Some(&origin),
+                            &values,
+                        )?;
+                    } else {
+                        sink.accept(self, &values, Some(&origin))?;
+                    }
+                    values_buf = recycle(values);
+                    exploded_buf = recycle(exploded);
+                }
+                // Next combination.
+                let mut k = pick.len();
+                loop {
+                    if k == 0 {
+                        return Ok(());
+                    }
+                    k -= 1;
+                    pick[k] += 1;
+                    if pick[k] < matches[k].len() {
+                        break;
+                    }
+                    pick[k] = 0;
+                }
+            }
+        })?;
+        *self.rows_read.entry(from_alias.to_owned()).or_default() = read;
+        Ok(())
+    }
+}

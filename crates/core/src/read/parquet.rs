@@ -1,0 +1,177 @@
+//! Curated Parquet read back as text cells, the way Sluice writes values elsewhere (CSV
+//! outputs, quarantine): normalize reads its source datasets and the previous build of each
+//! table through this, batch by batch, only the columns it needs.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Int8Type, TimestampMicrosecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::coerce::{date_from_days, decimal_text, float_text};
+
+/// A curated file that cannot be read (named), or a column of a type Sluice does not write.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ParquetReadError {
+    pub file: String,
+    pub message: String,
+}
+
+/// The curated files of a dataset, read batch by batch as text cells.
+pub struct ParquetRows {
+    pub dataset: String,
+    /// (path, the name quarantine records give it)
+    pub files: Vec<(PathBuf, String)>,
+    /// Column names of the first file: what the model's references are checked against.
+    pub columns: Vec<String>,
+}
+
+impl ParquetRows {
+    pub fn open(
+        dataset: &str,
+        files: &[PathBuf],
+        names: &HashMap<PathBuf, String>,
+    ) -> Result<ParquetRows, ParquetReadError> {
+        let mut files: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|p| {
+                let name = names
+                    .get(p)
+                    .cloned()
+                    .unwrap_or_else(|| p.display().to_string());
+                (p.clone(), name)
+            })
+            .collect();
+        files.sort();
+        let (first, _) = files.first().ok_or_else(|| ParquetReadError {
+            file: dataset.into(),
+            message: "no files".into(),
+        })?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(open(first)?)
+            .map_err(|e| read_err(first, e))?;
+        let columns = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        Ok(ParquetRows {
+            dataset: dataset.into(),
+            files,
+            columns,
+        })
+    }
+
+    /// Calls `f(file, 1-based row, cells)` for every row, cells in `self.columns` order (a
+    /// column a later file lacks is NULL). Only the `wanted` columns are read; the others are
+    /// NULL.
+    pub fn for_each_row<E: From<ParquetReadError>>(
+        &self,
+        wanted: &[bool],
+        mut f: impl FnMut(&str, u64, &[Option<String>]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut cells: Vec<Option<String>> = vec![None; self.columns.len()];
+        for (path, name) in &self.files {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
+                .and_then(|b| b.with_batch_size(4096).build())
+                .map_err(|e| read_err(path, e))?;
+            let mut row_no = 0u64;
+            for batch in reader {
+                let batch = batch.map_err(|e| read_err(path, e))?;
+                let schema = batch.schema();
+                let map: Vec<Option<usize>> = self
+                    .columns
+                    .iter()
+                    .zip(wanted)
+                    .map(|(c, w)| schema.index_of(c).ok().filter(|_| *w))
+                    .collect();
+                for i in 0..batch.num_rows() {
+                    for (slot, idx) in cells.iter_mut().zip(&map) {
+                        match idx {
+                            Some(j) => {
+                                cell_text(&batch, *j, i, slot).map_err(|m| read_err(path, m))?
+                            }
+                            None => *slot = None,
+                        }
+                    }
+                    row_no += 1;
+                    f(name, row_no, &cells)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open(path: &Path) -> Result<File, ParquetReadError> {
+    File::open(path).map_err(|e| read_err(path, e))
+}
+
+fn read_err(path: &Path, e: impl std::fmt::Display) -> ParquetReadError {
+    ParquetReadError {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// One cell as text, the way Sluice writes values elsewhere (CSV outputs, quarantine), into
+/// `slot` (its buffer is reused from row to row).
+fn cell_text(
+    batch: &RecordBatch,
+    col: usize,
+    i: usize,
+    slot: &mut Option<String>,
+) -> Result<(), String> {
+    use std::fmt::Write as _;
+    let a = batch.column(col);
+    if a.is_null(i) {
+        *slot = None;
+        return Ok(());
+    }
+    let out = slot.get_or_insert_with(String::new);
+    out.clear();
+    // Writing into a String cannot fail.
+    let _ = match a.data_type() {
+        DataType::Utf8 => out.write_str(a.as_string::<i32>().value(i)),
+        DataType::LargeUtf8 => out.write_str(a.as_string::<i64>().value(i)),
+        DataType::Utf8View => out.write_str(a.as_string_view().value(i)),
+        DataType::Int8 => write!(out, "{}", a.as_primitive::<Int8Type>().value(i)),
+        DataType::Int16 => write!(out, "{}", a.as_primitive::<Int16Type>().value(i)),
+        DataType::Int32 => write!(out, "{}", a.as_primitive::<Int32Type>().value(i)),
+        DataType::Int64 => write!(out, "{}", a.as_primitive::<Int64Type>().value(i)),
+        DataType::UInt8 => write!(out, "{}", a.as_primitive::<UInt8Type>().value(i)),
+        DataType::UInt16 => write!(out, "{}", a.as_primitive::<UInt16Type>().value(i)),
+        DataType::UInt32 => write!(out, "{}", a.as_primitive::<UInt32Type>().value(i)),
+        DataType::UInt64 => write!(out, "{}", a.as_primitive::<UInt64Type>().value(i)),
+        DataType::Float32 => out.write_str(&float_text(f64::from(
+            a.as_primitive::<Float32Type>().value(i),
+        ))),
+        DataType::Float64 => out.write_str(&float_text(a.as_primitive::<Float64Type>().value(i))),
+        DataType::Boolean => write!(out, "{}", a.as_boolean().value(i)),
+        DataType::Decimal128(_, scale) => out.write_str(&decimal_text(
+            a.as_primitive::<Decimal128Type>().value(i),
+            u8::try_from(*scale).unwrap_or(0),
+        )),
+        DataType::Date32 => match date_from_days(a.as_primitive::<Date32Type>().value(i)) {
+            Some(d) => write!(out, "{}", d.format("%Y-%m-%d")),
+            None => Ok(()),
+        },
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let us = a.as_primitive::<TimestampMicrosecondType>().value(i);
+            match chrono::DateTime::from_timestamp_micros(us) {
+                Some(t) => write!(out, "{}", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")),
+                None => Ok(()),
+            }
+        }
+        other => return Err(format!("column {col}: type {other} is not supported")),
+    };
+    Ok(())
+}
