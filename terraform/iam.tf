@@ -54,7 +54,8 @@ data "aws_iam_policy_document" "common" {
   }
   statement {
     sid       = "Settings"
-    actions   = ["ssm:GetParametersByPath", "ssm:GetParameter"]
+    # Settings are read by path (sluice_aws::ssm); no function reads one parameter alone.
+    actions   = ["ssm:GetParametersByPath"]
     resources = [local.settings_arn, "${local.settings_arn}/*"]
   }
   statement {
@@ -392,6 +393,14 @@ data "aws_iam_policy_document" "events" {
     actions   = ["states:StartExecution"]
     resources = [aws_sfn_state_machine.ingest.arn, aws_sfn_state_machine.extract.arn]
   }
+  # The state machines are encrypted with the customer-managed key: starting an execution
+  # encrypts its input under it, so the caller needs the key as well as StartExecution.
+  # https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html
+  statement {
+    sid       = "EncryptExecutionInput"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.main.arn]
+  }
 }
 
 resource "aws_iam_role_policy" "events" {
@@ -425,9 +434,13 @@ data "aws_iam_policy_document" "oncall" {
     actions   = ["s3:GetObject", "s3:ListBucket"]
     resources = [aws_s3_bucket.this["lake"].arn, "${aws_s3_bucket.this["lake"].arn}/quarantine/*"]
   }
+  # The executions are encrypted with the customer-managed key: reading their history needs
+  # Decrypt, and a redrive writes encrypted execution data (GenerateDataKey), as the Step
+  # Functions encryption page describes for the execution APIs (read, not tried on an account):
+  # https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html
   statement {
     sid       = "Key"
-    actions   = ["kms:Decrypt"]
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.main.arn]
   }
 }

@@ -38,9 +38,49 @@ data "aws_iam_policy_document" "kms" {
     sid = "ServicesUseTheKey"
     principals {
       type        = "Service"
-      identifiers = ["logs.${var.region}.amazonaws.com", "sns.amazonaws.com", "events.amazonaws.com", "states.amazonaws.com"]
+      identifiers = ["sns.amazonaws.com", "events.amazonaws.com", "states.amazonaws.com"]
     }
     actions = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
+    # A key policy's resource is the key itself: AWS requires "*" here.
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  # CloudWatch Logs encrypts a log group's data under the key with the group's ARN as the
+  # encryption context; AWS documents this condition for it (not aws:SourceAccount):
+  # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
+  # Step Functions' execution logs go to a CloudWatch Logs group, which this covers; the
+  # delivery.logs service principal needs the key only for S3 and Firehose destinations.
+  statement {
+    sid = "LogsEncryptThisAccountsLogGroups"
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${var.region}.amazonaws.com"]
+    }
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
+    # A key policy's resource is the key itself: AWS requires "*" here.
+    resources = ["*"]
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:*"]
+    }
+  }
+
+  # CloudWatch alarms publish to the KMS-encrypted SNS topic: CloudWatch needs the key, or
+  # every notification fails with KMS AccessDenied in the alarm history.
+  # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+  statement {
+    sid = "AlarmsPublishToTheEncryptedTopic"
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    actions = ["kms:Decrypt", "kms:GenerateDataKey"]
     # A key policy's resource is the key itself: AWS requires "*" here.
     resources = ["*"]
     condition {

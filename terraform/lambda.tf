@@ -21,7 +21,7 @@ resource "aws_lambda_function" "function" {
   source_code_hash               = filebase64sha256("${var.artifacts_dir}/${each.key}/bootstrap.zip")
   memory_size                    = each.value.memory
   timeout                        = each.value.timeout
-  reserved_concurrent_executions = each.key == "ingest" ? 20 : 5
+  reserved_concurrent_executions = var.reserved_concurrency == null ? null : lookup(var.reserved_concurrency, each.key, null)
   kms_key_arn                    = aws_kms_key.main.arn
 
   environment {

@@ -15,6 +15,12 @@ variable "region" {
   default     = "us-east-1"
 }
 
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions per function, e.g. { ingest = 20, notify = 5 }; null (the default) reserves none. Reserving takes from the account's unreserved pool, which a new account may not have (AWS keeps at least 100 unreserved)."
+  type        = map(number)
+  default     = null
+}
+
 variable "artifacts_dir" {
   description = "Where `cargo lambda build --release --arm64 --output-format zip` put the functions (<dir>/<function>/bootstrap.zip)."
   type        = string

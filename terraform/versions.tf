@@ -4,7 +4,8 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.80.0, < 7.0.0"
+      # 5.95.0: the first release that accepts TransferSecurityPolicy-2025-03 (sftp.tf).
+      version = ">= 5.95.0, < 7.0.0"
     }
   }
 }

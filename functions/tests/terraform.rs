@@ -455,6 +455,94 @@ fn the_database_end_is_encrypted_tls_only_private_and_reached_by_the_load_functi
     }
 }
 
+/// The statements of `data "aws_iam_policy_document" "<name>"`: (sid, principals' identifiers,
+/// actions, condition variables), each as text.
+fn statements(tf: &[File], name: &str) -> Vec<(String, String, String, String)> {
+    let doc = one(tf, "data", &["aws_iam_policy_document", name]).body();
+    doc.blocks()
+        .filter(|b| b.identifier() == "statement")
+        .map(|st| {
+            let b = st.body();
+            let sub = |kind: &str, key: &str| {
+                b.blocks()
+                    .filter(|x| x.identifier() == kind)
+                    .filter_map(|x| attr(x.body(), key).map(text))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            (
+                attr(b, "sid").map(text).unwrap_or_default(),
+                sub("principals", "identifiers"),
+                attr(b, "actions").map(text).unwrap_or_default(),
+                sub("condition", "variable"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_key_lets_every_service_and_role_that_uses_it_use_it() {
+    let tf = terraform();
+    let key = statements(&tf, "kms");
+    let for_principal = |p: &str| key.iter().filter(|s| s.1.contains(p)).collect::<Vec<_>>();
+    // CloudWatch alarms publish to the encrypted topic.
+    let alarms = for_principal("cloudwatch.amazonaws.com");
+    assert!(
+        alarms
+            .iter()
+            .any(|s| s.2.contains("kms:Decrypt") && s.2.contains("kms:GenerateDataKey")),
+        "the key policy must let cloudwatch.amazonaws.com Decrypt and GenerateDataKey: {key:?}"
+    );
+    // CloudWatch Logs: the encryption-context condition AWS documents, not aws:SourceAccount.
+    let logs = for_principal("logs.${var.region}.amazonaws.com");
+    assert!(!logs.is_empty(), "no statement for CloudWatch Logs");
+    for s in &logs {
+        assert!(
+            s.3.contains("kms:EncryptionContext:aws:logs:arn")
+                && !s.3.contains("aws:SourceAccount"),
+            "logs statement {s:?}"
+        );
+    }
+    // The roles that start, read or redrive executions of the encrypted state machines.
+    let grants =
+        |doc: &str, action: &str| statements(&tf, doc).iter().any(|s| s.2.contains(action));
+    for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+        assert!(
+            grants("events", action),
+            "the EventBridge role needs {action}"
+        );
+        assert!(
+            grants("oncall", action),
+            "the on-call policy needs {action}"
+        );
+    }
+}
+
+#[test]
+fn the_provider_floor_accepts_what_the_configuration_uses_and_nothing_reserves_concurrency_by_default(
+) {
+    let tf = terraform();
+    let all: String = tf.iter().map(|f| f.text.as_str()).collect();
+    let versions = block_text(&tf, "terraform {");
+    let floor = versions
+        .split(">= ")
+        .nth(2)
+        .and_then(|v| v.split([',', '"']).next())
+        .unwrap_or_else(|| panic!("no provider floor in {versions}"));
+    let parts: Vec<u32> = floor.split('.').filter_map(|p| p.parse().ok()).collect();
+    if all.contains("TransferSecurityPolicy-2025-03") {
+        assert!(
+            parts >= vec![5, 95, 0],
+            "TransferSecurityPolicy-2025-03 needs the AWS provider 5.95.0 or later; the floor is {floor}"
+        );
+    }
+    let lambda = one(&tf, "resource", &["aws_lambda_function", "function"]).body();
+    let reserved = text(attr(lambda, "reserved_concurrent_executions").unwrap());
+    assert!(reserved.contains("var.reserved_concurrency"), "{reserved}");
+    let variable = block_text(&tf, "variable \"reserved_concurrency\"");
+    assert!(variable.contains("default     = null"), "{variable}");
+}
+
 /// A top-level block's text, from its header to its closing brace.
 fn block_text(files: &[File], header: &str) -> String {
     files
