@@ -232,6 +232,26 @@ pub fn normalize(
     })
 }
 
+/// A joined source's rows by their join key.
+type JoinIndex = FastMap<String, Vec<Vec<Option<String>>>>;
+
+/// One join of a derived table: the `from` side's key columns, their names, the joined rows.
+struct Join {
+    left: Vec<usize>,
+    names: Vec<String>,
+    index: JoinIndex,
+}
+
+/// What [`Run::plan_derived`] makes of a derived table.
+struct Derived<'s> {
+    from: &'s ParquetRows,
+    columns: Vec<Plan>,
+    explode: Vec<Vec<Plan>>,
+    joins: Vec<Join>,
+    /// The `from` source's columns the table reads.
+    wanted: Vec<bool>,
+}
+
 struct Run<'a> {
     model: &'a ModelSpec,
     out: &'a Path,
@@ -368,12 +388,14 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn derived_rows(
-        &mut self,
-        sink: &mut Sink<'_>,
-        sources: &BTreeMap<&str, ParquetRows>,
-    ) -> Result<(), NormalizeError> {
-        let t = sink.table;
+    /// A derived table's plan: its columns' and explode entries' expressions compiled
+    /// against its sources, the joined sources indexed by their join keys, and which of the
+    /// `from` source's columns it reads.
+    fn plan_derived<'s>(
+        &self,
+        t: &TargetTable,
+        sources: &'s BTreeMap<&str, ParquetRows>,
+    ) -> Result<Derived<'s>, NormalizeError> {
         let from_alias = t.from.as_deref().unwrap_or_default();
         let get = |alias: &str| {
             sources.get(alias).ok_or_else(|| {
@@ -424,8 +446,7 @@ impl<'a> Run<'a> {
             );
         }
         // Each join: from-side key columns, and the joined rows by their key.
-        type Index = FastMap<String, Vec<Vec<Option<String>>>>;
-        let mut joins: Vec<(Vec<usize>, Vec<String>, Index)> = Vec::new();
+        let mut joins: Vec<Join> = Vec::new();
         for (k, j) in t.join.iter().enumerate() {
             planner.field = format!("tables.{}.join", t.name);
             let src = get(&j.source)?;
@@ -441,7 +462,7 @@ impl<'a> Run<'a> {
                 planner.used.borrow_mut()[k + 1][ri] = true;
             }
             let wanted = planner.used.borrow()[k + 1].clone();
-            let mut index = Index::default();
+            let mut index = JoinIndex::default();
             let mut key = String::new();
             src.for_each_row::<NormalizeError>(&wanted, |_, _, cells| {
                 if join_key_of(cells, &right, &mut key) {
@@ -450,9 +471,34 @@ impl<'a> Run<'a> {
                 Ok(())
             })?;
             let names = j.on.keys().cloned().collect();
-            joins.push((left, names, index));
+            joins.push(Join { left, names, index });
         }
+        let wanted = planner.used.borrow()[0].clone();
+        Ok(Derived {
+            from,
+            columns,
+            explode,
+            joins,
+            wanted,
+        })
+    }
 
+    /// Streams the `from` source: each row joined to its partners, exploded, evaluated and
+    /// written (or quarantined with the rule that failed).
+    fn derived_rows(
+        &mut self,
+        sink: &mut Sink<'_>,
+        sources: &BTreeMap<&str, ParquetRows>,
+    ) -> Result<(), NormalizeError> {
+        let t = sink.table;
+        let from_alias = t.from.as_deref().unwrap_or_default();
+        let Derived {
+            from,
+            columns,
+            explode,
+            joins,
+            wanted,
+        } = self.plan_derived(t, sources)?;
         let mut read = 0u64;
         let no_explode: Vec<Vec<Plan>> = vec![Vec::new()];
         let entries = if explode.is_empty() {
@@ -460,7 +506,6 @@ impl<'a> Run<'a> {
         } else {
             &explode
         };
-        let wanted = planner.used.borrow()[0].clone();
         // Buffers reused from row to row.
         let mut join_key = String::new();
         let mut exploded_buf: Vec<Cell<'static>> = Vec::new();
@@ -474,7 +519,7 @@ impl<'a> Run<'a> {
             };
             // The joined partners; a missing one quarantines the source row for this table.
             let mut matches: Vec<&[Vec<Option<String>>]> = Vec::with_capacity(joins.len());
-            for (k, (left, names, index)) in joins.iter().enumerate() {
+            for (k, Join { left, names, index }) in joins.iter().enumerate() {
                 let found = join_key_of(cells, left, &mut join_key)
                     .then(|| index.get(join_key.as_str()))
                     .flatten();
