@@ -31,13 +31,7 @@ use crate::run::{config_documents, is_safe_relative};
 pub const TARGETS_PREFIX: &str = "config/targets/";
 
 async fn load_targets<P: Ports>(ports: &P) -> Result<Vec<TargetSpec>, FnError> {
-    config_documents(ports, TARGETS_PREFIX)
-        .await?
-        .into_iter()
-        .map(|(name, text)| {
-            TargetSpec::from_json(&name, &text).map_err(|e| FnError::bad_input(e.to_string()))
-        })
-        .collect()
+    config_documents(ports, TARGETS_PREFIX, TargetSpec::from_json).await
 }
 
 pub async fn handle<P: Ports>(ports: &P, input: LoadInput) -> Result<LoadOutput, FnError> {

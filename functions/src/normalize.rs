@@ -25,13 +25,7 @@ use crate::run::{config_documents, download_prefix};
 pub const MODELS_PREFIX: &str = "config/models/";
 
 pub async fn load_models<P: Ports>(ports: &P) -> Result<Vec<ModelSpec>, FnError> {
-    config_documents(ports, MODELS_PREFIX)
-        .await?
-        .into_iter()
-        .map(|(name, text)| {
-            ModelSpec::from_json(&name, &text).map_err(|e| FnError::bad_input(e.to_string()))
-        })
-        .collect()
+    config_documents(ports, MODELS_PREFIX, ModelSpec::from_json).await
 }
 
 pub async fn handle<P: Ports>(

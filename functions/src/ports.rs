@@ -8,7 +8,7 @@ use sluice_aws::secrets::SecretsManagerSecrets;
 use sluice_aws::sfn::SfnExecutions;
 use sluice_aws::sns::SnsNotifier;
 use sluice_aws::ssm::SsmSettings;
-use sluice_aws::{Clients, Names};
+use sluice_aws::{Names, SdkConfig};
 use sluice_core::ports::{
     Catalog, Executions, LockStore, Notifier, ObjectStore, PortResult, SecretStore, Settings,
     SpecStore, WorkQueue,
@@ -56,45 +56,31 @@ pub struct AwsPorts {
 }
 
 impl AwsPorts {
-    pub async fn new(clients: &Clients, names: Names) -> PortResult<AwsPorts> {
+    /// The ports over AWS with the configuration `config` (the CLI's, a test's) and `names`.
+    /// No client is built here: each is built on the handler's first call to its service
+    /// ([`sluice_aws::lazy`]), so a function initialises and links only what it calls.
+    pub async fn from_config(config: &SdkConfig, names: Names) -> PortResult<AwsPorts> {
         Ok(AwsPorts {
-            store: S3Store::new(clients.s3.clone()),
-            work: DynamoWork::new(clients.dynamodb.clone(), &names.work_table),
-            locks: DynamoLocks::new(clients.dynamodb.clone(), &names.locks_table),
-            specs: DynamoSpecs::new(clients.dynamodb.clone(), &names.specs_table),
-            catalog: GlueCatalog::new(clients.glue.clone()),
+            store: S3Store::new(Lazy::new(config)),
+            work: DynamoWork::new(Lazy::new(config), &names.work_table),
+            locks: DynamoLocks::new(Lazy::new(config), &names.locks_table),
+            specs: DynamoSpecs::new(Lazy::new(config), &names.specs_table),
+            catalog: GlueCatalog::new(Lazy::new(config)),
             notifier: match &names.topic_arn {
-                Some(arn) => SnsNotifier::new(clients.sns.clone(), arn),
-                None => SnsNotifier::by_name(clients.sns.clone(), &names.topic_name).await?,
+                Some(arn) => SnsNotifier::new(Lazy::new(config), arn),
+                None => SnsNotifier::by_name(Lazy::new(config), &names.topic_name).await?,
             },
-            executions: SfnExecutions::new(clients.sfn.clone()),
-            settings: SsmSettings::new(clients.ssm.clone(), &names.settings_path),
-            secrets: SecretsManagerSecrets::new(clients.secrets.clone()),
+            executions: SfnExecutions::new(Lazy::new(config)),
+            settings: SsmSettings::new(Lazy::new(config), &names.settings_path),
+            secrets: SecretsManagerSecrets::new(Lazy::new(config)),
             names,
         })
     }
 
-    /// From the environment: the default AWS chain and `SLUICE_*` names (set by Terraform).
-    /// No client is built here: each is built on the handler's first call to its service
-    /// ([`sluice_aws::lazy`]), so a function initialises and links only what it calls.
+    /// From the environment, as every function's `main` builds them: the default AWS chain
+    /// and the `SLUICE_*` names Terraform sets.
     pub async fn from_env() -> PortResult<AwsPorts> {
-        let config = sluice_aws::load_config().await;
-        let names = Names::from_env();
-        Ok(AwsPorts {
-            store: S3Store::new(Lazy::new(&config)),
-            work: DynamoWork::new(Lazy::new(&config), &names.work_table),
-            locks: DynamoLocks::new(Lazy::new(&config), &names.locks_table),
-            specs: DynamoSpecs::new(Lazy::new(&config), &names.specs_table),
-            catalog: GlueCatalog::new(Lazy::new(&config)),
-            notifier: match &names.topic_arn {
-                Some(arn) => SnsNotifier::new(Lazy::new(&config), arn),
-                None => SnsNotifier::by_name(Lazy::new(&config), &names.topic_name).await?,
-            },
-            executions: SfnExecutions::new(Lazy::new(&config)),
-            settings: SsmSettings::new(Lazy::new(&config), &names.settings_path),
-            secrets: SecretsManagerSecrets::new(Lazy::new(&config)),
-            names,
-        })
+        AwsPorts::from_config(&sluice_aws::load_config().await, Names::from_env()).await
     }
 }
 

@@ -158,12 +158,13 @@ pub async fn download_prefix<P: Ports>(
     Ok(files)
 }
 
-/// The `*.json` documents under `prefix` in the lake bucket (models, targets), each with its
-/// `s3://` name for errors, in key order.
-pub async fn config_documents<P: Ports>(
+/// The `*.json` documents under `prefix` in the lake bucket (models, targets), in key order,
+/// each parsed by `parse` (given its `s3://` name for errors, and its text).
+pub async fn config_documents<P: Ports, T>(
     ports: &P,
     prefix: &str,
-) -> Result<Vec<(String, String)>, crate::errors::FnError> {
+    parse: impl Fn(&str, &str) -> Result<T, sluice_core::spec::SpecError>,
+) -> Result<Vec<T>, FnError> {
     use sluice_core::ports::ObjectStore;
     let lake = ports.names().lake_bucket.clone();
     let mut out = Vec::new();
@@ -176,10 +177,12 @@ pub async fn config_documents<P: Ports>(
             .get_bytes(&lake, &o.key)
             .await?
             .ok_or_else(|| FnError::aws(format!("s3://{lake}/{} vanished while listing", o.key)))?;
-        out.push((
-            format!("s3://{lake}/{}", o.key),
-            String::from_utf8_lossy(&bytes).into_owned(),
-        ));
+        let name = format!("s3://{lake}/{}", o.key);
+        // The spec error names the document itself.
+        out.push(
+            parse(&name, &String::from_utf8_lossy(&bytes))
+                .map_err(|e| FnError::bad_input(e.to_string()))?,
+        );
     }
     Ok(out)
 }

@@ -523,11 +523,14 @@ fn the_provider_floor_accepts_what_the_configuration_uses_and_nothing_reserves_c
 ) {
     let tf = terraform();
     let all: String = tf.iter().map(|f| f.text.as_str()).collect();
+    // The aws provider's constraint (`version = ">= X, < Y"` under required_providers).
     let versions = block_text(&tf, "terraform {");
     let floor = versions
-        .split(">= ")
-        .nth(2)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("version"))
+        .find_map(|v| v.split(">=").nth(1))
         .and_then(|v| v.split([',', '"']).next())
+        .map(str::trim)
         .unwrap_or_else(|| panic!("no provider floor in {versions}"));
     let parts: Vec<u32> = floor.split('.').filter_map(|p| p.parse().ok()).collect();
     if all.contains("TransferSecurityPolicy-2025-03") {
@@ -539,8 +542,8 @@ fn the_provider_floor_accepts_what_the_configuration_uses_and_nothing_reserves_c
     let lambda = one(&tf, "resource", &["aws_lambda_function", "function"]).body();
     let reserved = text(attr(lambda, "reserved_concurrent_executions").unwrap());
     assert!(reserved.contains("var.reserved_concurrency"), "{reserved}");
-    let variable = block_text(&tf, "variable \"reserved_concurrency\"");
-    assert!(variable.contains("default     = null"), "{variable}");
+    let variable = one(&tf, "variable", &["reserved_concurrency"]).body();
+    assert_eq!(text(attr(variable, "default").unwrap()), "null");
 }
 
 /// A top-level block's text, from its header to its closing brace.

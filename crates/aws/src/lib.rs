@@ -18,7 +18,9 @@ pub mod sfn;
 pub mod sns;
 pub mod ssm;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+pub use aws_config::SdkConfig;
+
+use aws_config::BehaviorVersion;
 
 pub use names::Names;
 

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use sluice_asl::{Event, ExecutionInfo, Options, Record, Status};
-use sluice_aws::Clients;
 use sluice_functions::local::LocalLambdas;
 use sluice_functions::AwsPorts;
 
@@ -116,8 +115,7 @@ fn status_change(record: &Record, ports: &AwsPorts, rt: &tokio::runtime::Runtime
 }
 
 async fn ports(env: Option<&str>) -> Result<AwsPorts> {
-    let clients = Clients::load().await;
-    AwsPorts::new(&clients, names(env))
+    AwsPorts::from_config(&sluice_aws::load_config().await, names(env))
         .await
         .context("connecting to the pipeline's resources (run `sluice bootstrap` first?)")
 }

@@ -74,30 +74,54 @@ type DbEnv = (String, String, String, String);
 static LOCAL_DB: OnceLock<Result<DbEnv, String>> = OnceLock::new();
 
 fn start_db() -> Result<DbEnv, String> {
-    let script = repo_root().join("scripts/local-db");
+    match start_servers(
+        "local-db",
+        &[
+            "SLUICE_TEST_PG",
+            "SLUICE_TEST_MYSQL",
+            "SLUICE_TEST_CA",
+            "SLUICE_TEST_OTHER_CA",
+        ],
+        "the local database servers",
+        "",
+    )?
+    .as_slice()
+    {
+        [pg, my, ca, other] => Ok((pg.clone(), my.clone(), ca.clone(), other.clone())),
+        _ => Err("scripts/local-db start: unexpected output".into()),
+    }
+}
+
+/// Runs `bash scripts/<script> start` (a server the tests use, started once per checkout) and
+/// returns the values of the `export NAME=value` lines it prints for `names`, in order; or why
+/// `what` did not start: the script's exit status and stderr, then `advice`.
+pub fn start_servers(
+    script: &str,
+    names: &[&str],
+    what: &str,
+    advice: &str,
+) -> Result<Vec<String>, String> {
+    let path = repo_root().join("scripts").join(script);
     let out = Command::new("bash")
-        .arg(&script)
+        .arg(&path)
         .arg("start")
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let var = |name: &str| {
-        stdout.lines().find_map(|l| {
-            l.strip_prefix(&format!("export {name}="))
-                .map(|v| v.trim_matches('\'').to_owned())
+    let values: Option<Vec<String>> = names
+        .iter()
+        .map(|name| {
+            stdout.lines().find_map(|l| {
+                l.strip_prefix(&format!("export {name}="))
+                    .map(|v| v.trim_matches('\'').to_owned())
+            })
         })
-    };
-    match (
-        out.status.success(),
-        var("SLUICE_TEST_PG"),
-        var("SLUICE_TEST_MYSQL"),
-        var("SLUICE_TEST_CA"),
-        var("SLUICE_TEST_OTHER_CA"),
-    ) {
-        (true, Some(pg), Some(my), Some(ca), Some(other)) => Ok((pg, my, ca, other)),
+        .collect();
+    match (out.status.success(), values) {
+        (true, Some(values)) => Ok(values),
         _ => Err(format!(
-            "the local database servers did not start ({} start exited {}):\n{}",
-            script.display(),
+            "{what} did not start ({} start exited {}):\n{}{advice}",
+            path.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr)
         )),

@@ -12,7 +12,6 @@
 //! Only plain data is shared between tests: each `#[tokio::test]` has its own runtime, and SDK
 //! clients must not outlive the runtime that made them, so every test builds its own.
 
-use std::process::Command;
 use std::sync::OnceLock;
 
 pub use sluice_testdata::*;
@@ -31,28 +30,16 @@ fn start() -> Result<String, String> {
             "AWS_ENDPOINT_URL={url}: tests only run against a local emulator on 127.0.0.1; unset it"
         ));
     }
-    let script = repo_root().join("scripts/local-aws");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("start")
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let url = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("export AWS_ENDPOINT_URL="))
-        .map(str::to_owned);
-    match (out.status.success(), url) {
-        (true, Some(url)) => Ok(url),
-        _ => Err(format!(
-            "the local AWS emulator did not start ({} start exited {}):\n{}\n\
-             It needs python3 with venv and pip (Debian: apt-get install -y python3 python3-venv) \
-             and a reachable package registry to install moto[server].",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )),
-    }
+    let advice = "\nIt needs python3 with venv and pip (Debian: apt-get install -y python3 \
+                  python3-venv) and a reachable package registry to install moto[server].";
+    start_servers(
+        "local-aws",
+        &["AWS_ENDPOINT_URL"],
+        "the local AWS emulator",
+        advice,
+    )?
+    .pop()
+    .ok_or_else(|| "scripts/local-aws start printed no AWS_ENDPOINT_URL".into())
 }
 
 /// The emulator's endpoint URL; panics (failing the test) with install advice when it cannot

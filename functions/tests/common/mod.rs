@@ -162,7 +162,9 @@ impl Lab {
             bootstrap(&clients, &names, &specs, &models())
                 .await
                 .unwrap();
-            let ports = AwsPorts::new(&clients, names.clone()).await.unwrap();
+            let ports = AwsPorts::from_config(&clients.config, names.clone())
+                .await
+                .unwrap();
             (clients, ports)
         });
         Lab {
