@@ -48,6 +48,7 @@ fn work_item(
         counts: None,
         error: None,
         error_message: None,
+        pull: None,
     }
 }
 

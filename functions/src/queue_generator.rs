@@ -558,6 +558,7 @@ pub fn new_item(
         counts: None,
         error: None,
         error_message: None,
+        pull: None,
     }
 }
 

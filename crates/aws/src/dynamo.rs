@@ -15,6 +15,7 @@ use sluice_core::ports::{
     Acquire, ItemCounts, Lease, LockStore, PortError, PortResult, SpecChange, SpecStore,
     StoredSpec, Transition, TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
 };
+use sluice_core::pull::PullRange;
 use sluice_core::TableSpec;
 
 use crate::error::{code_of, port_error};
@@ -114,6 +115,15 @@ pub fn work_item_to_attrs(w: &WorkItem) -> Attrs {
     if let Some(e) = &w.error_message {
         a.insert("error_message".into(), s(e));
     }
+    if let Some(p) = &w.pull {
+        a.insert("pull".into(), s("range"));
+        if let Some(f) = &p.from {
+            a.insert("pull_from".into(), s(f));
+        }
+        if let Some(t) = &p.to {
+            a.insert("pull_to".into(), s(t));
+        }
+    }
     a
 }
 
@@ -149,6 +159,11 @@ pub fn work_item_from_attrs(a: &Attrs) -> Result<WorkItem, &'static str> {
         counts,
         error: get_s(a, "error").map(str::to_owned),
         error_message: get_s(a, "error_message").map(str::to_owned),
+        // A pull item carries `pull` (any value) and its bounds.
+        pull: a.contains_key("pull").then(|| PullRange {
+            from: get_s(a, "pull_from").map(str::to_owned),
+            to: get_s(a, "pull_to").map(str::to_owned),
+        }),
     })
 }
 
@@ -630,6 +645,7 @@ mod tests {
             }),
             error: None,
             error_message: None,
+            pull: None,
         }
     }
 
@@ -637,6 +653,17 @@ mod tests {
     fn work_items_round_trip_through_attributes() {
         let w = item();
         assert_eq!(work_item_from_attrs(&work_item_to_attrs(&w)), Ok(w));
+        // Pull items keep their range, an open start and a snapshot included.
+        for (from, to) in [(Some("11"), Some("42")), (None, Some("42")), (None, None)] {
+            let p = WorkItem {
+                pull: Some(PullRange {
+                    from: from.map(str::to_owned),
+                    to: to.map(str::to_owned),
+                }),
+                ..item()
+            };
+            assert_eq!(work_item_from_attrs(&work_item_to_attrs(&p)), Ok(p));
+        }
         let mut a = work_item_to_attrs(&item());
         a.insert("status".into(), s("lost"));
         assert_eq!(work_item_from_attrs(&a), Err("status"));

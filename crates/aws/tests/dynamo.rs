@@ -24,6 +24,7 @@ fn item(key: &str, batch: &str) -> WorkItem {
         counts: None,
         error: None,
         error_message: None,
+        pull: None,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod model;
 pub mod normalize;
 pub mod ports;
+pub mod pull;
 pub mod read;
 pub mod spec;
 pub mod target;

@@ -267,6 +267,10 @@ pub struct WorkItem {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// A pull from a database source: the range it reads (fixed when it was registered) into
+    /// the object `key` (written by the pull, never rewritten).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<crate::pull::PullRange>,
 }
 
 impl WorkItem {

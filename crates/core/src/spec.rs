@@ -101,6 +101,40 @@ pub struct SourceSpec {
     pub header_match: HeaderMatch,
     #[serde(default)]
     pub csv: CsvOptions,
+    /// Where the rows come from: `files` in the raw bucket (the default), or a `postgres` or
+    /// `mysql` database they are pulled from (`database` says how).
+    #[serde(default, skip_serializing_if = "SourceKind::is_files")]
+    pub kind: SourceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<crate::pull::DatabaseSource>,
+}
+
+/// Where a dataset's rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Objects dropped into the raw bucket.
+    #[default]
+    Files,
+    /// Pulled from a PostgreSQL database (a range at a time) into a raw object.
+    Postgres,
+    /// Pulled from a MySQL or MariaDB database.
+    Mysql,
+}
+
+impl SourceKind {
+    fn is_files(&self) -> bool {
+        *self == SourceKind::Files
+    }
+
+    /// The database engine rows are pulled from; `None` for files.
+    pub fn engine(self) -> Option<crate::target::Engine> {
+        match self {
+            SourceKind::Files => None,
+            SourceKind::Postgres => Some(crate::target::Engine::Postgres),
+            SourceKind::Mysql => Some(crate::target::Engine::Mysql),
+        }
+    }
 }
 
 impl Default for SourceSpec {
@@ -113,6 +147,8 @@ impl Default for SourceSpec {
             header_row: 1,
             header_match: HeaderMatch::default(),
             csv: CsvOptions::default(),
+            kind: SourceKind::Files,
+            database: None,
         }
     }
 }
@@ -573,6 +609,7 @@ impl TableSpec {
                 Some(_) => {}
             }
         }
+        crate::pull::validate_source(self).map_err(|(field, problem)| err(field, problem))?;
         if let Partitioning::Column { column, .. } = &self.partitioning {
             match self.column(column) {
                 None => {
@@ -614,6 +651,11 @@ impl TableSpec {
             },
             Partitioning::SourcePath => vec!["yyyy", "mm", "dd", "hh"],
         }
+    }
+
+    /// The database rows are pulled from, when this dataset's source is one.
+    pub fn pulled(&self) -> Option<(crate::target::Engine, &crate::pull::DatabaseSource)> {
+        Some((self.source.kind.engine()?, self.source.database.as_ref()?))
     }
 
     /// Whether an object key belongs to this dataset (prefix, then glob on the rest).

@@ -512,6 +512,55 @@ impl Db {
         }
     }
 
+    /// Streams a `SELECT`'s rows to `out` as CSV with a header line (NULL an empty field):
+    /// PostgreSQL's `COPY (…) TO STDOUT`, MySQL's text protocol a row at a time. Memory stays
+    /// bounded whatever the result's size. Returns the rows written, where the engine says.
+    pub async fn export_csv(
+        &mut self,
+        select: &str,
+        header: &[&str],
+        out: &mut (dyn std::io::Write + Send),
+    ) -> R<Option<u64>> {
+        let io = |e: std::io::Error| DbError {
+            transient: false,
+            auth: false,
+            message: format!("writing the pulled rows: {e}"),
+        };
+        match self {
+            Db::Pg { client, .. } => {
+                use futures_util::StreamExt;
+                let copy = format!("COPY ({select}) TO STDOUT WITH (FORMAT csv, HEADER true)");
+                let stream = client.copy_out(&copy).await?;
+                futures_util::pin_mut!(stream);
+                while let Some(chunk) = stream.next().await {
+                    out.write_all(&chunk?).map_err(io)?;
+                }
+                Ok(None)
+            }
+            Db::My { conn, .. } => {
+                let mut w = csv::WriterBuilder::new().from_writer(out);
+                w.write_record(header).map_err(|e| io(e.into()))?;
+                let mut result = conn.query_iter(select).await?;
+                let mut rows = 0u64;
+                while let Some(row) = result.next().await? {
+                    let values = row.unwrap();
+                    for v in values {
+                        match v {
+                            mysql_async::Value::NULL => w.write_field([]),
+                            mysql_async::Value::Bytes(b) => w.write_field(b),
+                            other => w.write_field(other.as_sql(true).trim_matches('\'')),
+                        }
+                        .map_err(|e| io(e.into()))?;
+                    }
+                    w.write_record(None::<&[u8]>).map_err(|e| io(e.into()))?;
+                    rows += 1;
+                }
+                w.flush().map_err(io)?;
+                Ok(Some(rows))
+            }
+        }
+    }
+
     pub async fn close(self) {
         match self {
             Db::Pg { client, task } => {

@@ -19,6 +19,7 @@
 mod conn;
 pub mod encode;
 pub mod lake;
+pub mod pull;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -1049,7 +1050,7 @@ impl<L: Lake> Loader<'_, L> {
 
 /// A relative CA bundle path is found beside the Lambda function's code (`LAMBDA_TASK_ROOT`),
 /// else in the working directory.
-fn ca_path(ca: &str) -> PathBuf {
+pub(crate) fn ca_path(ca: &str) -> PathBuf {
     let p = PathBuf::from(ca);
     match std::env::var_os("LAMBDA_TASK_ROOT") {
         Some(root) if p.is_relative() => PathBuf::from(root).join(p),

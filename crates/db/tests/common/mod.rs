@@ -132,6 +132,7 @@ pub fn plan(t: &TargetSpec, spec: &TableSpec) -> Vec<LoadTable> {
     t.plan("app.json", std::slice::from_ref(spec), &[]).unwrap()
 }
 
+#[allow(unused_imports)]
 pub use sluice_testdata::credit_csv;
 
 /// Ingests `csv` as raw object `key` into the lake folder (what the ingest function publishes).
