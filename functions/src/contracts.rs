@@ -35,6 +35,10 @@ pub struct ItemRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
     pub dataset: String,
+    /// A pull from a database source: the range to write to `key` first (when it is not there
+    /// yet), then ingest like a dropped file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<sluice_core::pull::PullRange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +85,21 @@ pub struct QueueOutput {
     /// `queued` and taken in this batch (scheduled runs only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub swept: Vec<Swept>,
+    /// Pull items registered for database sources by this run (dataset and range).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pulls: Vec<PullRegistered>,
+    /// Database sources whose next range could not be fixed (unreachable, refused
+    /// credentials…): the dataset and why. The others went on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_errors: Vec<Unmatched>,
+}
+
+/// A pull item a run registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRegistered {
+    pub dataset: String,
+    pub id: String,
+    pub key: String,
 }
 
 /// What the queue-generator function accepts: the state machine's first step, or a requeue
@@ -119,7 +138,7 @@ impl<'de> Deserialize<'de> for QueueRequest {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum QueueResponse {
-    Batch(QueueOutput),
+    Batch(Box<QueueOutput>),
     Requeue(RequeueOutput),
     Register(RegisterOutput),
 }

@@ -1092,3 +1092,171 @@ async fn load_does_nothing_without_targets_and_names_a_target_it_cannot_plan() {
         "{e}"
     );
 }
+
+/// A database source on the local PostgreSQL server, through the queue-generator and ingest
+/// handlers (ports in memory, SQL on the real server): a range per run, pulled once into a raw
+/// object, a failed pull redriven with the same range, nothing registered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_source_is_pulled_a_range_per_run_and_ingested_once() {
+    use crate::contracts::IngestInput;
+    use crate::ingest::{self};
+    use sluice_core::ports::ObjectStore;
+
+    let servers = sluice_testkit::local_db();
+    let db = sluice_testkit::unique("pull").replace('-', "_");
+    sluice_testkit::sql(
+        "postgres",
+        &servers.postgres,
+        &format!("CREATE DATABASE {db}"),
+    )
+    .unwrap();
+    let mut creds = servers.postgres.clone();
+    creds["dbname"] = db.into();
+    let exec = |s: &str| sluice_testkit::sql("postgres", &creds, s).unwrap();
+    exec("CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(10,2), updated_at timestamptz NOT NULL DEFAULT now())");
+    exec("INSERT INTO orders (id, amount) VALUES (1, 10.5), (2, 20), (3, NULL)");
+    let spec = TableSpec::from_json(
+        "orders.json",
+        &json!({
+            "dataset": "orders",
+            "source": {"prefix": "orders/", "kind": "postgres", "database": {
+                "connection": {"secret": "orders-src", "tls": "disable"}, "table": "orders",
+                "incremental": {"column": "updated_at", "by": "timestamp"}}},
+            "columns": [{"name": "id", "type": "bigint", "nullable": false},
+                        {"name": "amount", "type": "decimal(10,2)"},
+                        {"name": "updated_at", "type": "timestamp", "nullable": false}],
+            "primary_key": ["id"]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let p = MemPorts::new(vec![spec]);
+    in_progress_check::handle(&p, lock_input(Action::Acquire, "exec-a"))
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let at = |h: i64| (now + chrono::Duration::hours(h)).to_rfc3339();
+
+    let secret = |c: &serde_json::Value| {
+        p.secrets
+            .values
+            .lock()
+            .unwrap()
+            .insert("orders-src".into(), c.to_string());
+    };
+    // No secret yet: said in the output, the run goes on, no range is taken.
+    let none = queue_generator::handle(&p, scheduled(&at(0), "exec-a"))
+        .await
+        .unwrap();
+    assert!(none.pulls.is_empty(), "{none:?}");
+    assert_eq!(none.pull_errors.len(), 1, "{none:?}");
+    assert!(
+        none.pull_errors[0].reason.contains("orders-src"),
+        "{none:?}"
+    );
+    secret(&creds);
+    let first = queue_generator::handle(&p, scheduled(&at(0), "exec-a"))
+        .await
+        .unwrap();
+    assert_eq!(first.pulls.len(), 1, "{first:?}");
+    assert_eq!(first.pulls[0].id, "pull://orders/from=start");
+    let refs: Vec<crate::contracts::ItemRef> = serde_json::from_slice(
+        &p.store
+            .get_bytes(&first.manifest.bucket, &first.manifest.key)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(refs.len(), 1);
+    let item = refs[0].clone();
+    assert!(item.pull.as_ref().is_some_and(|r| r.to.is_some()));
+    let input = || IngestInput {
+        item: item.clone(),
+        execution: "exec-a".into(),
+    };
+
+    // The password changed under us: the item fails with the reason, nothing is written to
+    // raw, and the message does not hold the password.
+    let mut wrong = creds.clone();
+    wrong["password"] = "not-the-password".into();
+    secret(&wrong);
+    let e = ingest::handle(&p, input()).await.unwrap_err();
+    assert_eq!(e.error_type(), crate::errors::BAD_FILE, "{e}");
+    assert!(
+        e.message()
+            .contains("refused the credentials of secret orders-src"),
+        "{}",
+        e.message()
+    );
+    assert!(!e.message().contains("not-the-password"), "{}", e.message());
+    assert!(p
+        .store
+        .head("sluice-unit-raw", &item.key)
+        .await
+        .unwrap()
+        .is_none());
+    let failed = p.work.get(&item.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, WorkStatus::Failed);
+
+    // Fixed, then redriven: the same range, pulled once, ingested.
+    secret(&creds);
+    let done = ingest::handle(&p, input()).await.unwrap();
+    assert_eq!((done.rows_read, done.rows_written), (3, 3), "{done:?}");
+    let raw = p
+        .store
+        .get_bytes("sluice-unit-raw", &item.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        raw.starts_with(b"id,amount,updated_at\n1,10.50,"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let stored = p.work.get(&item.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, WorkStatus::Done);
+
+    // The next hour: nothing new in the table, and the pulled object the listing finds is
+    // neither registered again nor unmatched.
+    let quiet = queue_generator::handle(&p, scheduled(&at(1), "exec-a"))
+        .await
+        .unwrap();
+    assert!(quiet.pulls.is_empty(), "{quiet:?}");
+    assert_eq!((quiet.count, quiet.unmatched_total), (0, 0), "{quiet:?}");
+    assert_eq!(quiet.already_known, 1, "{quiet:?}");
+
+    // An update and an insert: the next range from the high-water mark holds just those.
+    exec("UPDATE orders SET amount = 11, updated_at = now() WHERE id = 1");
+    exec("INSERT INTO orders (id, amount) VALUES (4, 40)");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let next = queue_generator::handle(&p, scheduled(&at(2), "exec-a"))
+        .await
+        .unwrap();
+    assert_eq!(next.pulls.len(), 1, "{next:?}");
+    assert_eq!(
+        next.pulls[0].id,
+        format!(
+            "pull://orders/from={}",
+            item.pull.as_ref().and_then(|r| r.to.clone()).unwrap()
+        )
+    );
+    let refs: Vec<crate::contracts::ItemRef> = serde_json::from_slice(
+        &p.store
+            .get_bytes(&next.manifest.bucket, &next.manifest.key)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    let second = ingest::handle(
+        &p,
+        IngestInput {
+            item: refs[0].clone(),
+            execution: "exec-a".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.rows_read, 2, "{second:?}");
+}

@@ -69,7 +69,14 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
     }
     // The lease is renewed while the item is worked on, so it never lapses under a live owner.
     let lease = crate::run::lease_seconds(ports).await?;
-    let work = run(ports, &item);
+    let work = async {
+        // A pull writes its range to the raw object first (once), then ingests it.
+        let item = match &item.pull {
+            Some(range) => crate::pull::ensure_pulled(ports, &item, range).await?,
+            None => item.clone(),
+        };
+        run(ports, &item).await
+    };
     let heartbeat = async {
         let period = std::time::Duration::from_secs((lease / 3).max(1) as u64);
         loop {

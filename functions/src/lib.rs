@@ -24,6 +24,7 @@ mod memory;
 pub mod normalize;
 pub mod notify;
 pub mod ports;
+pub mod pull;
 pub mod queue_generator;
 pub mod registry;
 pub mod requeue;

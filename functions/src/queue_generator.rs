@@ -53,7 +53,7 @@ pub async fn handle_request<P: Ports>(
     match request {
         QueueRequest::Batch(input) => Box::pin(handle(ports, input))
             .await
-            .map(QueueResponse::Batch),
+            .map(|b| QueueResponse::Batch(Box::new(b))),
         QueueRequest::Requeue(filter) => Box::pin(requeue::handle(ports, filter))
             .await
             .map(QueueResponse::Requeue),
@@ -234,6 +234,13 @@ pub async fn register_event<P: Ports>(
     let now = ports.now();
     let label = format!("event-{}", event.id.as_deref().unwrap_or("unknown"));
     let matching = datasets_for(&specs, &object.key);
+    if matching.is_empty() && pulled_object(&specs, &object.key) {
+        return Ok(RegisterOutput {
+            registered: 0,
+            already_known: 1,
+            unmatched: Vec::new(),
+        });
+    }
     if matching.is_empty() {
         let new = register_unmatched(ports, &object, &etag, &label, now).await?;
         return Ok(RegisterOutput {
@@ -342,8 +349,20 @@ fn no_spec(key: &str) -> Unmatched {
 }
 
 /// The datasets an object key belongs to.
+/// Objects of a database source are written by its pulls, whose own work items ingest them:
+/// they are never registered again from a listing or an event.
 pub fn datasets_for<'a>(specs: &'a [TableSpec], key: &str) -> Vec<&'a TableSpec> {
-    specs.iter().filter(|s| s.matches_key(key)).collect()
+    specs
+        .iter()
+        .filter(|s| s.pulled().is_none() && s.matches_key(key))
+        .collect()
+}
+
+/// True when the key is an object a database source's pull wrote.
+fn pulled_object(specs: &[TableSpec], key: &str) -> bool {
+    specs
+        .iter()
+        .any(|s| s.pulled().is_some() && s.matches_key(key))
 }
 
 pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutput, FnError> {
@@ -367,6 +386,11 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
                 }
             }
             ("object".to_owned(), None)
+        }
+        (_, "Scheduled Event") if event.detail.get("pull_every_minutes").is_some() => {
+            // A cadence of its own (a rule per `every_minutes` the specs name): its database
+            // sources' pulls are registered below; nothing is listed.
+            ("pull".to_owned(), None)
         }
         (_, "Scheduled Event") if event.detail.get("drain") == Some(&Value::Bool(true)) => {
             // Nothing to list: the items registered by events (and requeued or swept ones)
@@ -425,6 +449,10 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
     for (o, version_id) in objects {
         let etag = o.etag.clone().unwrap_or_default();
         let matching = datasets_for(&specs, &o.key);
+        if matching.is_empty() && pulled_object(&specs, &o.key) {
+            already_known += 1;
+            continue;
+        }
         if matching.is_empty() {
             if register_unmatched(ports, &o, &etag, &batch, now_secs).await? {
                 unmatched_total += 1;
@@ -470,7 +498,37 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
                     etag: etag.clone(),
                     version_id: version_id.clone(),
                     dataset: spec.dataset.clone(),
+                    pull: None,
                 });
+            }
+        }
+    }
+    // Database sources: the hourly run registers the pulls of the hourly ones, a cadence's
+    // rule those of its cadence.
+    let cadence = match trigger.as_str() {
+        "schedule" => Some(60),
+        "pull" => Some(
+            event
+                .detail
+                .get("pull_every_minutes")
+                .and_then(Value::as_u64)
+                .and_then(|m| u32::try_from(m).ok())
+                .ok_or_else(|| {
+                    FnError::bad_input("detail.pull_every_minutes must be a number of minutes")
+                })?,
+        ),
+        _ => None,
+    };
+    let mut pulled = crate::pull::Registered::default();
+    if let Some(every) = cadence {
+        let at = event
+            .time
+            .unwrap_or_else(|| Utc.timestamp_opt(now_secs, 0).single().unwrap_or_default());
+        pulled = crate::pull::register_pulls(ports, &specs, every, at, &batch).await?;
+        registered += pulled.pulls.len();
+        for r in std::mem::take(&mut pulled.items) {
+            if seen.insert(r.id.clone()) {
+                refs.push(r);
             }
         }
     }
@@ -490,6 +548,7 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
                     etag: w.version,
                     version_id: None,
                     dataset: w.dataset,
+                    pull: w.pull,
                 });
             }
         }
@@ -527,6 +586,8 @@ pub async fn handle<P: Ports>(ports: &P, input: QueueInput) -> Result<QueueOutpu
         unmatched,
         unmatched_total,
         swept,
+        pulls: pulled.pulls,
+        pull_errors: pulled.errors,
     })
 }
 

@@ -435,16 +435,16 @@ pub fn high_water_marker(dataset: &str) -> String {
     format!("pull:{dataset}")
 }
 
-/// A range's work item id: `pull://<dataset>/<from|start>..<to>`, or
+/// A range's work item id, by where it starts: `pull://<dataset>/from=<from|start>` (two runs
+/// from one high-water mark register one item, whatever end each saw), or
 /// `pull://<dataset>/snapshot@<label>` (one per scheduled run).
 pub fn item_id(dataset: &str, range: &PullRange, label: &str) -> String {
     if range.is_snapshot() {
         return format!("pull://{dataset}/snapshot@{label}");
     }
     format!(
-        "pull://{dataset}/{}..{}",
-        range.from.as_deref().unwrap_or("start"),
-        range.to.as_deref().unwrap_or("end")
+        "pull://{dataset}/from={}",
+        range.from.as_deref().unwrap_or("start")
     )
 }
 
@@ -632,7 +632,7 @@ mod tests {
             from: Some("11".into()),
             to: Some("42".into()),
         };
-        assert_eq!(item_id("loans", &r, "x"), "pull://loans/11..42");
+        assert_eq!(item_id("loans", &r, "x"), "pull://loans/from=11");
         let hour = DateTime::parse_from_rfc3339("2026-11-30T04:05:00Z")
             .map(|d| d.with_timezone(&Utc))
             .unwrap_or_default();

@@ -119,30 +119,15 @@ impl Pull<'_> {
             })
     }
 
-    /// Runs `step` on a fresh connection, again after a transient failure (every step is
-    /// idempotent: a read, or a file written from the start).
-    async fn with_retries<T>(
-        &self,
-        step: impl AsyncFn(&mut Db) -> Result<T, PullError>,
-    ) -> Result<T, PullError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = match self.connect(attempt).await {
-                Ok(mut db) => {
-                    let r = step(&mut db).await;
-                    db.close().await;
-                    r
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Err(e) if e.transient && attempt < self.opts.attempts.max(1) => {
-                    tokio::time::sleep(self.opts.retry_delay * 2u32.saturating_pow(attempt - 1))
-                        .await;
-                }
-                other => return other,
+    /// True (after the back-off) when a failed attempt is worth another: every step is
+    /// idempotent (a read, or a file written from the start), and runs on a fresh connection.
+    async fn again<T>(&self, result: &Result<T, PullError>, attempt: u32) -> bool {
+        match result {
+            Err(e) if e.transient && attempt < self.opts.attempts.max(1) => {
+                tokio::time::sleep(self.opts.retry_delay * 2u32.saturating_pow(attempt - 1)).await;
+                true
             }
+            _ => false,
         }
     }
 
@@ -152,12 +137,35 @@ impl Pull<'_> {
         &self,
         high_water: Option<&str>,
     ) -> Result<Option<PullRange>, PullError> {
-        let (engine, db) = self.source()?;
+        let (_, db) = self.source()?;
         if db.incremental.is_none() {
             return Ok(Some(PullRange::default()));
         }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match self.connect(attempt).await {
+                Ok(mut conn) => {
+                    let r = self.range_on(&mut conn, high_water).await;
+                    conn.close().await;
+                    r
+                }
+                Err(e) => Err(e),
+            };
+            if !self.again(&result, attempt).await {
+                return result;
+            }
+        }
+    }
+
+    async fn range_on(
+        &self,
+        conn: &mut Db,
+        high_water: Option<&str>,
+    ) -> Result<Option<PullRange>, PullError> {
+        let (engine, db) = self.source()?;
         let end_sql = pull::range_end_sql(engine, db).map_err(|m| self.fail(false, m))?;
-        self.with_retries(async |conn: &mut Db| {
+        {
             let rows = conn
                 .query_text(&end_sql, &[])
                 .await
@@ -174,13 +182,35 @@ impl Pull<'_> {
                 .await
                 .map_err(|e| self.db_error(e))?;
             Ok((!found.is_empty()).then_some(range))
-        })
-        .await
+        }
     }
 
     /// Streams the range's rows into `path` as CSV with a header line (the spec's source
     /// names), replacing whatever a failed attempt left there.
     pub async fn to_file(&self, range: &PullRange, path: &Path) -> Result<PullReport, PullError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match self.connect(attempt).await {
+                Ok(mut conn) => {
+                    let r = self.file_on(&mut conn, range, path).await;
+                    conn.close().await;
+                    r
+                }
+                Err(e) => Err(e),
+            };
+            if !self.again(&result, attempt).await {
+                return result;
+            }
+        }
+    }
+
+    async fn file_on(
+        &self,
+        conn: &mut Db,
+        range: &PullRange,
+        path: &Path,
+    ) -> Result<PullReport, PullError> {
         let (engine, db) = self.source()?;
         let select =
             pull::select_sql(engine, self.spec, db, range).map_err(|m| self.fail(false, m))?;
@@ -190,7 +220,7 @@ impl Pull<'_> {
             .iter()
             .map(|c| c.source_header())
             .collect();
-        self.with_retries(async |conn: &mut Db| {
+        {
             let io =
                 |e: std::io::Error| self.fail(false, format!("writing {}: {e}", path.display()));
             let file = std::fs::File::create(path).map_err(io)?;
@@ -203,7 +233,6 @@ impl Pull<'_> {
             file.sync_all().map_err(io)?;
             let bytes = file.metadata().map_err(io)?.len();
             Ok(PullReport { bytes, rows })
-        })
-        .await
+        }
     }
 }

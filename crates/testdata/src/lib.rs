@@ -9,9 +9,20 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-/// The repository root (this crate lives in `crates/testdata`).
+/// The repository root: above the running test's package (`CARGO_MANIFEST_DIR`, which cargo
+/// sets when it runs a test), the first folder holding `scripts/local-db`. Not this crate's
+/// compile-time folder: with a `CARGO_TARGET_DIR` shared by two checkouts, cargo may reuse this
+/// crate built in the other one, and its tests would run the other checkout's scripts.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let compiled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Some(start) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+        return compiled;
+    };
+    PathBuf::from(start)
+        .ancestors()
+        .find(|d| d.join("scripts/local-db").is_file())
+        .map(PathBuf::from)
+        .unwrap_or(compiled)
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
