@@ -166,3 +166,29 @@ resource "aws_cloudwatch_event_target" "monthly_extract" {
   arn      = aws_sfn_state_machine.extract.arn
   role_arn = aws_iam_role.events.arn
 }
+
+# Database sources with a cadence of their own (source.database.every_minutes other than 60):
+# one rule per cadence; its runs register those sources' pulls (the hourly run registers the
+# hourly ones) and ingest them.
+resource "aws_cloudwatch_event_rule" "pull" {
+  for_each            = local.pull_cadences
+  name                = "${local.prefix}-pull-every-${each.key}-min"
+  description         = "Sluice ${var.env}: pull the database sources read every ${each.key} minutes"
+  schedule_expression = each.key == "1" ? "rate(1 minute)" : "rate(${each.key} minutes)"
+}
+
+resource "aws_cloudwatch_event_target" "pull" {
+  for_each = local.pull_cadences
+  rule     = aws_cloudwatch_event_rule.pull[each.key].name
+  arn      = aws_sfn_state_machine.ingest.arn
+  role_arn = aws_iam_role.events.arn
+  input_transformer {
+    input_paths = {
+      id   = "$.id"
+      time = "$.time"
+    }
+    input_template = <<-JSON
+      {"version": "0", "id": <id>, "detail-type": "Scheduled Event", "source": "sluice.pull", "time": <time>, "resources": [], "detail": {"pull_every_minutes": ${each.key}}}
+    JSON
+  }
+}

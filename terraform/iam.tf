@@ -67,6 +67,16 @@ data "aws_iam_policy_document" "common" {
 
 data "aws_iam_policy_document" "queue_generator" {
   source_policy_documents = [data.aws_iam_policy_document.common["queue-generator"].json]
+  dynamic "statement" {
+    # Database sources' connections (config/tables/ specs with source.kind postgres or mysql):
+    # those secrets only. Their names get a random suffix in the ARN.
+    for_each = length(local.source_secrets) > 0 ? [1] : []
+    content {
+      sid       = "DatabaseSourceSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [for s in local.source_secrets : "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${s}-*"]
+    }
+  }
   statement {
     sid       = "ListRaw"
     actions   = ["s3:ListBucket"]
@@ -117,6 +127,16 @@ data "aws_iam_policy_document" "in_progress_check" {
 
 data "aws_iam_policy_document" "ingest" {
   source_policy_documents = [data.aws_iam_policy_document.common["ingest"].json]
+  dynamic "statement" {
+    # Database sources' connections (config/tables/ specs with source.kind postgres or mysql):
+    # those secrets only. Their names get a random suffix in the ARN.
+    for_each = length(local.source_secrets) > 0 ? [1] : []
+    content {
+      sid       = "DatabaseSourceSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [for s in local.source_secrets : "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${s}-*"]
+    }
+  }
   statement {
     sid       = "ReadRaw"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]

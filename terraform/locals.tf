@@ -1,4 +1,12 @@
 locals {
+  # The table specs, and those pulled from a database (source.kind postgres or mysql).
+  table_specs  = [for f in fileset("${path.module}/../config/tables", "*.json") : jsondecode(file("${path.module}/../config/tables/${f}"))]
+  pulled_specs = [for s in local.table_specs : s if contains(["postgres", "mysql"], try(s.source.kind, "files"))]
+  # The cadences (minutes) other than the hourly run's, one EventBridge rule each.
+  pull_cadences = toset([for m in distinct([for s in local.pulled_specs : try(s.source.database.every_minutes, 60)]) : tostring(m) if m != 60])
+  # The secrets of the database sources (queue-generator fixes ranges, ingest pulls them).
+  source_secrets = toset([for s in local.pulled_specs : s.source.database.connection.secret])
+
   prefix        = "sluice-${var.env}"
   account_id    = data.aws_caller_identity.current.account_id
   partition     = data.aws_partition.current.partition

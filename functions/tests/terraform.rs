@@ -295,8 +295,9 @@ fn the_schedules_start_their_state_machines_and_s3_events_register_work() {
         targets
             .iter()
             .find(|t| {
-                text(attr(t.body(), "rule").unwrap())
-                    == format!("aws_cloudwatch_event_rule.{rule}.name")
+                let r = text(attr(t.body(), "rule").unwrap());
+                r == format!("aws_cloudwatch_event_rule.{rule}.name")
+                    || r == format!("aws_cloudwatch_event_rule.{rule}[each.key].name")
             })
             .unwrap_or_else(|| panic!("rule {rule} has no target"))
     };
@@ -326,7 +327,8 @@ fn the_schedules_start_their_state_machines_and_s3_events_register_work() {
     let want: BTreeSet<(String, String)> = [
         ("hourly".to_owned(), ingest.clone()),
         ("drain".to_owned(), ingest.clone()),
-        ("reconcile".to_owned(), ingest),
+        ("reconcile".to_owned(), ingest.clone()),
+        ("pull".to_owned(), ingest),
         (
             "monthly_extract".to_owned(),
             "aws_sfn_state_machine.extract.arn".to_owned(),
@@ -334,6 +336,35 @@ fn the_schedules_start_their_state_machines_and_s3_events_register_work() {
     ]
     .into();
     assert_eq!(schedules, want);
+}
+
+/// Database sources: one rule per cadence the specs name (its runs say which cadence), and the
+/// two functions that reach the databases may read those sources' secrets.
+#[test]
+fn database_sources_get_a_rule_per_cadence_and_their_secrets() {
+    let tf = terraform();
+    let rule = one(&tf, "resource", &["aws_cloudwatch_event_rule", "pull"]);
+    assert_eq!(
+        attr(rule.body(), "for_each").map(text).as_deref(),
+        Some("local.pull_cadences")
+    );
+    let target = block_text(&tf, "resource \"aws_cloudwatch_event_target\" \"pull\"");
+    assert!(
+        target.contains(r#""detail": {"pull_every_minutes": ${each.key}}"#),
+        "{target}"
+    );
+    for name in ["queue_generator", "ingest"] {
+        let doc = block_text(&tf, &format!("data \"aws_iam_policy_document\" \"{name}\""));
+        assert!(
+            doc.contains("DatabaseSourceSecrets") && doc.contains("local.source_secrets"),
+            "{name}: {doc}"
+        );
+    }
+    let cadences = text(local(&tf, "pull_cadences"));
+    assert!(
+        cadences.contains("every_minutes") && cadences.contains("!= 60"),
+        "{cadences}"
+    );
 }
 
 /// A rule that invokes a function needs that function's permission for that very rule, or

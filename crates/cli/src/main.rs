@@ -5,6 +5,7 @@ mod extract_cmd;
 mod ingest_cmd;
 mod load_cmd;
 mod normalize_cmd;
+mod pull_cmd;
 mod run_cmd;
 
 use std::path::PathBuf;
@@ -178,6 +179,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pull the next range of a database source (a spec with source.kind postgres or mysql)
+    /// into OUT/<the raw key the pipeline would write>, and ingest it into --lake if given.
+    /// The connection is the JSON of the spec's secret in SLUICE_SOURCE_<DATASET>.
+    Pull {
+        /// The table spec (config/tables/<dataset>.json).
+        spec: PathBuf,
+        /// Where the pulled CSV is written (the raw side).
+        #[arg(long)]
+        out: PathBuf,
+        /// The high-water mark: the previous pull's end (none: from the start).
+        #[arg(long)]
+        from: Option<String>,
+        /// Ingest the pulled file into this lake folder.
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// Print one JSON object instead of the human summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load lake tables into a target database (config/targets/<TARGET>.json): tables created
     /// or extended from the specs, rows by COPY / LOAD DATA LOCAL INFILE, exactly once per lake
     /// file (the target's sluice_load_ledger), counts reconciled with the lake's.
@@ -268,6 +288,13 @@ fn main() -> ExitCode {
             as_of: as_of.as_deref(),
             json,
         }),
+        Command::Pull {
+            spec,
+            out,
+            from,
+            lake,
+            json,
+        } => pull_cmd::run(&spec, &out, from, lake.as_deref(), json),
         Command::Load {
             target,
             input,
