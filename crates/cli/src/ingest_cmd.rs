@@ -199,3 +199,41 @@ fn top_level(path: &Path, key: &str) -> bool {
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .is_some_and(|v| v.get(key).is_some())
 }
+
+/// `sluice spec import-dms`: a spec file per table of a DMS table definition.
+pub fn import_dms(
+    definition: &Path,
+    out: &Path,
+    opts: &sluice_core::dms::ImportOptions,
+    force: bool,
+) -> Result<()> {
+    let text = std::fs::read_to_string(definition)
+        .with_context(|| format!("{}: cannot read", definition.display()))?;
+    let name = definition
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| definition.display().to_string());
+    let specs = sluice_core::dms::import(&name, &text, opts).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    for s in &specs {
+        let path = out.join(format!("{}.json", s.dataset));
+        if path.exists() && !force {
+            println!(
+                "{}: exists, left alone (--force overwrites)",
+                path.display()
+            );
+            continue;
+        }
+        let mut body = serde_json::to_string_pretty(s)?;
+        body.push('\n');
+        std::fs::write(&path, body).with_context(|| format!("{}: cannot write", path.display()))?;
+        println!(
+            "{}: {} column(s), key ({}), from {}",
+            path.display(),
+            s.columns.len(),
+            s.primary_key.join(", "),
+            s.source.prefix
+        );
+    }
+    Ok(())
+}

@@ -238,6 +238,28 @@ enum SpecCommand {
         #[arg(required = true)]
         specs: Vec<PathBuf>,
     },
+    /// Turn an AWS DMS external table definition (schema.json) into table specs, one file per
+    /// table in OUT (existing files are left alone unless --force), each checked.
+    ImportDms {
+        /// The DMS table definition (TableCount, Tables[]).
+        definition: PathBuf,
+        /// Where the specs are written (config/tables/).
+        #[arg(long)]
+        out: PathBuf,
+        /// Read DMS's S3 target output (Op, commit timestamp, columns) as a change log, for
+        /// the apply_changes load mode.
+        #[arg(long)]
+        change_log: bool,
+        /// The commit timestamp column (DMS's TimestampColumnName; default dms_commit_ts).
+        #[arg(long)]
+        timestamp_column: Option<String>,
+        /// Put before every TablePath (the raw bucket folder DMS writes under).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Overwrite existing spec files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -315,6 +337,26 @@ fn main() -> ExitCode {
         Command::Spec {
             command: SpecCommand::Check { specs },
         } => ingest_cmd::check_specs(&specs),
+        Command::Spec {
+            command:
+                SpecCommand::ImportDms {
+                    definition,
+                    out,
+                    change_log,
+                    timestamp_column,
+                    prefix,
+                    force,
+                },
+        } => ingest_cmd::import_dms(
+            &definition,
+            &out,
+            &sluice_core::dms::ImportOptions {
+                change_log,
+                timestamp_column,
+                prefix,
+            },
+            force,
+        ),
         Command::Run {
             definition,
             input,

@@ -211,6 +211,13 @@ fn ingest_unguarded<R: Read + Seek>(
         rejects: BTreeMap::new(),
         quarantine_written: 0,
         error: None,
+        line_shift: 0,
+        change_log: spec.change_log.as_ref().map(|log| {
+            spec.columns
+                .iter()
+                .position(|c| c.name == log.op_column)
+                .unwrap_or(usize::MAX)
+        }),
     };
     let result = match format {
         SourceFormat::Xlsx => read::xlsx::read_xlsx(
@@ -220,6 +227,30 @@ fn ingest_unguarded<R: Read + Seek>(
             &opts.limits,
             &mut ing,
         ),
+        // No header line (DMS writes none): the spec's columns, in order, are the file's. The
+        // reader gets their names as a header line of its own, and the line numbers the
+        // quarantine reports are the file's (one less than the reader counts).
+        _ if spec.source.header_row == 0 => {
+            let mut header = Vec::new();
+            {
+                let mut w = ::csv::WriterBuilder::new()
+                    .delimiter(spec.source.csv.delimiter as u8)
+                    .quote(spec.source.csv.quote as u8)
+                    .from_writer(&mut header);
+                let names: Vec<&str> = spec.columns.iter().map(|c| c.source_header()).collect();
+                w.write_record(&names)
+                    .map_err(|e| read_err(ReadError::Internal(e.to_string())))?;
+                w.flush().map_err(|e| read_err(ReadError::Io(e)))?;
+            }
+            ing.line_shift = 1;
+            read::csv::read_csv(
+                std::io::Cursor::new(header).chain(input),
+                &spec.source.csv,
+                1,
+                &opts.limits,
+                &mut ing,
+            )
+        }
         _ => read::csv::read_csv(
             input,
             &spec.source.csv,
@@ -283,6 +314,10 @@ struct Ingestor<'s> {
     quarantine_written: u64,
     /// A write failure inside a visitor callback, reported after reading stops.
     error: Option<WriteError>,
+    /// Subtracted from the reader's line numbers (1 for a file with no header line).
+    line_shift: u64,
+    /// A change log: the index of its op column. Every row must apply, or the file is refused.
+    change_log: Option<usize>,
 }
 
 fn header_key(h: &str, m: HeaderMatch) -> String {
@@ -361,7 +396,11 @@ impl RowVisitor for Ingestor<'_> {
         if self.error.is_some() {
             return Err(ReadError::Rejected("stopped after a write error".into()));
         }
+        let line = line - self.line_shift.min(line);
         self.rows_read += 1;
+        if self.change_log.is_some() {
+            return self.change_row(line, row);
+        }
         if let Some(found) = row.ragged {
             let msg = format!(
                 "row has {found} fields, the header has {}",
@@ -384,6 +423,53 @@ impl RowVisitor for Ingestor<'_> {
                     let shown = raw.display().into_owned();
                     self.quarantine_row(line, row, &col, &shown, rej.reason, &ty, &rej.message);
                     return Ok(());
+                }
+            }
+        }
+        let written = self.write_row(&values);
+        self.scratch = recycle(values);
+        if let Err(e) = written {
+            self.error = Some(e);
+            return Err(ReadError::Rejected("stopped after a write error".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Ingestor<'_> {
+    /// A row of a change log: applied later by key in commit order, so one that cannot be
+    /// (a value of the wrong type, a missing key, an operation other than I, U or D) refuses
+    /// the whole file: a change skipped would leave the copy wrong without a sign.
+    fn change_row(&mut self, line: u64, row: &Row) -> Result<(), ReadError> {
+        let refuse = |what: String| {
+            ReadError::Rejected(format!(
+                "line {line}: {what}; a change log is applied whole or not at all, so nothing of this file was published"
+            ))
+        };
+        if let Some(found) = row.ragged {
+            return Err(refuse(format!(
+                "the row has {found} fields, not {}",
+                self.headers.len()
+            )));
+        }
+        let op_index = self.change_log.unwrap_or(usize::MAX);
+        let mut values: Vec<Value<'_>> = recycle(std::mem::take(&mut self.scratch));
+        for (i, rule) in self.rules.iter().enumerate() {
+            let raw = match self.positions[i] {
+                Some(p) => row.get(p),
+                None => crate::coerce::RawCell::Empty,
+            };
+            match rule.coerce(raw) {
+                Ok(v) => values.push(v),
+                Err(rej) => return Err(refuse(rej.message)),
+            }
+            if i == op_index {
+                let op = raw.display();
+                if !matches!(op.trim(), "I" | "U" | "D") {
+                    return Err(refuse(format!(
+                        "{}: unknown operation '{op}' (expected I, U or D)",
+                        rule.name
+                    )));
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! without a network. The AWS adapters and the Lambda functions build on these pieces.
 
 pub mod coerce;
+pub mod dms;
 pub mod extract;
 pub mod extract_input;
 pub mod ingest;

@@ -334,6 +334,7 @@ impl ModelSpec {
             missing_columns: MissingColumns::default(),
             null_tokens: Vec::new(),
             on_overwrite: crate::spec::OnOverwrite::Replace,
+            change_log: None,
         }
     }
 

@@ -50,6 +50,23 @@ pub struct TableSpec {
     /// rows of the earlier version.
     #[serde(default, skip_serializing_if = "OnOverwrite::is_default")]
     pub on_overwrite: OnOverwrite,
+    /// The files are a change log (AWS DMS's S3 output): every row is an insert, update or
+    /// delete of a source row, in commit order. A file with a row that cannot be applied is
+    /// refused whole; the `apply_changes` load mode mirrors the source table from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_log: Option<ChangeLog>,
+}
+
+/// Which columns of a change log say what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeLog {
+    /// The lake column holding `I`, `U` or `D` (DMS's first field, `Op`).
+    pub op_column: String,
+    /// The lake column holding the source's commit timestamp (DMS's `TimestampColumnName`),
+    /// when the files carry one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_column: Option<String>,
 }
 
 /// The widest `pad_width` a spec may ask for (a zero-padded code, not a buffer size).
@@ -516,8 +533,11 @@ impl TableSpec {
                 "at least one column is needed".into(),
             ));
         }
-        if self.source.header_row == 0 {
-            return Err(err("source.header_row".into(), "rows count from 1".into()));
+        if self.source.header_row == 0 && self.source.format == SourceFormat::Xlsx {
+            return Err(err(
+                "source.header_row".into(),
+                "rows count from 1 (0, no header line, is for CSV files only)".into(),
+            ));
         }
         if let Err(e) = glob::Pattern::new(&self.source.pattern) {
             return Err(err("source.pattern".into(), format!("bad glob: {e}")));
@@ -610,6 +630,40 @@ impl TableSpec {
             }
         }
         crate::pull::validate_source(self).map_err(|(field, problem)| err(field, problem))?;
+        if let Some(log) = &self.change_log {
+            match self.column(&log.op_column) {
+                Some(c) if c.ty == ColumnType::String && !c.nullable => {}
+                Some(_) => {
+                    return Err(err(
+                        "change_log.op_column".into(),
+                        format!(
+                            "'{}' must be a string column, nullable: false",
+                            log.op_column
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(err(
+                        "change_log.op_column".into(),
+                        format!("no column named '{}'", log.op_column),
+                    ))
+                }
+            }
+            if let Some(ts) = &log.commit_column {
+                if self.column(ts).is_none() {
+                    return Err(err(
+                        "change_log.commit_column".into(),
+                        format!("no column named '{ts}'"),
+                    ));
+                }
+            }
+            if self.primary_key.is_empty() {
+                return Err(err(
+                    "primary_key".into(),
+                    "a change log needs the source table's primary key: its changes are applied by it".into(),
+                ));
+            }
+        }
         if let Partitioning::Column { column, .. } = &self.partitioning {
             match self.column(column) {
                 None => {

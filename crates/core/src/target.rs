@@ -124,6 +124,11 @@ pub enum LoadMode {
     Merge,
     /// The whole table (a model: all its tables) replaced in one transaction.
     Replace,
+    /// A change log (a spec with `change_log`: AWS DMS's files) applied by the primary key:
+    /// each new file, in commit order (full-load files, then CDC files by name), deletes the
+    /// keys whose last change is `D` and upserts the others with their last version, in one
+    /// transaction with its ledger row. The table mirrors the source table.
+    ApplyChanges,
 }
 
 impl fmt::Display for LoadMode {
@@ -132,6 +137,7 @@ impl fmt::Display for LoadMode {
             LoadMode::AppendByFile => "append_by_file",
             LoadMode::Merge => "merge",
             LoadMode::Replace => "replace",
+            LoadMode::ApplyChanges => "apply_changes",
         })
     }
 }
@@ -167,6 +173,8 @@ pub struct LoadTable {
     pub foreign_keys: Vec<ForeignKey>,
     /// The model whose tables are replaced together (in this order, parents first).
     pub group: Option<String>,
+    /// `apply_changes`: the column holding each change's operation (`I`, `U`, `D`).
+    pub op_column: Option<String>,
 }
 
 impl TargetSpec {
@@ -246,6 +254,7 @@ impl TargetSpec {
                         primary_key: spec.primary_key.clone(),
                         foreign_keys: Vec::new(),
                         group: None,
+                        op_column: spec.change_log.as_ref().map(|l| l.op_column.clone()),
                     });
                 }
                 (None, Some(m)) => {
@@ -302,6 +311,7 @@ impl TargetSpec {
                             primary_key: vec![t.primary_key.clone()],
                             foreign_keys,
                             group: Some(model.model.clone()),
+                            op_column: None,
                         });
                     }
                 }
@@ -341,6 +351,15 @@ impl TargetSpec {
                         format!("column '{}' cannot be a database column name", c.name),
                     ));
                 }
+            }
+            if t.mode == LoadMode::ApplyChanges && t.op_column.is_none() {
+                return Err(err(
+                    field,
+                    format!(
+                        "apply_changes needs a change log: the spec of '{}' has no change_log",
+                        t.lake_table
+                    ),
+                ));
             }
             if t.mode == LoadMode::Merge && t.primary_key.is_empty() {
                 return Err(err(
@@ -881,6 +900,7 @@ mod tests {
             primary_key: vec!["id".into()],
             foreign_keys: vec![],
             group: None,
+            op_column: None,
         };
         let have = vec![
             existing("id", "bigint", None),

@@ -633,10 +633,15 @@ impl<L: Lake> Loader<'_, L> {
                 .filter(|k| !files.iter().any(|f| &f.key == *k))
                 .cloned()
                 .collect();
-            let changed: Vec<&LakeObject> = files
+            let mut changed: Vec<&LakeObject> = files
                 .iter()
                 .filter(|f| ledger.get(&f.key).is_none_or(|e| e.etag != f.etag))
                 .collect();
+            if t.mode == LoadMode::ApplyChanges {
+                // Commit order: DMS's full-load files (LOAD…), then its CDC files, named by
+                // time (lake files keep the raw file's name in front of their hash).
+                changed.sort_by_key(|f| apply_order(&f.key));
+            }
             for key in &gone {
                 if t.mode == LoadMode::AppendByFile {
                     self.delete_source(t, key).await?;
@@ -721,16 +726,18 @@ impl<L: Lake> Loader<'_, L> {
                 self.delete_source(t, &f.key).await?;
                 self.copy_file(t, &t.name, f, Some(&f.key)).await?
             }
+            LoadMode::ApplyChanges => self.apply_file(t, f).await?,
             _ => {
                 let stage = "sluice_stage";
                 let (create, drop) = match self.engine() {
+                    // Several files load in one transaction: each drops the last one's stage.
                     Engine::Postgres => (
                         format!(
                             "CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
                             self.q(stage)?,
                             self.q(&t.name)?
                         ),
-                        String::new(),
+                        format!("DROP TABLE IF EXISTS pg_temp.{}", self.q(stage)?),
                     ),
                     Engine::Mysql => (
                         format!(
@@ -759,6 +766,78 @@ impl<L: Lake> Loader<'_, L> {
         };
         self.record(&t.name, f, rows).await?;
         Ok(rows as u64)
+    }
+
+    /// Inside a transaction: one change-log file. Staged with its row order (`sluice_seq`),
+    /// then each key's last change wins: `D` deletes the row, `I`/`U` upsert that version.
+    async fn apply_file(&mut self, t: &LoadTable, f: &LakeObject) -> Result<i64, LoadError> {
+        let e = self.engine();
+        let stage = self.q("sluice_stage")?;
+        let table = self.q(&t.name)?;
+        let op = self.q(t.op_column.as_deref().unwrap_or("op"))?;
+        let (prepare, drop): (Vec<String>, Option<String>) = match e {
+            Engine::Postgres => (
+                vec![
+                    // A transaction applies several files: the previous one's stage goes.
+                    format!("DROP TABLE IF EXISTS pg_temp.{stage}"),
+                    format!("CREATE TEMP TABLE {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP"),
+                    format!("ALTER TABLE {stage} ADD COLUMN sluice_seq bigserial"),
+                ],
+                None,
+            ),
+            Engine::Mysql => (
+                vec![
+                    format!("DROP TEMPORARY TABLE IF EXISTS {stage}"),
+                    format!("CREATE TEMPORARY TABLE {stage} LIKE {table}"),
+                    format!("ALTER TABLE {stage} DROP PRIMARY KEY, ADD COLUMN sluice_seq bigint NOT NULL AUTO_INCREMENT PRIMARY KEY"),
+                ],
+                Some(format!("DROP TEMPORARY TABLE IF EXISTS {stage}")),
+            ),
+        };
+        for sql in &prepare {
+            self.exec(sql).await?;
+        }
+        let n = self.copy_file(t, "sluice_stage", f, None).await?;
+        let keys = t
+            .quoted_list(e, &t.primary_key)
+            .map_err(|m| self.schema_err(t, m))?;
+        let cols: Vec<&str> = t.load_columns();
+        let list = t.quoted_list(e, &cols).map_err(|m| self.schema_err(t, m))?;
+        // Each key's last change in this file.
+        let last = format!(
+            "(SELECT {list} FROM (SELECT {list}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY sluice_seq DESC) AS sluice_rn FROM {stage}) AS sluice_all WHERE sluice_rn = 1) AS sluice_last"
+        );
+        let on: Vec<String> = t
+            .primary_key
+            .iter()
+            .map(|k| Ok(format!("{table}.{0} = sluice_last.{0}", self.q(k)?)))
+            .collect::<Result<_, LoadError>>()?;
+        let on = on.join(" AND ");
+        let delete = match e {
+            Engine::Postgres => {
+                format!("DELETE FROM {table} USING {last} WHERE {on} AND sluice_last.{op} = 'D'")
+            }
+            Engine::Mysql => format!(
+                "DELETE {table} FROM {table} JOIN {last} ON {on} WHERE sluice_last.{op} = 'D'"
+            ),
+        };
+        self.db
+            .execute(&delete)
+            .await
+            .map_err(|e| self.in_table(&t.name, e))?;
+        // The upsert of merge, from the last versions that are not deletes.
+        let upsert = self.upsert_sql(t, "sluice_stage")?.replace(
+            &format!("FROM {stage}"),
+            &format!("FROM {last} WHERE sluice_last.{op} <> 'D'"),
+        );
+        self.db
+            .execute(&upsert)
+            .await
+            .map_err(|e| self.in_table(&t.name, e))?;
+        if let Some(drop) = drop {
+            self.exec(&drop).await?;
+        }
+        Ok(n)
     }
 
     /// One lake file into `dest` (the table, or a staging table): fetched, streamed, released,
@@ -950,7 +1029,7 @@ impl<L: Lake> Loader<'_, L> {
                 r.reconciled = true;
             }
             // Upserts: keys repeat across files, so the table holds at most the files' rows.
-            LoadMode::Merge => {
+            LoadMode::Merge | LoadMode::ApplyChanges => {
                 if r.database_rows > r.lake_rows && r.files_removed == 0 {
                     return Err(self.mismatch(
                         t,
@@ -1046,6 +1125,14 @@ impl<L: Lake> Loader<'_, L> {
             (Ok(_), loaded) => loaded.map_err(|e| self.in_table(&t.name, e)),
         }
     }
+}
+
+/// Where a change-log lake file goes in commit order: DMS names full-load files `LOAD…` (a hex
+/// counter) and CDC files by time (`20141029-1134010000`); the lake file's name starts with the
+/// raw file's, lower-cased.
+fn apply_order(key: &str) -> (bool, String) {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    (!name.starts_with("load"), name.to_owned())
 }
 
 /// A relative CA bundle path is found beside the Lambda function's code (`LAMBDA_TASK_ROOT`),
