@@ -161,3 +161,27 @@ variable "database_backup_days" {
   type        = number
   default     = 7
 }
+
+variable "dms_source" {
+  description = "AWS DMS from an on-premises or RDS database into the raw bucket (dms/<schema>/<table>/): engine_name (sqlserver, oracle, mysql, postgres…), the ARN of the secret holding its connection, database_name, and the CIDR and port DMS reaches it at; null: no DMS"
+  type = object({
+    engine_name   = string
+    secret_arn    = string
+    database_name = string
+    cidr          = string
+    port          = number
+  })
+  default = null
+}
+
+variable "dms_max_capacity_units" {
+  description = "DMS Serverless: the most DMS capacity units (DCU) the replication may scale to"
+  type        = number
+  default     = 4
+}
+
+variable "create_dms_vpc_role" {
+  description = "Create the account's dms-vpc-role (DMS needs it by that name; set false when the account has it)"
+  type        = bool
+  default     = true
+}

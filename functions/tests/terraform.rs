@@ -367,6 +367,42 @@ fn database_sources_get_a_rule_per_cadence_and_their_secrets() {
     );
 }
 
+/// DMS writes what the change-log specs read: no header, `Op` on every line (full load
+/// included), the commit timestamp column `sluice spec import-dms` names, under dms/; its
+/// table mappings come from those specs; its role writes under dms/ only.
+#[test]
+fn dms_writes_the_files_the_change_log_specs_read() {
+    let tf = terraform();
+    let s3 = one(&tf, "resource", &["aws_dms_s3_endpoint", "raw"]).body();
+    let setting = |k: &str| attr(s3, k).map(text).unwrap_or_default();
+    assert_eq!(setting("add_column_name"), "false");
+    assert_eq!(setting("include_op_for_full_load"), "true");
+    assert_eq!(setting("data_format"), "\"csv\"");
+    assert_eq!(setting("bucket_folder"), "\"dms\"");
+    assert_eq!(
+        setting("timestamp_column_name"),
+        format!("\"{}\"", sluice_core::dms::DEFAULT_TIMESTAMP_COLUMN)
+    );
+    assert_eq!(setting("encryption_mode"), "\"SSE_KMS\"");
+    let source = one(&tf, "resource", &["aws_dms_endpoint", "source"]).body();
+    assert_eq!(
+        attr(source, "ssl_mode").map(text).as_deref(),
+        Some("\"require\"")
+    );
+    let config = one(&tf, "resource", &["aws_dms_replication_config", "sync"]).body();
+    assert_eq!(
+        attr(config, "table_mappings").map(text).as_deref(),
+        Some("local.dms_table_mappings")
+    );
+    let tables = text(local(&tf, "dms_tables"));
+    assert!(
+        tables.contains("change_log") && tables.contains("\"dms/\""),
+        "{tables}"
+    );
+    let policy = block_text(&tf, "data \"aws_iam_policy_document\" \"dms\"");
+    assert!(policy.contains("/dms/*"), "{policy}");
+}
+
 /// A rule that invokes a function needs that function's permission for that very rule, or
 /// EventBridge's invocations are refused and the notice never goes out.
 #[test]

@@ -51,6 +51,10 @@ struct Column {
     column_date_format: Option<String>,
 }
 
+/// The commit timestamp column when none is named: what Terraform's DMS endpoint writes
+/// (`timestamp_column_name`).
+pub const DEFAULT_TIMESTAMP_COLUMN: &str = "dms_commit_ts";
+
 /// How the imported specs read their files.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -190,7 +194,10 @@ pub fn import(file: &str, text: &str, opts: &ImportOptions) -> Result<Vec<TableS
         let mut primary_key = Vec::new();
         if opts.change_log {
             columns.push(column("op", "Op", ColumnType::String, false)?);
-            let ts = opts.timestamp_column.as_deref().unwrap_or("dms_commit_ts");
+            let ts = opts
+                .timestamp_column
+                .as_deref()
+                .unwrap_or(DEFAULT_TIMESTAMP_COLUMN);
             columns.push(column(&lake_name(ts), ts, ColumnType::Timestamp, false)?);
         }
         for c in &t.table_columns {
@@ -232,7 +239,9 @@ pub fn import(file: &str, text: &str, opts: &ImportOptions) -> Result<Vec<TableS
             let log = ChangeLog {
                 op_column: "op".into(),
                 commit_column: Some(lake_name(
-                    opts.timestamp_column.as_deref().unwrap_or("dms_commit_ts"),
+                    opts.timestamp_column
+                        .as_deref()
+                        .unwrap_or(DEFAULT_TIMESTAMP_COLUMN),
                 )),
             };
             doc["change_log"] = serde_json::to_value(log).map_err(|e| e.to_string())?;

@@ -315,7 +315,8 @@ pub fn select_sql(
             (Engine::Postgres, ColumnType::Timestamp) => {
                 format!("to_char({r} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
             }
-            (Engine::Postgres, ColumnType::Date) => format!("to_char({r}, 'YYYY-MM-DD')"),
+            // The session's DateStyle is ISO (sluice_db's connection sets it): YYYY-MM-DD.
+            (Engine::Postgres, ColumnType::Date) => r,
             (Engine::Postgres, ColumnType::Boolean) => format!("{r}::text"),
             (Engine::Postgres, _) => r,
             (Engine::Mysql, ColumnType::Timestamp) => {

@@ -176,7 +176,9 @@ impl Db {
                     }
                 };
                 let (client, task) = task;
-                client.batch_execute("SET TIME ZONE 'UTC'").await?;
+                client
+                    .batch_execute("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'")
+                    .await?;
                 Ok(Db::Pg { client, task })
             }
             Engine::Mysql => {
