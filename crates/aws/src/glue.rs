@@ -117,6 +117,59 @@ pub fn merged_columns(existing: &[Column], wanted: Vec<Column>) -> (Vec<Column>,
     (out, added)
 }
 
+/// A change log's current-state view (`<dataset>_current`) as Glue holds views Athena reads:
+/// a `VIRTUAL_VIEW` whose original text is the Trino view definition (SQL, catalog, schema,
+/// columns) base64-encoded inside `/* Presto View: … */`.
+pub fn current_view_input(spec: &TableSpec, database: &str) -> PortResult<Option<TableInput>> {
+    let Some(sql) = sluice_core::dms::current_view_sql(spec, database) else {
+        return Ok(None);
+    };
+    let op = spec.change_log.as_ref().map(|l| l.op_column.as_str());
+    let kept: Vec<_> = spec
+        .columns
+        .iter()
+        .filter(|c| Some(c.name.as_str()) != op)
+        .collect();
+    let definition = serde_json::json!({
+        "originalSql": sql,
+        "catalog": "awsdatacatalog",
+        "schema": database,
+        "columns": kept.iter().map(|c| serde_json::json!({
+            "name": c.name, "type": sluice_core::dms::view_type(c.ty)
+        })).collect::<Vec<_>>(),
+    });
+    let encoded = aws_smithy_types::base64::encode(definition.to_string());
+    let columns = kept
+        .iter()
+        .map(|c| {
+            Column::builder()
+                .name(&c.name)
+                .r#type(c.ty.to_string())
+                .build()
+                .map_err(build_err)
+        })
+        .collect::<PortResult<Vec<_>>>()?;
+    TableInput::builder()
+        .name(sluice_core::dms::current_view_name(spec))
+        .description(format!(
+            "{}: the current state of the change log (latest change per key, deletes removed)",
+            spec.dataset
+        ))
+        .table_type("VIRTUAL_VIEW")
+        .parameters("presto_view", "true")
+        .parameters("comment", "Presto View")
+        .view_original_text(format!("/* Presto View: {encoded} */"))
+        .view_expanded_text("/* Presto View */")
+        .storage_descriptor(
+            StorageDescriptor::builder()
+                .set_columns(Some(columns))
+                .build(),
+        )
+        .build()
+        .map(Some)
+        .map_err(build_err)
+}
+
 /// A partition's folder under the table location: `yyyy=2026/mm=11/`.
 pub fn partition_location(table_location: &str, partition: &[(String, String)]) -> String {
     let mut loc = table_location.trim_end_matches('/').to_owned();
@@ -141,6 +194,34 @@ impl GlueCatalog {
 
     pub fn client(&self) -> &aws_sdk_glue::Client {
         self.client.get()
+    }
+}
+
+impl GlueCatalog {
+    /// Creates or replaces a change log's current-state view (nothing for other specs).
+    async fn ensure_current_view(&self, database: &str, spec: &TableSpec) -> PortResult<()> {
+        let Some(input) = current_view_input(spec, database)? else {
+            return Ok(());
+        };
+        let glue = self.client.get();
+        match glue
+            .create_table()
+            .database_name(database)
+            .table_input(input.clone())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e) == Some("AlreadyExistsException") => glue
+                .update_table()
+                .database_name(database)
+                .table_input(input)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| port_error("glue:UpdateTable", e)),
+            Err(e) => Err(port_error("glue:CreateTable", e)),
+        }
     }
 }
 
@@ -192,7 +273,7 @@ impl Catalog for GlueCatalog {
         let wanted = glue_columns(spec)?;
         let Some(table) = existing else {
             let input = glue_table_input(spec, location, wanted)?;
-            return match self
+            let change = match self
                 .client
                 .get()
                 .create_table()
@@ -201,12 +282,12 @@ impl Catalog for GlueCatalog {
                 .send()
                 .await
             {
-                Ok(_) => Ok(TableChange::Created),
-                Err(e) if code_of(&e) == Some("AlreadyExistsException") => {
-                    Ok(TableChange::Unchanged)
-                }
-                Err(e) => Err(port_error("glue:CreateTable", e)),
+                Ok(_) => TableChange::Created,
+                Err(e) if code_of(&e) == Some("AlreadyExistsException") => TableChange::Unchanged,
+                Err(e) => return Err(port_error("glue:CreateTable", e)),
             };
+            self.ensure_current_view(database, spec).await?;
+            return Ok(change);
         };
         let current = table
             .storage_descriptor()
@@ -216,6 +297,7 @@ impl Catalog for GlueCatalog {
         if added.is_empty() {
             return Ok(TableChange::Unchanged);
         }
+        self.ensure_current_view(database, spec).await?;
         let input = glue_table_input(spec, location, columns)?;
         self.client
             .get()

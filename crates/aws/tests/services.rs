@@ -161,6 +161,83 @@ async fn a_table_from_a_spec_reads_back_with_its_types_and_partition_keys() {
     );
 }
 
+/// A change log's table comes with its current-state view, as Athena reads Glue views: a
+/// VIRTUAL_VIEW whose original text carries the Trino definition.
+#[tokio::test]
+async fn a_change_log_gets_its_current_state_view() {
+    let (clients, names) = common::environment(&[]).await;
+    let catalog = GlueCatalog::new(clients.glue.clone());
+    let def = r#"{"TableCount": "1", "Tables": [{"TableName": "payment", "TablePath": "legacy/payment/",
+        "TableColumns": [{"ColumnName": "id", "ColumnType": "INT8", "ColumnIsPk": "true"},
+                         {"ColumnName": "amount", "ColumnType": "NUMERIC", "ColumnPrecision": "12", "ColumnScale": "2"}]}]}"#;
+    let opts = sluice_core::dms::ImportOptions {
+        change_log: true,
+        ..Default::default()
+    };
+    let spec = sluice_core::dms::import("def.json", def, &opts)
+        .unwrap()
+        .remove(0);
+    let location = names.table_location("payment");
+    catalog.ensure_database(&names.glue_database).await.unwrap();
+    catalog
+        .ensure_table(&names.glue_database, &spec, &location)
+        .await
+        .unwrap();
+    let view = clients
+        .glue
+        .get_table()
+        .database_name(&names.glue_database)
+        .name("payment_current")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    assert_eq!(view.table_type(), Some("VIRTUAL_VIEW"));
+    let text = view.view_original_text().unwrap();
+    let encoded = text
+        .strip_prefix("/* Presto View: ")
+        .and_then(|t| t.strip_suffix(" */"))
+        .unwrap();
+    let decoded = aws_smithy_types::base64::decode(encoded).unwrap();
+    let definition: serde_json::Value = serde_json::from_slice(&decoded).unwrap();
+    let sql = definition["originalSql"].as_str().unwrap();
+    assert!(
+        sql.contains("PARTITION BY \"id\"") && sql.contains("\"op\" <> 'D'"),
+        "{sql}"
+    );
+    let columns: Vec<&str> = definition["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["dms_commit_ts", "id", "amount"]);
+    // Ensuring again (a new column in the spec) replaces the view, it does not fail.
+    let mut wider = spec.clone();
+    let mut note = wider.columns[3].clone();
+    note.name = "note".into();
+    note.source = None;
+    note.nullable = true;
+    wider.columns.push(note);
+    catalog
+        .ensure_table(&names.glue_database, &wider, &location)
+        .await
+        .unwrap();
+    let view = clients
+        .glue
+        .get_table()
+        .database_name(&names.glue_database)
+        .name("payment_current")
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let cols = view.storage_descriptor().unwrap().columns().len();
+    assert_eq!(cols, 4);
+}
+
 #[tokio::test]
 async fn partitions_added_twice_are_not_duplicated() {
     let specs = common::repo_specs();

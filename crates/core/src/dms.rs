@@ -253,9 +253,72 @@ pub fn import(file: &str, text: &str, opts: &ImportOptions) -> Result<Vec<TableS
     Ok(out)
 }
 
+/// The Athena (Trino) type of a lake column, as a view's column list gives it.
+pub fn view_type(ty: ColumnType) -> String {
+    match ty {
+        ColumnType::String => "varchar".into(),
+        ColumnType::Int => "integer".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The name of a change log's current-state view.
+pub fn current_view_name(spec: &TableSpec) -> String {
+    format!("{}_current", spec.dataset)
+}
+
+/// The current state of a change log, for analysts: per key the latest change (by commit
+/// timestamp, then the later file), deleted keys left out, the op column dropped. `None` when
+/// the spec is not a change log.
+pub fn current_view_sql(spec: &TableSpec, database: &str) -> Option<String> {
+    let log = spec.change_log.as_ref()?;
+    let q = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+    let cols: Vec<String> = spec
+        .columns
+        .iter()
+        .filter(|c| c.name != log.op_column)
+        .map(|c| q(&c.name))
+        .collect();
+    let keys: Vec<String> = spec.primary_key.iter().map(|k| q(k)).collect();
+    let mut order = Vec::new();
+    if let Some(ts) = &log.commit_column {
+        order.push(format!("{} DESC", q(ts)));
+    }
+    order.push("\"$path\" DESC".into());
+    Some(format!(
+        "SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) AS sluice_rn FROM {db}.{table}) WHERE sluice_rn = 1 AND {op} <> 'D'",
+        cols = cols.join(", "),
+        keys = keys.join(", "),
+        order = order.join(", "),
+        db = q(database),
+        table = q(&spec.dataset),
+        op = q(&log.op_column),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_current_view_keeps_each_keys_latest_change_and_drops_deletes() {
+        let opts = ImportOptions {
+            change_log: true,
+            ..ImportOptions::default()
+        };
+        let Ok(specs) = import("def.json", DEF, &opts) else {
+            panic!()
+        };
+        let sql = current_view_sql(&specs[0], "sluice_dev").unwrap_or_default();
+        assert_eq!(
+            sql,
+            "SELECT \"dms_commit_ts\", \"paymentid\", \"amount\", \"note\", \"paid\" FROM (SELECT *, row_number() OVER (PARTITION BY \"paymentid\" ORDER BY \"dms_commit_ts\" DESC, \"$path\" DESC) AS sluice_rn FROM \"sluice_dev\".\"loan_payment\") WHERE sluice_rn = 1 AND \"op\" <> 'D'"
+        );
+        let Ok(plain) = import("def.json", DEF, &ImportOptions::default()) else {
+            panic!()
+        };
+        assert_eq!(current_view_sql(&plain[0], "db"), None);
+    }
 
     #[test]
     fn java_date_patterns_become_chrono_ones() {
