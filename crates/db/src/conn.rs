@@ -514,6 +514,27 @@ impl Db {
         }
     }
 
+    /// PostgreSQL: the result columns of `sql` (prepared, not run) that are `timestamptz`
+    /// (`true`) or `timestamp` (`false`), by name. Empty on MySQL.
+    pub async fn timestamp_zones(&mut self, sql: &str) -> R<Vec<(String, bool)>> {
+        match self {
+            Db::Pg { client, .. } => {
+                use tokio_postgres::types::Type;
+                let stmt = client.prepare(sql).await?;
+                Ok(stmt
+                    .columns()
+                    .iter()
+                    .filter_map(|c| match *c.type_() {
+                        Type::TIMESTAMPTZ => Some((c.name().to_owned(), true)),
+                        Type::TIMESTAMP => Some((c.name().to_owned(), false)),
+                        _ => None,
+                    })
+                    .collect())
+            }
+            Db::My { .. } => Ok(Vec::new()),
+        }
+    }
+
     /// Streams a `SELECT`'s rows to `out` as CSV with a header line (NULL an empty field):
     /// PostgreSQL's `COPY (…) TO STDOUT`, MySQL's text protocol a row at a time. Memory stays
     /// bounded whatever the result's size. Returns the rows written, where the engine says.

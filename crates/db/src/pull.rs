@@ -212,8 +212,17 @@ impl Pull<'_> {
         path: &Path,
     ) -> Result<PullReport, PullError> {
         let (engine, db) = self.source()?;
-        let select =
-            pull::select_sql(engine, self.spec, db, range).map_err(|m| self.fail(false, m))?;
+        // The timestamp columns' types, from the statement prepared (not run) with every column
+        // as it is (its result names are the source names): the pull then prints them natively.
+        let probe = pull::select_sql(engine, self.spec, db, range, &|_| Some(false))
+            .map_err(|m| self.fail(false, m))?;
+        let zones = conn
+            .timestamp_zones(&probe)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        let zone = |name: &str| zones.iter().find(|(n, _)| n == name).map(|(_, z)| *z);
+        let select = pull::select_sql(engine, self.spec, db, range, &zone)
+            .map_err(|m| self.fail(false, m))?;
         let header: Vec<&str> = self
             .spec
             .columns
