@@ -96,6 +96,14 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
     };
     match outcome {
         Ok(out) => {
+            // One structured line per item ingested; the deployed metric filter of a pulled or
+            // change-log dataset counts them, and its freshness alarm fires when none come.
+            lambda_runtime::tracing::info!(
+                dataset = %out.dataset,
+                rows_written = out.rows_written,
+                rows_quarantined = out.rows_quarantined,
+                "item ingested"
+            );
             let done = TransitionUpdate {
                 counts: Some(ItemCounts {
                     rows_read: out.rows_read,

@@ -365,6 +365,26 @@ fn database_sources_get_a_rule_per_cadence_and_their_secrets() {
         cadences.contains("every_minutes") && cadences.contains("!= 60"),
         "{cadences}"
     );
+    // Freshness: an alarm per such dataset on the count of its items ingested, from the line
+    // the ingest function logs.
+    let alarm = one(&tf, "resource", &["aws_cloudwatch_metric_alarm", "stale"]).body();
+    assert_eq!(
+        attr(alarm, "for_each").map(text).as_deref(),
+        Some("local.fresh_datasets")
+    );
+    assert_eq!(
+        attr(alarm, "treat_missing_data").map(text).as_deref(),
+        Some("\"breaching\"")
+    );
+    let filter = block_text(
+        &tf,
+        "resource \"aws_cloudwatch_log_metric_filter\" \"items_ingested\"",
+    );
+    let ingest = std::fs::read_to_string(root().join("functions/src/ingest.rs")).unwrap();
+    assert!(
+        filter.contains("item ingested") && ingest.contains("\"item ingested\""),
+        "{filter}"
+    );
 }
 
 /// DMS writes what the change-log specs read: no header, `Op` on every line (full load
