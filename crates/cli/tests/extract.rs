@@ -40,28 +40,6 @@ fn ok(o: &Output) -> String {
     text
 }
 
-/// The values of one SQL tuple: `('J.P. Morgan Chase', 100000)` → ["J.P. Morgan Chase", "100000"].
-fn tuple_values(t: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = t.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('\'', false) => quoted = true,
-            ('\'', true) if chars.peek() == Some(&'\'') => {
-                chars.next();
-                cur.push('\'');
-            }
-            ('\'', true) => quoted = false,
-            (',', false) => out.push(std::mem::take(&mut cur).trim().to_owned()),
-            (c, _) => cur.push(c),
-        }
-    }
-    out.push(cur.trim().to_owned());
-    out
-}
-
 /// The export an operational store would give: one CSV per ERD table with the ERD's column
 /// names, ids numbered in insert order (the inserts leave them to serial columns). Column
 /// names differ between the candidates' SQL (`bank_id_bank`, `idbank_bank`, `open_data`), so
@@ -99,7 +77,7 @@ fn export_csvs(sql: &str, dir: &Path) {
                 ')' if !in_str => {
                     depth -= 1;
                     if depth == 0 {
-                        rows.push(tuple_values(&body[start..i]));
+                        rows.push(sluice_testkit::sql_values(&body[start..i]));
                     }
                 }
                 _ => {}

@@ -13,6 +13,7 @@ pub mod normalize;
 pub mod ports;
 pub mod pull;
 pub mod read;
+pub mod rowset;
 pub mod spec;
 pub mod target;
 pub mod write;

@@ -83,6 +83,11 @@ pub struct TargetTable {
     /// Columns whose NULL means "no row" (an absent phone number), not a broken row.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip_when_null: Vec<String>,
+    /// A `from` column holding an ADO XML rowset ([`crate::rowset`]): each source row becomes
+    /// one row per `z:row`, whose fields the columns read as `{"rowset": "Field"}`, typed by the
+    /// rowset's own schema. Not with `explode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rowset: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +141,8 @@ pub enum Expr {
     },
     /// A value named by the table's `explode` entries.
     Explode(String),
+    /// A field of the current `z:row` of the table's `rowset`.
+    Rowset(String),
     /// The `then` of the first `when` whose test holds, else `else`.
     Case {
         when: Vec<When>,
@@ -489,6 +496,12 @@ impl ModelSpec {
                             "a derived table's columns each need a `value`".into(),
                         ));
                     }
+                    if t.rowset.is_some() && !t.explode.is_empty() {
+                        return Err(err(
+                            at(".rowset"),
+                            "a table explodes a rowset or its `explode` entries, not both".into(),
+                        ));
+                    }
                     let mut shapes = t.explode.iter().map(|e| e.keys().collect::<Vec<_>>());
                     if let Some(first) = shapes.next() {
                         if shapes.any(|s| s != first) {
@@ -548,6 +561,10 @@ impl ModelSpec {
                     Err(format!("'{name}' is not a value of the table's `explode`"))
                 }
             }
+            Expr::Rowset(_) if table.rowset.is_some() => Ok(()),
+            Expr::Rowset(name) => Err(format!(
+                "{{\"rowset\": \"{name}\"}} needs the table's `rowset` (the column holding it)"
+            )),
             Expr::Case { when, otherwise } => {
                 for w in when {
                     let t = &w.test;

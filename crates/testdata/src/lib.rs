@@ -245,3 +245,25 @@ pub const ASPEN_TABLES: [(&str, usize); 9] = [
     ("address", 1000),
     ("email", 683),
 ];
+
+/// The values of one SQL tuple: `('J.P. Morgan Chase', 100000)` → ["J.P. Morgan Chase", "100000"].
+pub fn sql_values(t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = t.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('\'', false) => quoted = true,
+            ('\'', true) if chars.peek() == Some(&'\'') => {
+                chars.next();
+                cur.push('\'');
+            }
+            ('\'', true) => quoted = false,
+            (',', false) => out.push(std::mem::take(&mut cur).trim().to_owned()),
+            (c, _) => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_owned());
+    out
+}

@@ -250,6 +250,30 @@ struct Derived<'s> {
     joins: Vec<Join>,
     /// The `from` source's columns the table reads.
     wanted: Vec<bool>,
+    /// The `from` column holding the table's ADO rowset, and the fields its columns read.
+    rowset: Option<(usize, Vec<String>)>,
+}
+
+/// The rowset fields an expression reads (`{"rowset": "Field"}`), added to `out` once each.
+fn rowset_fields<'e>(e: &'e crate::model::Expr, out: &mut Vec<&'e str>) {
+    use crate::model::Expr;
+    match e {
+        Expr::Rowset(n) => {
+            if !out.contains(&n.as_str()) {
+                out.push(n);
+            }
+        }
+        Expr::Key { of, .. } => of.iter().for_each(|x| rowset_fields(x, out)),
+        Expr::Lookup { value, .. } => rowset_fields(value, out),
+        Expr::Case { when, otherwise } => {
+            for w in when {
+                rowset_fields(&w.test.value, out);
+                rowset_fields(&w.then, out);
+            }
+            rowset_fields(otherwise, out);
+        }
+        Expr::Column(_) | Expr::Const(_) | Expr::Split { .. } | Expr::Explode(_) => {}
+    }
 }
 
 struct Run<'a> {
@@ -411,11 +435,23 @@ impl<'a> Run<'a> {
         for j in &t.join {
             slots.push((j.source.as_str(), &get(&j.source)?.columns));
         }
-        let explode_names: Vec<&str> = t
-            .explode
-            .first()
-            .map(|e| e.keys().map(String::as_str).collect())
-            .unwrap_or_default();
+        let explode_names: Vec<&str> = match &t.rowset {
+            // The rowset fields the columns read, in first-use order.
+            Some(_) => {
+                let mut names = Vec::new();
+                for c in &t.columns {
+                    if let Some(v) = &c.value {
+                        rowset_fields(v, &mut names);
+                    }
+                }
+                names
+            }
+            None => t
+                .explode
+                .first()
+                .map(|e| e.keys().map(String::as_str).collect())
+                .unwrap_or_default(),
+        };
         let used = slots.iter().map(|(_, c)| vec![false; c.len()]).collect();
         let mut planner = Planner {
             model: self.model,
@@ -473,6 +509,21 @@ impl<'a> Run<'a> {
             let names = j.on.keys().cloned().collect();
             joins.push(Join { left, names, index });
         }
+        let rowset = match &t.rowset {
+            Some(col) => {
+                planner.field = format!("tables.{}.rowset", t.name);
+                let (_, ci) = planner.column(&format!("{from_alias}.{col}"))?;
+                Some((
+                    ci,
+                    planner
+                        .explode_names
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect(),
+                ))
+            }
+            None => None,
+        };
         let wanted = planner.used.borrow()[0].clone();
         Ok(Derived {
             from,
@@ -480,6 +531,7 @@ impl<'a> Run<'a> {
             explode,
             joins,
             wanted,
+            rowset,
         })
     }
 
@@ -498,6 +550,7 @@ impl<'a> Run<'a> {
             explode,
             joins,
             wanted,
+            rowset,
         } = self.plan_derived(t, sources)?;
         let mut read = 0u64;
         let no_explode: Vec<Vec<Plan>> = vec![Vec::new()];
@@ -549,6 +602,33 @@ impl<'a> Run<'a> {
                     }
                 }
             }
+            // A rowset: its z:rows, typed by its schema, are this source row's exploded values.
+            let rowset_rows: Option<Vec<Vec<Option<String>>>> = match &rowset {
+                None => None,
+                Some((ci, names)) => {
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    match cells[*ci]
+                        .as_deref()
+                        .map(|x| crate::rowset::rows_for(x, &names))
+                    {
+                        None => Some(Vec::new()),
+                        Some(Ok(rows)) => Some(rows),
+                        Some(Err(message)) => {
+                            let column = t.rowset.as_deref().unwrap_or_default();
+                            return sink.reject(
+                                self.model,
+                                "rowset_unreadable",
+                                column,
+                                None,
+                                &message,
+                                Some(&origin),
+                                &[],
+                            );
+                        }
+                    }
+                }
+            };
+            let n_entries = rowset_rows.as_ref().map_or(entries.len(), Vec::len);
             // Every combination of partners (one each when the joins are one to one), as an
             // odometer over the partner lists.
             let mut pick = vec![0usize; matches.len()];
@@ -557,19 +637,25 @@ impl<'a> Run<'a> {
                 slots.clear();
                 slots.push(cells);
                 slots.extend(matches.iter().zip(&pick).map(|(m, &p)| m[p].as_slice()));
-                for entry in entries {
+                for e_i in 0..n_entries {
                     let base = Ctx {
                         slots: &slots,
                         exploded: &[],
                     };
                     let mut exploded = recycle(std::mem::take(&mut exploded_buf));
                     let mut miss = None;
-                    for p in entry {
-                        match p.eval(&base) {
-                            Ok(v) => exploded.push(v),
-                            Err(m) => {
-                                exploded.push(None);
-                                miss.get_or_insert((String::from("(explode)"), m));
+                    match &rowset_rows {
+                        Some(rows) => exploded
+                            .extend(rows[e_i].iter().map(|v| v.as_deref().map(Cow::Borrowed))),
+                        None => {
+                            for p in &entries[e_i] {
+                                match p.eval(&base) {
+                                    Ok(v) => exploded.push(v),
+                                    Err(m) => {
+                                        exploded.push(None);
+                                        miss.get_or_insert((String::from("(explode)"), m));
+                                    }
+                                }
                             }
                         }
                     }

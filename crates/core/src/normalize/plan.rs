@@ -171,7 +171,8 @@ impl Planner<'_> {
                     .unwrap_or_default(),
                 value: Box::new(self.plan(value)?),
             },
-            Expr::Explode(name) => Plan::Explode(
+            // A rowset's fields are the table's exploded values, one set per z:row.
+            Expr::Explode(name) | Expr::Rowset(name) => Plan::Explode(
                 self.explode_names
                     .iter()
                     .position(|n| n == name)
