@@ -41,6 +41,8 @@ for t in glue.get_tables(DatabaseName=db)["TableList"]:
 print()
 print("== Target model tables (config/models/: whole tables, no partitions)")
 for t in glue.get_tables(DatabaseName=db)["TableList"]:
+    if t.get("TableType") == "VIRTUAL_VIEW":  # a change log's current-state view
+        continue
     loc = t["StorageDescriptor"]["Location"]
     prefix = loc.split(f"s3://{lake}/", 1)[-1]
     objs = s3.list_objects_v2(Bucket=lake, Prefix=prefix).get("Contents", [])
@@ -48,6 +50,12 @@ for t in glue.get_tables(DatabaseName=db)["TableList"]:
         cols = ", ".join(c["Name"] for c in t["StorageDescriptor"]["Columns"])
         print(f'  {db}.{t["Name"]} ({cols}) -> {objs[0]["Key"]}')
 print()
+views = [t["Name"] for t in glue.get_tables(DatabaseName=db)["TableList"] if t.get("TableType") == "VIRTUAL_VIEW"]
+if views:
+    print("== Athena views (the current state of each change log)")
+    for v in views:
+        print(f"  {db}.{v}")
+    print()
 print(f"== Objects in s3://{lake}")
 for o in s3.list_objects_v2(Bucket=lake).get("Contents", []):
     print(f'  {o["Size"]:>7}  {o["Key"]}')

@@ -66,17 +66,7 @@ data "aws_iam_policy_document" "common" {
 }
 
 data "aws_iam_policy_document" "queue_generator" {
-  source_policy_documents = [data.aws_iam_policy_document.common["queue-generator"].json]
-  dynamic "statement" {
-    # Database sources' connections (config/tables/ specs with source.kind postgres or mysql):
-    # those secrets only. Their names get a random suffix in the ARN.
-    for_each = length(local.source_secrets) > 0 ? [1] : []
-    content {
-      sid       = "DatabaseSourceSecrets"
-      actions   = ["secretsmanager:GetSecretValue"]
-      resources = [for s in local.source_secrets : "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${s}-*"]
-    }
-  }
+  source_policy_documents = [data.aws_iam_policy_document.common["queue-generator"].json, data.aws_iam_policy_document.database_sources.json]
   statement {
     sid       = "ListRaw"
     actions   = ["s3:ListBucket"]
@@ -126,17 +116,7 @@ data "aws_iam_policy_document" "in_progress_check" {
 }
 
 data "aws_iam_policy_document" "ingest" {
-  source_policy_documents = [data.aws_iam_policy_document.common["ingest"].json]
-  dynamic "statement" {
-    # Database sources' connections (config/tables/ specs with source.kind postgres or mysql):
-    # those secrets only. Their names get a random suffix in the ARN.
-    for_each = length(local.source_secrets) > 0 ? [1] : []
-    content {
-      sid       = "DatabaseSourceSecrets"
-      actions   = ["secretsmanager:GetSecretValue"]
-      resources = [for s in local.source_secrets : "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${s}-*"]
-    }
-  }
+  source_policy_documents = [data.aws_iam_policy_document.common["ingest"].json, data.aws_iam_policy_document.database_sources.json]
   statement {
     sid       = "ReadRaw"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]
@@ -517,4 +497,18 @@ resource "aws_iam_role_policy_attachment" "load_vpc" {
   count      = local.load_enabled ? 1 : 0
   role       = aws_iam_role.function["load"].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+
+# Database sources' connections (config/tables/ specs with source.kind postgres or mysql), for
+# the two functions that reach them (queue-generator fixes ranges, ingest pulls them): those
+# secrets only. Their names get a random suffix in the ARN. Empty without such specs.
+data "aws_iam_policy_document" "database_sources" {
+  dynamic "statement" {
+    for_each = length(local.source_secrets) > 0 ? [1] : []
+    content {
+      sid       = "DatabaseSourceSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [for s in local.source_secrets : "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${s}-*"]
+    }
+  }
 }

@@ -1102,16 +1102,7 @@ async fn a_database_source_is_pulled_a_range_per_run_and_ingested_once() {
     use crate::ingest::{self};
     use sluice_core::ports::ObjectStore;
 
-    let servers = sluice_testkit::local_db();
-    let db = sluice_testkit::unique("pull").replace('-', "_");
-    sluice_testkit::sql(
-        "postgres",
-        &servers.postgres,
-        &format!("CREATE DATABASE {db}"),
-    )
-    .unwrap();
-    let mut creds = servers.postgres.clone();
-    creds["dbname"] = db.into();
+    let creds = sluice_testkit::fresh_database("postgres", "pull");
     let exec = |s: &str| sluice_testkit::sql("postgres", &creds, s).unwrap();
     exec("CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(10,2), updated_at timestamptz NOT NULL DEFAULT now())");
     exec("INSERT INTO orders (id, amount) VALUES (1, 10.5), (2, 20), (3, NULL)");

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use sluice_core::ingest::output_stem;
 use sluice_core::ports::{
-    Catalog, ItemCounts, LockStore, ObjectStore, SpecStore, Transition, TransitionUpdate,
-    WorkQueue, WorkStatus,
+    Catalog, ItemCounts, LockStore, ObjectStore, Transition, TransitionUpdate, WorkQueue,
+    WorkStatus,
 };
 use sluice_core::spec::OnOverwrite;
 use sluice_core::{ingest, IngestError, IngestOptions, Source, TableSpec};
@@ -169,14 +169,7 @@ pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOut
 }
 
 async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnError> {
-    let spec = ports
-        .specs()
-        .get_spec(&item.dataset)
-        .await?
-        .map(|s| s.spec)
-        .ok_or_else(|| {
-            FnError::SpecNotFound(format!("no table spec for dataset {:?}", item.dataset))
-        })?;
+    let spec = crate::run::spec_of(ports, &item.dataset).await?;
     // A file past the configured size is refused before anything is downloaded.
     let max_bytes = setting_or(ports, "max_file_bytes", DEFAULT_MAX_FILE_BYTES).await?;
     if let Some(head) = ports.store().head(&item.bucket, &item.key).await? {

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use sluice_core::ports::{ObjectStore, SecretStore, SpecStore, WorkItem, WorkQueue, WorkStatus};
+use sluice_core::ports::{ObjectStore, SecretStore, WorkItem, WorkQueue, WorkStatus};
 use sluice_core::pull::{self, PullRange};
 use sluice_core::TableSpec;
 use sluice_db::pull::{Pull, PullError, PullOptions};
@@ -205,14 +205,7 @@ pub async fn ensure_pulled<P: Ports>(
     if let Some(head) = ports.store().head(&item.bucket, &item.key).await? {
         return Ok(done(head.etag));
     }
-    let spec = ports
-        .specs()
-        .get_spec(&item.dataset)
-        .await?
-        .map(|s| s.spec)
-        .ok_or_else(|| {
-            FnError::SpecNotFound(format!("no table spec for dataset {:?}", item.dataset))
-        })?;
+    let spec = crate::run::spec_of(ports, &item.dataset).await?;
     let creds = credentials(ports, &spec).await?;
     let secret = spec
         .pulled()

@@ -96,6 +96,20 @@ pub async fn items_of_run<P: Ports>(ports: &P, execution: &str) -> Result<Vec<Wo
     Ok(items)
 }
 
+/// The table spec of a dataset, or `Sluice.SpecNotFound`.
+pub async fn spec_of<P: Ports>(
+    ports: &P,
+    dataset: &str,
+) -> Result<sluice_core::TableSpec, FnError> {
+    use sluice_core::ports::SpecStore;
+    ports
+        .specs()
+        .get_spec(dataset)
+        .await?
+        .map(|s| s.spec)
+        .ok_or_else(|| FnError::SpecNotFound(format!("no table spec for dataset {dataset:?}")))
+}
+
 /// A numeric setting, or `default` when it is not set. An SSM error (AccessDenied,
 /// throttling) is an error, never the default; a value that is not a number is refused with
 /// its name.

@@ -353,10 +353,15 @@ fn database_sources_get_a_rule_per_cadence_and_their_secrets() {
         target.contains(r#""detail": {"pull_every_minutes": ${each.key}}"#),
         "{target}"
     );
+    let sources = block_text(&tf, "data \"aws_iam_policy_document\" \"database_sources\"");
+    assert!(
+        sources.contains("DatabaseSourceSecrets") && sources.contains("local.source_secrets"),
+        "{sources}"
+    );
     for name in ["queue_generator", "ingest"] {
         let doc = block_text(&tf, &format!("data \"aws_iam_policy_document\" \"{name}\""));
         assert!(
-            doc.contains("DatabaseSourceSecrets") && doc.contains("local.source_secrets"),
+            doc.contains("data.aws_iam_policy_document.database_sources.json"),
             "{name}: {doc}"
         );
     }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use sluice_core::model::ModelSpec;
 use sluice_core::target::TargetSpec;
 use sluice_core::TableSpec;
@@ -41,14 +41,11 @@ pub fn run(a: LoadArgs<'_>) -> Result<()> {
     let tables = target.plan(&path.display().to_string(), &specs, &models)?;
     // Locally the secret's JSON comes from the environment; the pipeline reads the secret.
     let var = target.env_var();
-    let Ok(text) = std::env::var(&var) else {
-        bail!(
-            "target {}: set {var} to the JSON of secret {} (host, port, username, password, \
-             dbname), as RDS writes it",
-            target.target,
-            target.connection.secret
-        );
-    };
+    let text = crate::local_secret(
+        &var,
+        &format!("target {}", target.target),
+        &target.connection.secret,
+    )?;
     let creds = Credentials::from_json(&text, &var, &target.target)?;
     let opts = LoadOptions {
         execution: format!("local-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")),

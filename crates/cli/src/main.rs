@@ -268,6 +268,17 @@ enum Format {
     Csv,
 }
 
+/// Locally, a database secret's JSON comes from the environment variable `var` (the pipeline
+/// reads the secret itself); `whom` names the target or source in the error.
+fn local_secret(var: &str, whom: &str, secret: &str) -> anyhow::Result<String> {
+    std::env::var(var).map_err(|_| {
+        anyhow::anyhow!(
+            "{whom}: set {var} to the JSON of secret {secret} (host, port, username, password, \
+             dbname), as RDS writes it"
+        )
+    })
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()

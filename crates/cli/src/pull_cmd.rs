@@ -25,14 +25,11 @@ pub fn run(
     };
     // Locally the secret's JSON comes from the environment; the pipeline reads the secret.
     let var = format!("SLUICE_SOURCE_{}", spec.dataset.to_ascii_uppercase());
-    let Ok(text) = std::env::var(&var) else {
-        bail!(
-            "source {}: set {var} to the JSON of secret {} (host, port, username, password, \
-             dbname), as RDS writes it",
-            spec.dataset,
-            db.connection.secret
-        );
-    };
+    let text = crate::local_secret(
+        &var,
+        &format!("source {}", spec.dataset),
+        &db.connection.secret,
+    )?;
     let creds = Credentials::from_json(&text, &var, &spec.dataset)?;
     let pull = Pull {
         spec: &spec,

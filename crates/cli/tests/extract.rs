@@ -427,16 +427,7 @@ fn flat_loans_give_the_same_files_from_parquet_and_from_csv() {
 #[test]
 fn pr22_extract_from_the_postgres_store_matches_duckdb() {
     let dir = seed("pr22-riaan-annandale");
-    let servers = sluice_testkit::local_db();
-    let db = sluice_testkit::unique("bank").replace('-', "_");
-    sluice_testkit::sql(
-        "postgres",
-        &servers.postgres,
-        &format!("CREATE DATABASE {db}"),
-    )
-    .unwrap();
-    let mut creds = servers.postgres.clone();
-    creds["dbname"] = db.into();
+    let creds = sluice_testkit::fresh_database("postgres", "bank");
     // The seed's DDL as its DBA would run it here: without the owner changes (no role
     // `postgres` on this server); its inserts name loans.loan_date where the DDL says
     // loan_data, so that column takes the inserts' name.

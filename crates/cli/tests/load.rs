@@ -81,11 +81,8 @@ fn the_aspen_model_loads_into_both_engines_with_its_foreign_keys_enforced() {
         ))
     };
     normalize("2026-11-29 10:00:00");
-    let servers = sluice_testkit::local_db();
-    for (engine, mut creds) in [("postgres", servers.postgres), ("mysql", servers.mysql)] {
-        let db = sluice_testkit::unique("aspen").replace('-', "_");
-        sql(engine, &creds, &format!("CREATE DATABASE {db}")).unwrap();
-        creds["dbname"] = db.into();
+    for engine in ["postgres", "mysql"] {
+        let creds = sluice_testkit::fresh_database(engine, "aspen");
         let target = dir.path().join(format!("app_{engine}.json"));
         std::fs::write(
             &target,
@@ -463,11 +460,8 @@ fn the_legacy_payment_schedule_lands_with_its_rowset_exploded() {
     assert_eq!(first["description"], "Starting Balance", "{first}");
     assert!(first["month_year"].is_null(), "{first}");
 
-    let servers = sluice_testkit::local_db();
-    for (engine, mut creds) in [("postgres", servers.postgres), ("mysql", servers.mysql)] {
-        let db = sluice_testkit::unique("legacy").replace('-', "_");
-        sql(engine, &creds, &format!("CREATE DATABASE {db}")).unwrap();
-        creds["dbname"] = db.into();
+    for engine in ["postgres", "mysql"] {
+        let creds = sluice_testkit::fresh_database(engine, "legacy");
         let target = dir.path().join(format!("legacy_{engine}.json"));
         std::fs::write(
             &target,

@@ -267,3 +267,20 @@ pub fn sql_values(t: &str) -> Vec<String> {
     out.push(cur.trim().to_owned());
     out
 }
+
+/// A database of its own on the local server of `engine` (`postgres`, else MariaDB), named
+/// after `prefix`: its RDS-shaped connection. Panics (failing the test) when it cannot be made.
+pub fn fresh_database(engine: &str, prefix: &str) -> serde_json::Value {
+    let servers = local_db();
+    let mut creds = if engine == "postgres" {
+        servers.postgres
+    } else {
+        servers.mysql
+    };
+    let db = unique(prefix).replace('-', "_");
+    if let Err(e) = sql(engine, &creds, &format!("CREATE DATABASE {db}")) {
+        panic!("cannot create database {db} on the local {engine} server: {e}");
+    }
+    creds["dbname"] = db.into();
+    creds
+}
