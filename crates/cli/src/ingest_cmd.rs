@@ -237,3 +237,80 @@ pub fn import_dms(
     }
     Ok(())
 }
+
+/// `sluice spec infer`: the drafted spec on stdout; the reasons, and the proof (the file
+/// ingested with it into a scratch folder), on stderr.
+pub fn infer_spec(
+    file: &Path,
+    dataset: Option<String>,
+    sheet: Option<String>,
+    header_row: u32,
+    rows: Option<u64>,
+) -> Result<()> {
+    use sluice_core::infer::{infer, lake_name, InferOptions};
+    use sluice_core::spec::{SheetRef, SourceFormat};
+    let is_xlsx = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+    let format = if is_xlsx {
+        SourceFormat::Xlsx
+    } else {
+        SourceFormat::Csv
+    };
+    let delimiter = if is_xlsx {
+        None
+    } else {
+        let mut first = String::new();
+        let f = File::open(file).with_context(|| format!("{}: cannot open", file.display()))?;
+        std::io::BufRead::read_line(&mut BufReader::new(f), &mut first)?;
+        Some(sluice_core::infer::sniff_delimiter(&first))
+    };
+    let dataset = dataset.unwrap_or_else(|| {
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = lake_name(&stem);
+        if name.is_empty() {
+            "dataset".into()
+        } else {
+            name
+        }
+    });
+    let opts = InferOptions {
+        dataset,
+        format,
+        sheet: sheet.map(SheetRef::Name),
+        header_row,
+        delimiter,
+        rows,
+    };
+    let f = File::open(file).with_context(|| format!("{}: cannot open", file.display()))?;
+    let drafted = infer(BufReader::new(f), &opts)
+        .with_context(|| format!("{}: cannot draft a spec", file.display()))?;
+    println!("{}", serde_json::to_string_pretty(&drafted.spec)?);
+    eprintln!("{} row(s) read:", drafted.rows_read);
+    for line in &drafted.explain {
+        eprintln!("  {line}");
+    }
+    // The proof: the same file through the real ingest with the drafted spec.
+    let scratch = tempfile::tempdir()?;
+    let source = Source {
+        object: file.display().to_string(),
+        key: file.display().to_string(),
+        version: None,
+    };
+    let f = File::open(file)?;
+    let report = sluice_core::ingest(
+        &drafted.spec,
+        &source,
+        BufReader::new(f),
+        scratch.path(),
+        &IngestOptions::default(),
+    )?;
+    eprintln!(
+        "check: ingested with this spec: {} read, {} written, {} quarantined",
+        report.rows_read, report.rows_written, report.rows_quarantined
+    );
+    Ok(())
+}

@@ -238,6 +238,24 @@ enum SpecCommand {
         #[arg(required = true)]
         specs: Vec<PathBuf>,
     },
+    /// Draft a table spec from a sample file (printed on stdout; why each column got its type
+    /// on stderr), then prove it: the file is ingested with it and the quarantine counted.
+    Infer {
+        /// The sample (.csv, .tsv, .txt, .xlsx).
+        file: PathBuf,
+        /// The dataset's name (default: from the file name).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// xlsx: the sheet (default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
+        /// 1-based row (line) of the header.
+        #[arg(long, default_value_t = 1)]
+        header_row: u32,
+        /// Read at most this many data rows.
+        #[arg(long)]
+        rows: Option<u64>,
+    },
     /// Turn an AWS DMS external table definition (schema.json) into table specs, one file per
     /// table in OUT (existing files are left alone unless --force), each checked.
     ImportDms {
@@ -348,6 +366,16 @@ fn main() -> ExitCode {
         Command::Spec {
             command: SpecCommand::Check { specs },
         } => ingest_cmd::check_specs(&specs),
+        Command::Spec {
+            command:
+                SpecCommand::Infer {
+                    file,
+                    dataset,
+                    sheet,
+                    header_row,
+                    rows,
+                },
+        } => ingest_cmd::infer_spec(&file, dataset, sheet, header_row, rows),
         Command::Spec {
             command:
                 SpecCommand::ImportDms {

@@ -7,6 +7,7 @@ pub mod coerce;
 pub mod dms;
 pub mod extract;
 pub mod extract_input;
+pub mod infer;
 pub mod ingest;
 pub mod model;
 pub mod normalize;

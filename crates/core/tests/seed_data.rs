@@ -255,3 +255,93 @@ fn george730s_dms_definition_imports_as_specs_the_checker_accepts() {
         .all(|s| s.change_log.is_some() && !s.primary_key.is_empty()));
     assert_eq!(logs[0].source.prefix, "dms/aspen/address/");
 }
+
+/// `spec infer` on every seed file and the credit sample: a spec the checker accepts (infer
+/// checks what it drafts) that ingests its own file with nothing quarantined.
+fn infer_and_ingest(
+    path: &std::path::Path,
+    dataset: &str,
+    format: sluice_core::spec::SourceFormat,
+    sheet: Option<&str>,
+    header_row: u32,
+) -> sluice_core::TableSpec {
+    use sluice_core::infer::{infer, sniff_delimiter, InferOptions};
+    let delimiter = match format {
+        sluice_core::spec::SourceFormat::Xlsx => None,
+        _ => {
+            let text = std::fs::read_to_string(path).unwrap();
+            Some(sniff_delimiter(text.lines().next().unwrap_or("")))
+        }
+    };
+    let opts = InferOptions {
+        dataset: dataset.into(),
+        format,
+        sheet: sheet.map(|s| sluice_core::spec::SheetRef::Name(s.into())),
+        header_row,
+        delimiter,
+        rows: None,
+    };
+    let drafted = infer(std::fs::File::open(path).unwrap(), &opts).unwrap();
+    let spec = drafted.spec;
+    let (_dir, report) = ingest_file(&spec, path);
+    assert_eq!(
+        (report.rows_quarantined, report.rows_written),
+        (0, report.rows_read),
+        "{dataset}: {:?}\n{:#?}",
+        report.rejects,
+        drafted.explain
+    );
+    spec
+}
+
+#[cfg_attr(
+    not(sluice_shared),
+    ignore = "needs ../shared (absent when this was built)"
+)]
+#[test]
+fn inferred_specs_ingest_their_own_seed_files_with_nothing_quarantined() {
+    use sluice_core::spec::SourceFormat::{Csv, Xlsx};
+    let borrower = infer_and_ingest(&seed(ASPEN), "aspen_borrower", Xlsx, Some("borrower"), 1);
+    let zip = borrower.column("zip_code").unwrap();
+    assert_eq!(
+        (zip.ty.to_string(), zip.pad_width),
+        ("string".into(), Some(5)),
+        "{zip:?}"
+    );
+    infer_and_ingest(
+        &seed(ASPEN),
+        "aspen_role_profile",
+        Xlsx,
+        Some("role_profile"),
+        1,
+    );
+    let kriti = infer_and_ingest(
+        &seed("KritiAnant-aspen-capital/user_profile.csv"),
+        "user_profile",
+        Csv,
+        None,
+        1,
+    );
+    assert_eq!(kriti.source.csv.delimiter, '\t');
+    infer_and_ingest(
+        &seed("Swap94-PadiyAssingment/data-pipeline-parameter.xlsx"),
+        "pipeline_parameter",
+        Xlsx,
+        None,
+        4,
+    );
+    let credit_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../samples/credit/yyyy=2026/mm=11/dd=21/hh=23/credit-0001.csv");
+    let credit = infer_and_ingest(&credit_path, "credit", Csv, None, 1);
+    let with_na: Vec<&str> = credit
+        .columns
+        .iter()
+        .filter(|c| {
+            c.null_tokens
+                .as_ref()
+                .is_some_and(|t| t.iter().any(|x| x == "NA"))
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(with_na, ["monthly_income", "number_of_dependents"]);
+}
