@@ -161,3 +161,35 @@ resource "aws_cloudwatch_metric_alarm" "stale" {
   treat_missing_data  = "breaching"
   alarm_actions       = [aws_sns_topic.notifications.arn]
 }
+
+# Saved Logs Insights queries for on-call (CloudWatch console, Logs Insights, Queries). The
+# functions log JSON; ingest's lines carry the item's span (execution, item, dataset, key).
+resource "aws_cloudwatch_query_definition" "file_history" {
+  name            = "${local.prefix}/what happened to file X"
+  log_group_names = [aws_cloudwatch_log_group.function["queue-generator"].name, aws_cloudwatch_log_group.function["ingest"].name]
+  query_string    = <<-EOT
+    fields @timestamp, level, fields.message, spans.0.execution, spans.0.dataset, fields.rows_written, fields.rows_quarantined
+    | filter @message like /REPLACE-WITH-THE-OBJECT-KEY/
+    | sort @timestamp asc
+  EOT
+}
+
+resource "aws_cloudwatch_query_definition" "execution_failure" {
+  name            = "${local.prefix}/why did execution Y fail"
+  log_group_names = [for f in keys(local.functions) : aws_cloudwatch_log_group.function[f].name]
+  query_string    = <<-EOT
+    fields @timestamp, @log, level, fields.message, spans.0.item, spans.0.key
+    | filter @message like /REPLACE-WITH-THE-EXECUTION-NAME/ and (level = "ERROR" or level = "WARN" or ispresent(errorType))
+    | sort @timestamp asc
+  EOT
+}
+
+resource "aws_cloudwatch_query_definition" "quarantined_today" {
+  name            = "${local.prefix}/rows quarantined by dataset today"
+  log_group_names = [aws_cloudwatch_log_group.function["ingest"].name]
+  query_string    = <<-EOT
+    filter fields.message = "item ingested" and fields.rows_quarantined > 0
+    | stats sum(fields.rows_quarantined) as quarantined, count(*) as files by fields.dataset
+    | sort quarantined desc
+  EOT
+}

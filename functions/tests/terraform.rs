@@ -428,6 +428,28 @@ fn dms_writes_the_files_the_change_log_specs_read() {
     assert!(policy.contains("/dms/*"), "{policy}");
 }
 
+/// On-call's saved Logs Insights queries exist and read fields the functions really log.
+#[test]
+fn the_saved_queries_read_what_the_functions_log() {
+    let tf = terraform();
+    for name in ["file_history", "execution_failure", "quarantined_today"] {
+        one(&tf, "resource", &["aws_cloudwatch_query_definition", name]);
+    }
+    let ingest = std::fs::read_to_string(root().join("functions/src/ingest.rs")).unwrap();
+    let quarantined = block_text(
+        &tf,
+        "resource \"aws_cloudwatch_query_definition\" \"quarantined_today\"",
+    );
+    assert!(quarantined.contains("\"item ingested\""), "{quarantined}");
+    for field in ["rows_quarantined", "\"item ingested\""] {
+        assert!(ingest.contains(field), "ingest no longer logs {field}");
+    }
+    // The item's span names the fields the file query shows.
+    for field in ["execution = ", "item = ", "dataset = ", "key = "] {
+        assert!(ingest.contains(field), "the ingest span lacks {field}");
+    }
+}
+
 /// A rule that invokes a function needs that function's permission for that very rule, or
 /// EventBridge's invocations are refused and the notice never goes out.
 #[test]
