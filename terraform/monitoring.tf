@@ -122,8 +122,8 @@ resource "aws_cloudwatch_dashboard" "pipeline" {
 }
 
 # Freshness: every dataset pulled from a database (source.kind postgres or mysql) or read from
-# DMS's change files gets a count of the items ingested for it (ingest logs "item ingested"
-# with the dataset), and an alarm when none arrived for two of its cadences (a stopped DMS
+# DMS's change files gets an alarm when no item of it was ingested for two of its cadences
+# (ingest's EMF metric Sluice/ItemsIngested, dimensions Environment and Dataset) (a stopped DMS
 # task, an unreachable source, a run that keeps failing). An hour is the shortest period
 # (pulls more often than hourly still alarm after two hours without an item).
 locals {
@@ -133,26 +133,13 @@ locals {
   }
 }
 
-resource "aws_cloudwatch_log_metric_filter" "items_ingested" {
-  for_each       = local.fresh_datasets
-  name           = "${local.prefix}-items-ingested-${each.key}"
-  log_group_name = aws_cloudwatch_log_group.function["ingest"].name
-  pattern        = "{ $.fields.message = \"item ingested\" && $.fields.dataset = \"${each.key}\" }"
-  metric_transformation {
-    name          = "ItemsIngested"
-    namespace     = "Sluice/${var.env}"
-    value         = "1"
-    dimensions    = { Dataset = "$.fields.dataset" }
-  }
-}
-
 resource "aws_cloudwatch_metric_alarm" "stale" {
   for_each            = local.fresh_datasets
   alarm_name          = "${local.prefix}-stale-${each.key}"
   alarm_description   = "No item of dataset ${each.key} was ingested for two of its cadences: is its source (database or DMS task) reachable, and are runs succeeding?"
-  namespace           = "Sluice/${var.env}"
+  namespace           = "Sluice"
   metric_name         = "ItemsIngested"
-  dimensions          = { Dataset = each.key }
+  dimensions          = { Environment = var.env, Dataset = each.key }
   statistic           = "Sum"
   period              = each.value * 60
   evaluation_periods  = 2

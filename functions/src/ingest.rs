@@ -111,13 +111,25 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
     };
     match outcome {
         Ok(out) => {
-            // One structured line per item ingested; the deployed metric filter of a pulled or
-            // change-log dataset counts them, and its freshness alarm fires when none come.
+            // One structured line per item ingested (the saved Logs Insights queries read it),
+            // and its metrics as an EMF line (the freshness alarms read ItemsIngested).
             lambda_runtime::tracing::info!(
                 dataset = %out.dataset,
                 rows_written = out.rows_written,
                 rows_quarantined = out.rows_quarantined,
                 "item ingested"
+            );
+            use crate::metrics::{emit, Metric};
+            emit(
+                &ports.names().env,
+                &out.dataset,
+                &[
+                    Metric::count("ItemsIngested", 1),
+                    Metric::count("RowsRead", out.rows_read),
+                    Metric::count("RowsWritten", out.rows_written),
+                    Metric::count("RowsQuarantined", out.rows_quarantined),
+                ],
+                ports.now() * 1000,
             );
             let done = TransitionUpdate {
                 counts: Some(ItemCounts {

@@ -21,6 +21,7 @@ pub mod load;
 pub mod local;
 #[cfg(test)]
 mod memory;
+pub mod metrics;
 pub mod normalize;
 pub mod notify;
 pub mod ports;

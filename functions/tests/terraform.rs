@@ -370,8 +370,8 @@ fn database_sources_get_a_rule_per_cadence_and_their_secrets() {
         cadences.contains("every_minutes") && cadences.contains("!= 60"),
         "{cadences}"
     );
-    // Freshness: an alarm per such dataset on the count of its items ingested, from the line
-    // the ingest function logs.
+    // Freshness: an alarm per such dataset on the count of its items ingested (ingest's EMF).
+
     let alarm = one(&tf, "resource", &["aws_cloudwatch_metric_alarm", "stale"]).body();
     assert_eq!(
         attr(alarm, "for_each").map(text).as_deref(),
@@ -381,15 +381,25 @@ fn database_sources_get_a_rule_per_cadence_and_their_secrets() {
         attr(alarm, "treat_missing_data").map(text).as_deref(),
         Some("\"breaching\"")
     );
-    let filter = block_text(
-        &tf,
-        "resource \"aws_cloudwatch_log_metric_filter\" \"items_ingested\"",
+    // The metric is ingest's EMF line: its namespace, name and dimensions.
+    assert_eq!(
+        attr(alarm, "namespace").map(text).as_deref(),
+        Some(format!("\"{}\"", sluice_functions::metrics::NAMESPACE).as_str())
+    );
+    assert_eq!(
+        attr(alarm, "metric_name").map(text).as_deref(),
+        Some("\"ItemsIngested\"")
     );
     let ingest = std::fs::read_to_string(root().join("functions/src/ingest.rs")).unwrap();
-    assert!(
-        filter.contains("item ingested") && ingest.contains("\"item ingested\""),
-        "{filter}"
-    );
+    assert!(ingest.contains("Metric::count(\"ItemsIngested\", 1)"));
+    let emf = sluice_functions::metrics::emf_line("e", "d", &[], 0);
+    let dims = text(attr(alarm, "dimensions").unwrap());
+    for d in ["Environment", "Dataset"] {
+        assert!(
+            emf.contains(&format!("\"{d}\"")) && dims.contains(d),
+            "{dims}"
+        );
+    }
 }
 
 /// DMS writes what the change-log specs read: no header, `Op` on every line (full load
