@@ -9,8 +9,6 @@
 //!   unless an earlier attempt already did. The object is never rewritten, so a redrive ingests
 //!   the bytes the first attempt wrote; the range itself is fixed in the item.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Utc};
 use sluice_core::ports::{ObjectStore, SecretStore, WorkItem, WorkQueue, WorkStatus};
 use sluice_core::pull::{self, PullRange};
@@ -22,8 +20,11 @@ use crate::contracts::{ItemRef, PullRegistered, Unmatched};
 use crate::errors::FnError;
 use crate::ports::Ports;
 
-/// The connection of a database source, from its secret.
-async fn credentials<P: Ports>(ports: &P, spec: &TableSpec) -> Result<Credentials, FnError> {
+/// The connection of a database source, from its secret, and the secret's name.
+async fn credentials<P: Ports>(
+    ports: &P,
+    spec: &TableSpec,
+) -> Result<(Credentials, String), FnError> {
     let Some((_, db)) = spec.pulled() else {
         return Err(FnError::bad_input(format!(
             "dataset {} is not a database source",
@@ -45,10 +46,12 @@ async fn credentials<P: Ports>(ports: &P, spec: &TableSpec) -> Result<Credential
             }
         }
     })?;
-    Credentials::from_json(&text, secret, &spec.dataset).map_err(|e| FnError::BadFile {
-        message: format!("source {}", spec.dataset),
-        source: Some(e.into()),
-    })
+    let creds =
+        Credentials::from_json(&text, secret, &spec.dataset).map_err(|e| FnError::BadFile {
+            message: format!("source {}", spec.dataset),
+            source: Some(e.into()),
+        })?;
+    Ok((creds, secret.clone()))
 }
 
 /// A pull's failure as the pipeline names it: worth a retry, or the item's own failure (a
@@ -86,12 +89,11 @@ pub async fn register_pulls<P: Ports>(
     let mut out = Registered::default();
     let raw = ports.names().raw_bucket.clone();
     let label = at.format("%Y-%m-%dT%H:%M").to_string();
-    let mut seen = BTreeSet::new();
     for spec in specs {
         let Some((_, db)) = spec.pulled() else {
             continue;
         };
-        if db.every_minutes != every_minutes || !seen.insert(spec.dataset.clone()) {
+        if db.every_minutes != every_minutes {
             continue;
         }
         match register_one(ports, spec, at, &label, &raw, batch).await {
@@ -140,11 +142,7 @@ async fn register_one<P: Ports>(
 ) -> Result<Option<(WorkItem, bool)>, FnError> {
     let marker = pull::high_water_marker(&spec.dataset);
     let high_water = ports.work().get_marker(&marker).await?;
-    let creds = credentials(ports, spec).await?;
-    let secret = spec
-        .pulled()
-        .map(|(_, db)| db.connection.secret.clone())
-        .unwrap_or_default();
+    let (creds, secret) = credentials(ports, spec).await?;
     let puller = Pull {
         spec,
         creds: &creds,
@@ -206,11 +204,7 @@ pub async fn ensure_pulled<P: Ports>(
         return Ok(done(head.etag));
     }
     let spec = crate::run::spec_of(ports, &item.dataset).await?;
-    let creds = credentials(ports, &spec).await?;
-    let secret = spec
-        .pulled()
-        .map(|(_, db)| db.connection.secret.clone())
-        .unwrap_or_default();
+    let (creds, secret) = credentials(ports, &spec).await?;
     let scratch = tempfile::tempdir().map_err(|e| FnError::internal("no scratch space", e))?;
     let path = scratch.path().join("pull.csv");
     Pull {

@@ -21,12 +21,9 @@ fn sql(engine: &str, creds: &Value, statement: &str) -> String {
 /// Both targets: a database of their own, the secret in the emulator, the target document in
 /// the lake (as `sluice bootstrap --targets` or Terraform puts it). Returns (engine, creds).
 fn targets(lab: &Lab) -> Vec<(&'static str, Value)> {
-    let servers = sluice_testkit::local_db();
     let mut out = Vec::new();
-    for (engine, mut creds) in [("postgres", servers.postgres), ("mysql", servers.mysql)] {
-        let db = sluice_testkit::unique("pipe").replace('-', "_");
-        sql(engine, &creds, &format!("CREATE DATABASE {db}"));
-        creds["dbname"] = db.into();
+    for engine in ["postgres", "mysql"] {
+        let creds = sluice_testkit::fresh_database(engine, "pipe");
         let secret = format!("sluice/{}/app-{engine}", lab.names.env);
         lab.rt.block_on(async {
             lab.clients

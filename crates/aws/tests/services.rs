@@ -161,6 +161,21 @@ async fn a_table_from_a_spec_reads_back_with_its_types_and_partition_keys() {
     );
 }
 
+async fn glue_table(
+    glue: &aws_sdk_glue::Client,
+    db: &str,
+    name: &str,
+) -> aws_sdk_glue::types::Table {
+    glue.get_table()
+        .database_name(db)
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap()
+}
+
 /// A change log's table comes with its current-state view, as Athena reads Glue views: a
 /// VIRTUAL_VIEW whose original text carries the Trino definition.
 #[tokio::test]
@@ -183,16 +198,7 @@ async fn a_change_log_gets_its_current_state_view() {
         .ensure_table(&names.glue_database, &spec, &location)
         .await
         .unwrap();
-    let view = clients
-        .glue
-        .get_table()
-        .database_name(&names.glue_database)
-        .name("payment_current")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let view = glue_table(&clients.glue, &names.glue_database, "payment_current").await;
     assert_eq!(view.table_type(), Some("VIRTUAL_VIEW"));
     let text = view.view_original_text().unwrap();
     let encoded = text
@@ -224,16 +230,7 @@ async fn a_change_log_gets_its_current_state_view() {
         .ensure_table(&names.glue_database, &wider, &location)
         .await
         .unwrap();
-    let view = clients
-        .glue
-        .get_table()
-        .database_name(&names.glue_database)
-        .name("payment_current")
-        .send()
-        .await
-        .unwrap()
-        .table
-        .unwrap();
+    let view = glue_table(&clients.glue, &names.glue_database, "payment_current").await;
     let cols = view.storage_descriptor().unwrap().columns().len();
     assert_eq!(cols, 4);
 }

@@ -219,6 +219,42 @@ fn oracle(exports: &Path, through: &str) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
+/// One row of an extract CSV (or of the oracle's), by column.
+type ExtractRow = BTreeMap<String, String>;
+
+/// `sluice extract` of `lake` through `through` into `out`, and the DuckDB oracle over the
+/// exports: both sorted by bank, month and branch.
+fn extract_and_oracle(
+    lake: &Path,
+    out: &Path,
+    exports: &Path,
+    through: &str,
+) -> (Vec<ExtractRow>, Vec<ExtractRow>) {
+    ok(&sluice(&[
+        "extract",
+        "--through",
+        through,
+        "--input",
+        lake.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--today",
+        "2026-11-22",
+    ]));
+    let key = |r: &ExtractRow| {
+        (
+            r["bank_name"].clone(),
+            r["month"].clone(),
+            r["branch_id"].parse::<i64>().unwrap(),
+        )
+    };
+    let mut ours = read_extract(out);
+    let mut want = oracle(exports, through);
+    ours.sort_by_key(key);
+    want.sort_by_key(key);
+    (ours, want)
+}
+
 fn check_candidate(
     candidate: &str,
     sql_file: &str,
@@ -238,30 +274,7 @@ fn check_candidate(
         &exports,
     );
     ingest_exports(&exports, &lake);
-    ok(&sluice(&[
-        "extract",
-        "--through",
-        through,
-        "--input",
-        lake.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--today",
-        "2026-11-22",
-    ]));
-
-    let mut ours = read_extract(&out);
-    let want = oracle(&exports, through);
-    let key = |r: &BTreeMap<String, String>| {
-        (
-            r["bank_name"].clone(),
-            r["month"].clone(),
-            r["branch_id"].parse::<i64>().unwrap(),
-        )
-    };
-    ours.sort_by_key(key);
-    let mut want = want;
-    want.sort_by_key(key);
+    let (ours, want) = extract_and_oracle(&lake, &out, &exports, through);
     assert_eq!(ours.len(), want.len(), "row count");
     assert_eq!(ours.len(), expect_rows, "one row per branch and month");
     for (a, b) in ours.iter().zip(&want) {
@@ -489,31 +502,10 @@ fn pr22_extract_from_the_postgres_store_matches_duckdb() {
         let text = ok(&o);
         assert!(text.contains("quarantined  0"), "{dataset}:\n{text}");
     }
-    ok(&sluice(&[
-        "extract",
-        "--through",
-        "2023-06",
-        "--input",
-        lake.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--today",
-        "2026-11-22",
-    ]));
     let exports = work.path().join("exports");
     std::fs::create_dir_all(&exports).unwrap();
     export_csvs(&inserts, &exports);
-    let key = |r: &BTreeMap<String, String>| {
-        (
-            r["bank_name"].clone(),
-            r["month"].clone(),
-            r["branch_id"].parse::<i64>().unwrap(),
-        )
-    };
-    let mut ours = read_extract(&out);
-    let mut want = oracle(&exports, "2023-06");
-    ours.sort_by_key(key);
-    want.sort_by_key(key);
+    let (ours, want) = extract_and_oracle(&lake, &out, &exports, "2023-06");
     assert_eq!(ours.len(), 60, "10 branches x 6 months");
     assert_eq!(
         ours, want,

@@ -105,9 +105,8 @@ impl Col {
         }
     }
 
-    fn text(&mut self, v: &str) {
-        self.values += 1;
-        self.max_len = self.max_len.max(v.chars().count());
+    /// Keeps the value for the key check, until the cap (then no key is claimed).
+    fn remember(&mut self, v: &str) {
         if let Some(d) = &mut self.distinct {
             if d.len() >= DISTINCT_CAP {
                 self.distinct = None;
@@ -115,6 +114,12 @@ impl Col {
                 d.insert(v.to_owned());
             }
         }
+    }
+
+    fn text(&mut self, v: &str) {
+        self.values += 1;
+        self.max_len = self.max_len.max(v.chars().count());
+        self.remember(v);
         let body = v.strip_prefix(['-', '+']).unwrap_or(v);
         let digits = !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit());
         if digits && body.len() > 1 && body.starts_with('0') {
@@ -186,10 +191,7 @@ impl Col {
                 self.values += 1;
                 self.cells_dated += 1;
                 self.with_time |= dt.time().num_seconds_from_midnight() != 0;
-                let text = dt.to_string();
-                if let Some(d) = &mut self.distinct {
-                    d.insert(text);
-                }
+                self.remember(&dt.to_string());
             }
             other => self.text(&other.display()),
         }

@@ -463,12 +463,11 @@ pub fn raw_key(spec: &TableSpec, hour: DateTime<Utc>, range: &PullRange, label: 
     let token = |v: Option<&str>, none: &str| -> String {
         v.unwrap_or(none)
             .chars()
-            .map(|c| match c {
-                '0'..='9' | 'a'..='z' | 'A'..='Z' | '-' | '.' => c,
-                ' ' => 'T',
-                _ => '_',
+            .filter_map(|c| match c {
+                '0'..='9' | 'a'..='z' | 'A'..='Z' | '-' | '.' => Some(c),
+                ' ' => Some('T'),
+                _ => None,
             })
-            .filter(|c| *c != '_')
             .collect()
     };
     let name = if range.is_snapshot() {

@@ -31,8 +31,8 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use sluice_core::target::{
-    parents_first, quote, Engine, LoadMode, LoadTable, TargetSpec, TlsMode, LEDGER_TABLE,
-    SOURCE_COLUMN, SOURCE_MAX,
+    parents_first, quote, ConnectionSpec, Engine, LoadMode, LoadTable, TargetSpec, TlsMode,
+    LEDGER_TABLE, SOURCE_COLUMN, SOURCE_MAX,
 };
 use tokio::sync::mpsc;
 
@@ -282,20 +282,11 @@ async fn load_once<L: Lake>(
     attempt: u32,
 ) -> Result<LoadReport, LoadError> {
     let name = target.target.as_str();
-    let ca = match (target.connection.tls, &target.connection.ca_file) {
-        (TlsMode::Disable, _) => None,
-        (TlsMode::Require, Some(ca)) => Some(ca_path(ca)),
-        (TlsMode::Require, None) => {
-            return Err(LoadError::Database {
-                target: name.into(),
-                transient: false,
-                message: "connection.tls is require but connection.ca_file names no CA bundle \
-                          to verify the server with (on AWS: the RDS CA bundle, packaged beside \
-                          the function)"
-                    .into(),
-            })
-        }
-    };
+    let ca = ca_of(&target.connection).map_err(|message| LoadError::Database {
+        target: name.into(),
+        transient: false,
+        message: message.into(),
+    })?;
     let mut db = Db::connect(target.engine, creds, opts.connect_timeout, ca.as_deref())
         .await
         .map_err(|e| {
@@ -753,7 +744,7 @@ impl<L: Lake> Loader<'_, L> {
                 }
                 self.exec(&create).await?;
                 let n = self.copy_file(t, stage, f, None).await?;
-                let upsert = self.upsert_sql(t, stage)?;
+                let upsert = self.upsert_sql(t, &self.q(stage)?)?;
                 self.db
                     .execute(&upsert)
                     .await
@@ -826,10 +817,7 @@ impl<L: Lake> Loader<'_, L> {
             .await
             .map_err(|e| self.in_table(&t.name, e))?;
         // The upsert of merge, from the last versions that are not deletes.
-        let upsert = self.upsert_sql(t, "sluice_stage")?.replace(
-            &format!("FROM {stage}"),
-            &format!("FROM {last} WHERE sluice_last.{op} <> 'D'"),
-        );
+        let upsert = self.upsert_sql(t, &format!("{last} WHERE sluice_last.{op} <> 'D'"))?;
         self.db
             .execute(&upsert)
             .await
@@ -859,7 +847,9 @@ impl<L: Lake> Loader<'_, L> {
         Ok(lake_rows)
     }
 
-    fn upsert_sql(&self, t: &LoadTable, stage: &str) -> Result<String, LoadError> {
+    /// The upsert of `t`'s columns from `rows` (what follows `FROM`: the staging table, or a
+    /// subquery with its condition) by the primary key.
+    fn upsert_sql(&self, t: &LoadTable, rows: &str) -> Result<String, LoadError> {
         let e = self.engine();
         let cols: Vec<&str> = t.load_columns();
         let list = t.quoted_list(e, &cols).map_err(|m| self.schema_err(t, m))?;
@@ -872,7 +862,6 @@ impl<L: Lake> Loader<'_, L> {
             .filter(|c| !t.primary_key.iter().any(|k| k == c))
             .collect();
         let table = self.q(&t.name)?;
-        let stage = self.q(stage)?;
         Ok(match e {
             Engine::Postgres => {
                 let set = rest
@@ -880,7 +869,7 @@ impl<L: Lake> Loader<'_, L> {
                     .map(|c| Ok(format!("{0} = EXCLUDED.{0}", self.q(c)?)))
                     .collect::<Result<Vec<_>, LoadError>>()?;
                 format!(
-                    "INSERT INTO {table} ({list}) SELECT {list} FROM {stage} ON CONFLICT ({keys}) {}",
+                    "INSERT INTO {table} ({list}) SELECT {list} FROM {rows} ON CONFLICT ({keys}) {}",
                     if set.is_empty() {
                         "DO NOTHING".to_string()
                     } else {
@@ -898,7 +887,7 @@ impl<L: Lake> Loader<'_, L> {
                 .map(|c| Ok(format!("{0} = VALUES({0})", self.q(c)?)))
                 .collect::<Result<Vec<_>, LoadError>>()?;
                 format!(
-                    "INSERT INTO {table} ({list}) SELECT {list} FROM {stage} ON DUPLICATE KEY UPDATE {}",
+                    "INSERT INTO {table} ({list}) SELECT {list} FROM {rows} ON DUPLICATE KEY UPDATE {}",
                     set.join(", ")
                 )
             }
@@ -1133,6 +1122,19 @@ impl<L: Lake> Loader<'_, L> {
 fn apply_order(key: &str) -> (bool, String) {
     let name = key.rsplit('/').next().unwrap_or(key);
     (!name.starts_with("load"), name.to_owned())
+}
+
+/// The CA bundle a connection verifies its server with: none for `tls: disable`; with
+/// `require`, the bundle `ca_file` names, which it must.
+pub(crate) fn ca_of(c: &ConnectionSpec) -> Result<Option<PathBuf>, &'static str> {
+    match (c.tls, &c.ca_file) {
+        (TlsMode::Disable, _) => Ok(None),
+        (TlsMode::Require, Some(ca)) => Ok(Some(ca_path(ca))),
+        (TlsMode::Require, None) => Err(
+            "connection.tls is require but connection.ca_file names no CA bundle to verify the \
+             server with (on AWS: the RDS CA bundle, packaged beside the function)",
+        ),
+    }
 }
 
 /// A relative CA bundle path is found beside the Lambda function's code (`LAMBDA_TASK_ROOT`),

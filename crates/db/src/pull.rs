@@ -6,11 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use sluice_core::pull::{self, PullRange};
-use sluice_core::target::{Engine, TlsMode};
+use sluice_core::target::Engine;
 use sluice_core::TableSpec;
 
 use crate::conn::{Db, DbError};
-use crate::{ca_path, Credentials};
+use crate::{ca_of, Credentials};
 
 /// Why a pull, or fixing its range, failed. The message names the dataset and never holds
 /// the password.
@@ -84,16 +84,7 @@ impl Pull<'_> {
 
     async fn connect(&self, attempt: u32) -> Result<Db, PullError> {
         let (engine, db) = self.source()?;
-        let ca = match (db.connection.tls, &db.connection.ca_file) {
-            (TlsMode::Disable, _) => None,
-            (TlsMode::Require, Some(ca)) => Some(ca_path(ca)),
-            (TlsMode::Require, None) => {
-                return Err(self.fail(
-                    false,
-                    "connection.tls is require but connection.ca_file names no CA bundle to verify the server with",
-                ))
-            }
-        };
+        let ca = ca_of(&db.connection).map_err(|m| self.fail(false, m))?;
         Db::connect(engine, self.creds, self.opts.connect_timeout, ca.as_deref())
             .await
             .map_err(|e| {

@@ -79,29 +79,29 @@ fn quick() -> PullOptions {
     }
 }
 
+/// A pull of `spec` with connection `c`, retrying quickly.
+fn puller<'a>(spec: &'a TableSpec, c: &'a sluice_db::Credentials) -> Pull<'a> {
+    Pull {
+        spec,
+        creds: c,
+        secret: "src",
+        opts: quick(),
+    }
+}
+
 async fn next(
     spec: &TableSpec,
     creds: &serde_json::Value,
     from: Option<&str>,
 ) -> Option<PullRange> {
     let c = credentials(creds);
-    let p = Pull {
-        spec,
-        creds: &c,
-        secret: "src",
-        opts: quick(),
-    };
+    let p = puller(spec, &c);
     p.next_range(from).await.unwrap()
 }
 
 async fn pull(spec: &TableSpec, creds: &serde_json::Value, range: &PullRange) -> String {
     let c = credentials(creds);
-    let p = Pull {
-        spec,
-        creds: &c,
-        secret: "src",
-        opts: quick(),
-    };
+    let p = puller(spec, &c);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pull.csv");
     let report = p.to_file(range, &path).await.unwrap();
@@ -333,12 +333,7 @@ async fn a_vanished_column_and_an_absent_server_are_clear_errors() {
         exec(engine, &creds, "ALTER TABLE Loans DROP COLUMN note").await;
         let spec = loans_spec(engine, "LoanID", "id", 0);
         let c = credentials(&creds);
-        let p = Pull {
-            spec: &spec,
-            creds: &c,
-            secret: "src",
-            opts: quick(),
-        };
+        let p = puller(&spec, &c);
         let dir = tempfile::tempdir().unwrap();
         let range = PullRange {
             from: None,
@@ -359,12 +354,7 @@ async fn a_vanished_column_and_an_absent_server_are_clear_errors() {
         let mut gone = creds.clone();
         gone["port"] = 1.into();
         let c = credentials(&gone);
-        let p = Pull {
-            spec: &spec,
-            creds: &c,
-            secret: "src",
-            opts: quick(),
-        };
+        let p = puller(&spec, &c);
         let e = p.next_range(None).await.unwrap_err();
         assert!(e.transient, "{e}");
         let text = e.to_string();

@@ -19,15 +19,7 @@ pub fn credit_spec() -> TableSpec {
 
 /// A database of its own on the engine's local server: its RDS-shaped connection.
 pub async fn fresh_db(engine: Engine) -> serde_json::Value {
-    let servers = sluice_testdata::local_db();
-    let mut creds = match engine {
-        Engine::Postgres => servers.postgres,
-        Engine::Mysql => servers.mysql,
-    };
-    let name = sluice_testdata::unique("t").replace('-', "_");
-    admin_exec(engine, &creds, &format!("CREATE DATABASE {name}")).await;
-    creds["dbname"] = name.into();
-    creds
+    sluice_testdata::fresh_database(&engine.to_string(), "t")
 }
 
 pub fn credentials(v: &serde_json::Value) -> Credentials {
