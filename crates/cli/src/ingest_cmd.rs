@@ -247,6 +247,42 @@ pub fn infer_spec(
     header_row: u32,
     rows: Option<u64>,
 ) -> Result<()> {
+    let drafted = draft_spec(file, dataset, sheet, header_row, rows)?;
+    println!("{}", serde_json::to_string_pretty(&drafted.spec)?);
+    eprintln!("{} row(s) read:", drafted.rows_read);
+    for line in &drafted.explain {
+        eprintln!("  {line}");
+    }
+    // The proof: the same file through the real ingest with the drafted spec.
+    let scratch = tempfile::tempdir()?;
+    let source = Source {
+        object: file.display().to_string(),
+        key: file.display().to_string(),
+        version: None,
+    };
+    let f = File::open(file)?;
+    let report = sluice_core::ingest(
+        &drafted.spec,
+        &source,
+        BufReader::new(f),
+        scratch.path(),
+        &IngestOptions::default(),
+    )?;
+    eprintln!(
+        "check: ingested with this spec: {} read, {} written, {} quarantined",
+        report.rows_read, report.rows_written, report.rows_quarantined
+    );
+    Ok(())
+}
+
+/// A spec drafted from `file` (`spec infer`'s first half).
+pub fn draft_spec(
+    file: &Path,
+    dataset: Option<String>,
+    sheet: Option<String>,
+    header_row: u32,
+    rows: Option<u64>,
+) -> Result<sluice_core::infer::Inferred> {
     use sluice_core::infer::{infer, lake_name, InferOptions};
     use sluice_core::spec::{SheetRef, SourceFormat};
     let is_xlsx = file
@@ -286,31 +322,6 @@ pub fn infer_spec(
         rows,
     };
     let f = File::open(file).with_context(|| format!("{}: cannot open", file.display()))?;
-    let drafted = infer(BufReader::new(f), &opts)
-        .with_context(|| format!("{}: cannot draft a spec", file.display()))?;
-    println!("{}", serde_json::to_string_pretty(&drafted.spec)?);
-    eprintln!("{} row(s) read:", drafted.rows_read);
-    for line in &drafted.explain {
-        eprintln!("  {line}");
-    }
-    // The proof: the same file through the real ingest with the drafted spec.
-    let scratch = tempfile::tempdir()?;
-    let source = Source {
-        object: file.display().to_string(),
-        key: file.display().to_string(),
-        version: None,
-    };
-    let f = File::open(file)?;
-    let report = sluice_core::ingest(
-        &drafted.spec,
-        &source,
-        BufReader::new(f),
-        scratch.path(),
-        &IngestOptions::default(),
-    )?;
-    eprintln!(
-        "check: ingested with this spec: {} read, {} written, {} quarantined",
-        report.rows_read, report.rows_written, report.rows_quarantined
-    );
-    Ok(())
+    infer(BufReader::new(f), &opts)
+        .with_context(|| format!("{}: cannot draft a spec", file.display()))
 }

@@ -5,6 +5,7 @@ mod extract_cmd;
 mod ingest_cmd;
 mod load_cmd;
 mod normalize_cmd;
+mod profile_cmd;
 mod pull_cmd;
 mod run_cmd;
 
@@ -222,6 +223,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Profile a file as its spec reads it, or a dataset's curated files (--dataset with
+    /// --input): per column values, NULLs, values the spec refuses, distinct values, range,
+    /// mean, standard deviation, quantiles, most frequent values, string lengths, a histogram;
+    /// duplicate primary keys. Streamed, in bounded memory.
+    Profile {
+        /// The file (.csv, .xlsx, …). Without --spec or --dataset, profiled with a spec
+        /// drafted from it (`sluice spec infer`).
+        file: Option<PathBuf>,
+        /// The table spec.
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// The dataset (its spec: TABLES/<dataset>.json).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// A folder laid out as the lake bucket: the dataset's curated Parquet files under
+        /// data/<dataset>/.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        #[arg(long, default_value = "config/tables")]
+        tables: PathBuf,
+        /// Also write the profile as one self-contained HTML page.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Print the profile as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Table spec tools.
     Spec {
         #[command(subcommand)]
@@ -361,6 +389,23 @@ fn main() -> ExitCode {
             tables: &tables,
             models: &models,
             only,
+            json,
+        }),
+        Command::Profile {
+            file,
+            spec,
+            dataset,
+            input,
+            tables,
+            html,
+            json,
+        } => profile_cmd::run(profile_cmd::ProfileArgs {
+            file: file.as_deref(),
+            spec: spec.as_deref(),
+            dataset: dataset.as_deref(),
+            input: input.as_deref(),
+            tables: &tables,
+            html: html.as_deref(),
             json,
         }),
         Command::Spec {

@@ -27,7 +27,7 @@ fn model_path(model: &str) -> PathBuf {
 }
 
 /// Every Parquet file below `dir`, appended to `found`.
-fn parquet_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn parquet_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };

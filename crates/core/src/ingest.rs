@@ -219,46 +219,11 @@ fn ingest_unguarded<R: Read + Seek>(
                 .unwrap_or(usize::MAX)
         }),
     };
-    let result = match format {
-        SourceFormat::Xlsx => read::xlsx::read_xlsx(
-            input,
-            spec.source.sheet.as_ref(),
-            spec.source.header_row,
-            &opts.limits,
-            &mut ing,
-        ),
-        // No header line (DMS writes none): the spec's columns, in order, are the file's. The
-        // reader gets their names as a header line of its own, and the line numbers the
-        // quarantine reports are the file's (one less than the reader counts).
-        _ if spec.source.header_row == 0 => {
-            let mut header = Vec::new();
-            {
-                let mut w = ::csv::WriterBuilder::new()
-                    .delimiter(spec.source.csv.delimiter as u8)
-                    .quote(spec.source.csv.quote as u8)
-                    .from_writer(&mut header);
-                let names: Vec<&str> = spec.columns.iter().map(|c| c.source_header()).collect();
-                w.write_record(&names)
-                    .map_err(|e| read_err(ReadError::Internal(e.to_string())))?;
-                w.flush().map_err(|e| read_err(ReadError::Io(e)))?;
-            }
-            ing.line_shift = 1;
-            read::csv::read_csv(
-                std::io::Cursor::new(header).chain(input),
-                &spec.source.csv,
-                1,
-                &opts.limits,
-                &mut ing,
-            )
-        }
-        _ => read::csv::read_csv(
-            input,
-            &spec.source.csv,
-            spec.source.header_row,
-            &opts.limits,
-            &mut ing,
-        ),
-    };
+    if format != SourceFormat::Xlsx && spec.source.header_row == 0 {
+        // The reader counts the header line it is given; the quarantine reports the file's.
+        ing.line_shift = 1;
+    }
+    let result = read_source(spec, format, input, &opts.limits, &mut ing);
     let write_err = |e: WriteError| IngestError::Write {
         object: source.object.clone(),
         source: e,
@@ -331,63 +296,126 @@ fn header_key(h: &str, m: HeaderMatch) -> String {
     }
 }
 
-impl RowVisitor for Ingestor<'_> {
-    fn header(&mut self, headers: &[String]) -> Result<(), ReadError> {
-        let m = self.spec.source.header_match;
-        let keys: Vec<String> = headers.iter().map(|h| header_key(h, m)).collect();
-        let mut missing = Vec::new();
-        let mut used = vec![false; headers.len()];
-        for col in &self.spec.columns {
-            let want = header_key(col.source_header(), m);
-            let hits: Vec<usize> = (0..keys.len()).filter(|&i| keys[i] == want).collect();
-            let pos = match (hits.len(), col.source_occurrence) {
-                (0, _) => None,
-                (1, None) => Some(hits[0]),
-                (_, Some(n)) => Some(*hits.get(n - 1).ok_or_else(|| {
-                    ReadError::Rejected(format!(
-                        "column '{}': header '{}' appears {} time(s), not {n}",
-                        col.name,
-                        col.source_header(),
-                        hits.len()
-                    ))
-                })?),
-                (n, None) => {
-                    return Err(ReadError::Rejected(format!(
-                        "column '{}': header '{}' appears {n} times (columns {}); set source_occurrence",
-                        col.name,
-                        col.source_header(),
-                        hits.iter().map(|&i| column_letter(i)).collect::<Vec<_>>().join(", ")
-                    )))
-                }
-            };
-            if let Some(p) = pos {
-                used[p] = true;
-            } else {
-                missing.push(col.source_header().to_string());
+/// Reads `input` as the spec's source (`format`: the key's), calling `visitor` for its header
+/// and rows.
+pub fn read_source<R: Read + Seek>(
+    spec: &TableSpec,
+    format: SourceFormat,
+    input: R,
+    limits: &Limits,
+    visitor: &mut dyn RowVisitor,
+) -> Result<(), ReadError> {
+    match format {
+        SourceFormat::Xlsx => read::xlsx::read_xlsx(
+            input,
+            spec.source.sheet.as_ref(),
+            spec.source.header_row,
+            limits,
+            visitor,
+        ),
+        // No header line (DMS writes none): the spec's columns, in order, are the file's. The
+        // reader gets their names as a header line of its own.
+        _ if spec.source.header_row == 0 => {
+            let mut header = Vec::new();
+            {
+                let mut w = ::csv::WriterBuilder::new()
+                    .delimiter(spec.source.csv.delimiter as u8)
+                    .quote(spec.source.csv.quote as u8)
+                    .from_writer(&mut header);
+                let names: Vec<&str> = spec.columns.iter().map(|c| c.source_header()).collect();
+                w.write_record(&names)
+                    .map_err(|e| ReadError::Internal(e.to_string()))?;
+                w.flush().map_err(ReadError::Io)?;
             }
-            self.positions.push(pos);
+            read::csv::read_csv(
+                std::io::Cursor::new(header).chain(input),
+                &spec.source.csv,
+                1,
+                limits,
+                visitor,
+            )
         }
-        if !missing.is_empty() && self.spec.missing_columns == MissingColumns::RejectFile {
+        _ => read::csv::read_csv(
+            input,
+            &spec.source.csv,
+            spec.source.header_row,
+            limits,
+            visitor,
+        ),
+    }
+}
+
+/// For each spec column, its position in the file's header (`None`: missing, read as NULL);
+/// refuses the file as the spec says for missing, extra or repeated headers.
+pub fn column_positions(
+    spec: &TableSpec,
+    headers: &[String],
+) -> Result<Vec<Option<usize>>, ReadError> {
+    let m = spec.source.header_match;
+    let mut positions = Vec::with_capacity(spec.columns.len());
+    let keys: Vec<String> = headers.iter().map(|h| header_key(h, m)).collect();
+    let mut missing = Vec::new();
+    let mut used = vec![false; headers.len()];
+    for col in &spec.columns {
+        let want = header_key(col.source_header(), m);
+        let hits: Vec<usize> = (0..keys.len()).filter(|&i| keys[i] == want).collect();
+        let pos = match (hits.len(), col.source_occurrence) {
+            (0, _) => None,
+            (1, None) => Some(hits[0]),
+            (_, Some(n)) => Some(*hits.get(n - 1).ok_or_else(|| {
+                ReadError::Rejected(format!(
+                    "column '{}': header '{}' appears {} time(s), not {n}",
+                    col.name,
+                    col.source_header(),
+                    hits.len()
+                ))
+            })?),
+            (n, None) => {
+                return Err(ReadError::Rejected(format!(
+                "column '{}': header '{}' appears {n} times (columns {}); set source_occurrence",
+                col.name,
+                col.source_header(),
+                hits.iter()
+                    .map(|&i| column_letter(i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+            }
+        };
+        if let Some(p) = pos {
+            used[p] = true;
+        } else {
+            missing.push(col.source_header().to_string());
+        }
+        positions.push(pos);
+    }
+    if !missing.is_empty() && spec.missing_columns == MissingColumns::RejectFile {
+        return Err(ReadError::Rejected(format!(
+            "required column(s) missing from the header: {} (header is: {})",
+            missing.join(", "),
+            headers.join(", ")
+        )));
+    }
+    if spec.extra_columns == ExtraColumns::RejectFile {
+        let extra: Vec<&str> = headers
+            .iter()
+            .zip(&used)
+            .filter(|(h, u)| !**u && !h.is_empty())
+            .map(|(h, _)| h.as_str())
+            .collect();
+        if !extra.is_empty() {
             return Err(ReadError::Rejected(format!(
-                "required column(s) missing from the header: {} (header is: {})",
-                missing.join(", "),
-                headers.join(", ")
+                "column(s) not in the spec: {} (the spec rejects extra columns)",
+                extra.join(", ")
             )));
         }
-        if self.spec.extra_columns == ExtraColumns::RejectFile {
-            let extra: Vec<&str> = headers
-                .iter()
-                .zip(&used)
-                .filter(|(h, u)| !**u && !h.is_empty())
-                .map(|(h, _)| h.as_str())
-                .collect();
-            if !extra.is_empty() {
-                return Err(ReadError::Rejected(format!(
-                    "column(s) not in the spec: {} (the spec rejects extra columns)",
-                    extra.join(", ")
-                )));
-            }
-        }
+    }
+    Ok(positions)
+}
+
+impl RowVisitor for Ingestor<'_> {
+    fn header(&mut self, headers: &[String]) -> Result<(), ReadError> {
+        self.positions = column_positions(self.spec, headers)?;
         self.headers = headers.to_vec();
         Ok(())
     }

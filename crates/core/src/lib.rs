@@ -12,6 +12,8 @@ pub mod ingest;
 pub mod model;
 pub mod normalize;
 pub mod ports;
+pub mod profile;
+pub mod profile_html;
 pub mod pull;
 pub mod read;
 pub mod rowset;

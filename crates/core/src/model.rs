@@ -342,6 +342,7 @@ impl ModelSpec {
             null_tokens: Vec::new(),
             on_overwrite: crate::spec::OnOverwrite::Replace,
             change_log: None,
+            drift: None,
         }
     }
 

@@ -55,6 +55,38 @@ pub struct TableSpec {
     /// refused whole; the `apply_changes` load mode mirrors the source table from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_log: Option<ChangeLog>,
+    /// Checks of each new file's profile against the dataset's previous files: off unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSpec>,
+}
+
+/// When a file's columns have moved too far from the dataset's previous files (each threshold
+/// off unless set). A file past a threshold still lands; the run summary says which column
+/// moved and how far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    /// A column's share of NULLs (0 to 1) moving more than this from the previous files' share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_rate: Option<f64>,
+    /// A column's distinct count changing by more than this fraction of the previous files'
+    /// average (0.5: fewer than half, or more than one and a half times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct: Option<f64>,
+    /// A numeric or date column's minimum or maximum leaving the previous files' range by more
+    /// than this fraction of that range's width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<f64>,
+    /// How many of the dataset's previous files make the baseline.
+    #[serde(default = "default_drift_files")]
+    pub files: usize,
+    /// The columns checked (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+}
+
+fn default_drift_files() -> usize {
+    5
 }
 
 /// Which columns of a change log say what happened.
@@ -630,6 +662,48 @@ impl TableSpec {
             }
         }
         crate::pull::validate_source(self).map_err(|(field, problem)| err(field, problem))?;
+        if let Some(d) = &self.drift {
+            let thresholds = [
+                ("drift.null_rate", d.null_rate, 1.0),
+                ("drift.distinct", d.distinct, f64::MAX),
+                ("drift.range", d.range, f64::MAX),
+            ];
+            for (field, t, max) in thresholds {
+                if let Some(t) = t {
+                    if !(t.is_finite() && (0.0..=max).contains(&t)) {
+                        return Err(err(
+                            field.into(),
+                            format!(
+                                "{t} is not a threshold: a number from 0 to {}",
+                                if max > 1.0 {
+                                    "any".to_string()
+                                } else {
+                                    max.to_string()
+                                }
+                            ),
+                        ));
+                    }
+                }
+            }
+            if thresholds.iter().all(|(_, t, _)| t.is_none()) {
+                return Err(err(
+                    "drift".into(),
+                    "set at least one of null_rate, distinct, range (or leave drift out)".into(),
+                ));
+            }
+            if !(1..=100).contains(&d.files) {
+                return Err(err(
+                    "drift.files".into(),
+                    format!("{}: compare with 1 to 100 previous files", d.files),
+                ));
+            }
+            if let Some(c) = d.columns.iter().find(|c| self.column(c).is_none()) {
+                return Err(err(
+                    "drift.columns".into(),
+                    format!("no column named '{c}'"),
+                ));
+            }
+        }
         if let Some(log) = &self.change_log {
             match self.column(&log.op_column) {
                 Some(c) if c.ty == ColumnType::String && !c.nullable => {}

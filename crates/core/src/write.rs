@@ -371,38 +371,9 @@ impl CsvPart {
     }
 
     pub fn push(&mut self, values: &[Value<'_>]) -> Result<(), WriteError> {
-        use std::fmt::Write as _;
         for (v, t) in values.iter().zip(&self.types) {
             self.field.clear();
-            let f = &mut self.field;
-            // Writing into a String cannot fail.
-            let _ = match v {
-                Value::Null => Ok(()),
-                Value::Str(s) => {
-                    f.push_str(s);
-                    Ok(())
-                }
-                Value::Int(x) => write!(f, "{x}"),
-                Value::BigInt(x) => write!(f, "{x}"),
-                Value::Double(x) => write!(f, "{x}"),
-                Value::Decimal(x) => {
-                    let scale = match t {
-                        ColumnType::Decimal { scale, .. } => *scale,
-                        _ => 0,
-                    };
-                    f.push_str(&decimal_text(*x, scale));
-                    Ok(())
-                }
-                Value::Bool(b) => write!(f, "{b}"),
-                Value::Date(d) => match date_from_days(*d) {
-                    Some(day) => write!(f, "{}", day.format("%Y-%m-%d")),
-                    None => Ok(()),
-                },
-                Value::Timestamp(us) => match chrono::DateTime::from_timestamp_micros(*us) {
-                    Some(ts) => write!(f, "{}", ts.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")),
-                    None => Ok(()),
-                },
-            };
+            push_value_text(&mut self.field, v, *t);
             self.writer.write_field(&self.field)?;
         }
         self.writer.write_record(None::<&[u8]>)?;
@@ -418,4 +389,38 @@ impl CsvPart {
         self.writer.flush()?;
         Ok(self.rel)
     }
+}
+
+/// A lake value as Sluice writes it as text (CSV outputs, profiles): NULL as nothing, dates
+/// ISO, timestamps with microseconds, decimals at their scale.
+pub fn push_value_text(f: &mut String, v: &Value<'_>, t: ColumnType) {
+    use std::fmt::Write as _;
+    // Writing into a String cannot fail.
+    let _ = match v {
+        Value::Null => Ok(()),
+        Value::Str(s) => {
+            f.push_str(s);
+            Ok(())
+        }
+        Value::Int(x) => write!(f, "{x}"),
+        Value::BigInt(x) => write!(f, "{x}"),
+        Value::Double(x) => write!(f, "{x}"),
+        Value::Decimal(x) => {
+            let scale = match t {
+                ColumnType::Decimal { scale, .. } => scale,
+                _ => 0,
+            };
+            f.push_str(&decimal_text(*x, scale));
+            Ok(())
+        }
+        Value::Bool(b) => write!(f, "{b}"),
+        Value::Date(d) => match date_from_days(*d) {
+            Some(day) => write!(f, "{}", day.format("%Y-%m-%d")),
+            None => Ok(()),
+        },
+        Value::Timestamp(us) => match chrono::DateTime::from_timestamp_micros(*us) {
+            Some(ts) => write!(f, "{}", ts.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")),
+            None => Ok(()),
+        },
+    };
 }
