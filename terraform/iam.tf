@@ -151,6 +151,23 @@ data "aws_iam_policy_document" "ingest" {
     resources = ["${aws_s3_bucket.this["lake"].arn}/_sluice/outputs/*"]
   }
   statement {
+    # Specs with "drift": each file's compact profile, and the dataset's previous ones read
+    # back as the baseline.
+    sid       = "DriftProfiles"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/_sluice/profiles/*"]
+  }
+  statement {
+    sid       = "ListDriftProfiles"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this["lake"].arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["_sluice/profiles/*"]
+    }
+  }
+  statement {
     # PutItem: the marker of the version the lake holds per object and dataset.
     sid       = "WorkItem"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"]

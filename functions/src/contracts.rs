@@ -211,6 +211,10 @@ pub struct IngestOutput {
     /// Files of the object's earlier version removed from the lake (`on_overwrite: replace`).
     #[serde(default)]
     pub replaced_outputs: usize,
+    /// The columns that moved past the spec's drift thresholds against the dataset's previous
+    /// files (a spec with `drift`), in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
 }
 
 // ---- notify: the run summary and the failure notices ----
@@ -282,6 +286,9 @@ pub struct NotifyOutput {
     /// The load step's counts per target table (the run summary carries them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loads: Option<Vec<Value>>,
+    /// Files of this run whose columns drifted past their spec's thresholds.
+    #[serde(default)]
+    pub drifted_files: usize,
 }
 
 // ---- extract: the monthly bank extract ----

@@ -48,6 +48,7 @@ fn work_item(
         counts: None,
         error: None,
         error_message: None,
+        drift: Vec::new(),
         pull: None,
     }
 }
@@ -1250,4 +1251,110 @@ async fn a_database_source_is_pulled_a_range_per_run_and_ingested_once() {
     .await
     .unwrap();
     assert_eq!(second.rows_read, 2, "{second:?}");
+}
+
+#[tokio::test]
+async fn a_file_whose_income_is_suddenly_mostly_null_is_flagged_in_the_summary() {
+    let text = json!({
+        "dataset": "credit",
+        "source": {"prefix": "credit/", "pattern": "**/*.csv", "format": "csv"},
+        "null_tokens": ["", "NA"],
+        "columns": [{"name": "id", "type": "int", "nullable": false},
+                    {"name": "income", "type": "double"}],
+        "primary_key": ["id"],
+        "drift": {"null_rate": 0.2, "files": 3}
+    })
+    .to_string();
+    let mut p = MemPorts::new(vec![TableSpec::from_json("unit", &text).unwrap()]);
+    // 100 rows; income is NA on every `every`-th row.
+    let file = |every: u32, salt: u32| {
+        let mut s = String::from("id,income\n");
+        for i in 0..100u32 {
+            if i % every == 0 {
+                s.push_str(&format!("{i},NA\n"));
+            } else {
+                s.push_str(&format!("{i},{}\n", 2000 + i * 7 + salt));
+            }
+        }
+        s
+    };
+    let mut refs = Vec::new();
+    for (n, body) in [file(50, 1), file(50, 2), file(25, 3), file(50, 4)]
+        .iter()
+        .enumerate()
+    {
+        p.now = 1_790_000_000 + 3600 * n as i64;
+        let key = format!("credit/f{n}.csv");
+        let out = ingest_version(&p, &key, body, "credit").await.unwrap();
+        assert!(out.drift.is_empty(), "file {n}: {:?}", out.drift);
+        refs.push(json!({"id": out.id, "bucket": "sluice-unit-raw", "key": key, "dataset": "credit", "etag": "-"}));
+    }
+    // Each file's compact profile is stored beside the others, outside data/.
+    assert_eq!(lake_files(&p, "_sluice/profiles/credit/").len(), 4);
+    // The next file's income is 90 % NA.
+    p.now += 3600;
+    let mut bad = String::from("id,income\n");
+    for i in 0..100u32 {
+        if i % 10 == 0 {
+            bad.push_str(&format!("{i},{}\n", 2000 + i));
+        } else {
+            bad.push_str(&format!("{i},NA\n"));
+        }
+    }
+    let out = ingest_version(&p, "credit/bad.csv", &bad, "credit")
+        .await
+        .unwrap();
+    assert_eq!(out.rows_written, 100, "a drifted file still lands");
+    assert_eq!(out.drift.len(), 1, "{:?}", out.drift);
+    assert!(
+        out.drift[0].starts_with("income: null rate 90.0 % (previous files 2.7 %"),
+        "{}",
+        out.drift[0]
+    );
+    assert_eq!(p.work.get(&out.id).await.unwrap().unwrap().drift, out.drift);
+    refs.push(json!({"id": out.id, "bucket": "sluice-unit-raw", "key": "credit/bad.csv", "dataset": "credit", "etag": "-"}));
+    // A redrive of the item (as if its first attempt had stopped after storing the profile)
+    // compares with the same baseline, not with itself, and stores no second profile.
+    p.now += 600;
+    p.work
+        .transition(
+            &out.id,
+            &[WorkStatus::Done],
+            WorkStatus::Running,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let again = ingest_version(&p, "credit/bad.csv", &bad, "credit")
+        .await
+        .unwrap();
+    assert!(!again.already_done);
+    assert_eq!(again.drift, out.drift);
+    assert_eq!(lake_files(&p, "_sluice/profiles/credit/").len(), 5);
+
+    // The run's summary says which file drifted and how, and is published for it.
+    p.store.put(
+        "sluice-unit-lake",
+        "manifests/run-d.json",
+        serde_json::to_vec(&refs).unwrap().as_slice(),
+    );
+    let n = notify::handle(&p, notify_input(Kind::Summary, "run-d"))
+        .await
+        .unwrap();
+    assert!(n.published);
+    assert_eq!(n.drifted_files, 1);
+    assert!(n.subject.contains("1 file(s) drifted"), "{}", n.subject);
+    let (_, body) = p
+        .notifier
+        .published
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    let text = body.to_string();
+    assert!(
+        text.contains("credit/bad.csv") && text.contains("income: null rate 90.0 %"),
+        "{text}"
+    );
 }

@@ -72,6 +72,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 outputs: 0,
                 already_done: true,
                 replaced_outputs: 0,
+                drift: w.drift,
             });
         }
         Transition::Refused(other) => {
@@ -131,12 +132,16 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 ],
                 ports.now() * 1000,
             );
+            if !out.drift.is_empty() {
+                lambda_runtime::tracing::warn!(drift = ?out.drift, "the file drifted from the dataset's previous files");
+            }
             let done = TransitionUpdate {
                 counts: Some(ItemCounts {
                     rows_read: out.rows_read,
                     rows_written: out.rows_written,
                     rows_quarantined: out.rows_quarantined,
                 }),
+                drift: Some(out.drift.clone()),
                 now: ports.now(),
                 ..Default::default()
             };
@@ -174,6 +179,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 outputs: 0,
                 already_done: false,
                 replaced_outputs: 0,
+                drift: Vec::new(),
             })
         }
         Err(e) => {
@@ -241,7 +247,10 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
             &source2,
             std::io::BufReader::new(file),
             &staging2,
-            &IngestOptions::default(),
+            &IngestOptions {
+                profile: spec2.drift.is_some(),
+                ..IngestOptions::default()
+            },
         )
         .map_err(|e| match e {
             IngestError::Read { object, source } => FnError::BadFile {
@@ -272,6 +281,19 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         ports.store().put_file(&lake, f, &staging.join(f)).await?;
     }
     let replaced_outputs = versions.replace(ports, item, &source, &files).await?;
+    let drift = match (&spec.drift, &report.profile) {
+        (Some(thresholds), Some(profile)) => {
+            check_drift(
+                ports,
+                &spec.dataset,
+                &output_stem(&source),
+                thresholds,
+                profile,
+            )
+            .await?
+        }
+        _ => Vec::new(),
+    };
     let partitions: BTreeSet<Vec<(String, String)>> = report
         .outputs
         .iter()
@@ -301,7 +323,63 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         outputs: report.outputs.len(),
         already_done: false,
         replaced_outputs,
+        drift,
     })
+}
+
+/// Where ingest keeps the compact profiles of a dataset's files in the lake bucket: outside
+/// `data/`, so no Athena table reads them. Keys sort by ingest time.
+pub fn profiles_prefix(dataset: &str) -> String {
+    format!("_sluice/profiles/{dataset}/")
+}
+
+/// Compares `profile` (this file's, `stem` its output stem) with the dataset's previous files'
+/// profiles, then stores it beside them. A redrive finds the profile its first attempt stored
+/// (same stem) and writes the same key again: the baseline never counts a file twice, and never
+/// compares a file with itself.
+async fn check_drift<P: Ports>(
+    ports: &P,
+    dataset: &str,
+    stem: &str,
+    thresholds: &sluice_core::spec::DriftSpec,
+    profile: &sluice_core::profile::Profile,
+) -> Result<Vec<String>, FnError> {
+    let lake = ports.names().lake_bucket.clone();
+    let prefix = profiles_prefix(dataset);
+    let own_suffix = format!("-{stem}.json");
+    let listed = ports.store().list(&lake, &prefix).await?;
+    let own = listed.iter().find(|o| o.key.ends_with(&own_suffix));
+    let earlier: Vec<&str> = listed
+        .iter()
+        .filter(|o| o.key.ends_with(".json") && !o.key.ends_with(&own_suffix))
+        // Files ingested before this one's first attempt (keys sort by time).
+        .filter(|o| own.is_none_or(|mine| o.key < mine.key))
+        .map(|o| o.key.as_str())
+        .collect();
+    let mut previous = Vec::new();
+    for key in earlier.iter().rev().take(thresholds.files).rev() {
+        let Some(bytes) = ports.store().get_bytes(&lake, key).await? else {
+            continue;
+        };
+        match serde_json::from_slice::<sluice_core::profile::Profile>(&bytes) {
+            Ok(p) => previous.push(p),
+            Err(e) => {
+                lambda_runtime::tracing::warn!(key, error = %e, "a stored profile is unreadable; left out of the drift baseline")
+            }
+        }
+    }
+    let found: Vec<String> = sluice_core::profile::drift(thresholds, profile, &previous)
+        .into_iter()
+        .map(|d| d.message)
+        .collect();
+    let key = match own {
+        Some(o) => o.key.clone(),
+        None => format!("{prefix}{:012}{own_suffix}", ports.now().max(0)),
+    };
+    let body =
+        serde_json::to_vec(profile).map_err(|e| FnError::internal("serialising a profile", e))?;
+    ports.store().put_bytes(&lake, &key, body).await?;
+    Ok(found)
 }
 
 /// The raw objects ingest takes by default (SSM `max_file_bytes`): well inside the function's

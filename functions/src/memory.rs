@@ -172,6 +172,9 @@ impl WorkQueue for MemWork {
         if let Some(c) = u.counts {
             w.counts = Some(c);
         }
+        if let Some(d) = u.drift {
+            w.drift = d;
+        }
         match u.error {
             Some((e, m)) => {
                 w.error = Some(e);

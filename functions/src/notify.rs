@@ -119,6 +119,7 @@ async fn recovered<P: Ports>(ports: &P, input: &NotifyInput) -> Result<NotifyOut
         unmatched: 0,
         models: None,
         loads: None,
+        drifted_files: 0,
     })
 }
 
@@ -185,6 +186,28 @@ pub fn plain_text(subject: &str, body: &Value) -> String {
         if let Some(n) = body.get("failed_items_not_listed").and_then(Value::as_u64) {
             if n > 0 {
                 out.push_str(&format!("… and {n} more (the work table has them all)\n"));
+            }
+        }
+    }
+    if let Some(files) = list("drifted_files") {
+        out.push_str("\nFiles that drifted from their dataset's previous files (they landed; look before trusting them):\n");
+        for f in files {
+            let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("");
+            out.push_str(&format!("- {} ({}):\n", s("file"), s("dataset")));
+            for d in f
+                .get("drift")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                out.push_str(&format!("    {}\n", d.as_str().unwrap_or("")));
+            }
+        }
+        if let Some(n) = body.get("drifted_files_not_listed").and_then(Value::as_u64) {
+            if n > 0 {
+                out.push_str(&format!(
+                    "… and {n} more (their work items say which columns)\n"
+                ));
             }
         }
     }
@@ -278,6 +301,18 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         .filter_map(|w| w.counts.map(|c| c.rows_quarantined))
         .sum::<u64>()
         + model_quarantined;
+    // Files that landed but moved past their spec's drift thresholds.
+    let drifted: Vec<Value> = items
+        .iter()
+        .filter(|w| w.status == WorkStatus::Done && !w.drift.is_empty())
+        .map(|w| {
+            json!({
+                "file": format!("s3://{}/{}", w.bucket, w.key),
+                "dataset": w.dataset,
+                "drift": w.drift,
+            })
+        })
+        .collect();
     let unmatched = input
         .queue
         .as_ref()
@@ -293,6 +328,10 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
             "Sluice {env}: {} file(s) failed in run {batch}",
             failed.len()
         ),
+        Kind::Summary | Kind::Recovered if !drifted.is_empty() => format!(
+            "Sluice {env}: run {batch}: {} file(s) drifted, {quarantined} row(s) quarantined",
+            drifted.len()
+        ),
         Kind::Summary | Kind::Recovered => {
             format!("Sluice {env}: run {batch} quarantined {quarantined} row(s)")
         }
@@ -304,7 +343,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
     let should_publish = match input.kind {
         Kind::Failure => !reported_by_summary,
         Kind::Summary | Kind::Recovered => {
-            !failed.is_empty() || quarantined > 0 || !unmatched.is_empty()
+            !failed.is_empty() || quarantined > 0 || !unmatched.is_empty() || !drifted.is_empty()
         }
     };
     let body = json!({
@@ -324,6 +363,8 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "failed_items_not_listed": failed.len().saturating_sub(LISTED_ITEMS),
         "rows_quarantined": quarantined,
         "quarantine": format!("s3://{}/quarantine/", ports.names().lake_bucket),
+        "drifted_files": drifted.iter().take(LISTED_ITEMS).collect::<Vec<_>>(),
+        "drifted_files_not_listed": drifted.len().saturating_sub(LISTED_ITEMS),
         "unmatched_objects": unmatched,
         "unmatched_total": input
             .queue
@@ -359,6 +400,7 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
             .and_then(|n| n.get("models"))
             .cloned(),
         loads: loads(input.load.as_ref()),
+        drifted_files: drifted.len(),
     })
 }
 

@@ -170,6 +170,7 @@ async fn register_one<P: Ports>(
         counts: None,
         error: None,
         error_message: None,
+        drift: Vec::new(),
         pull: Some(range),
     };
     let new = ports.work().register(&item).await?;

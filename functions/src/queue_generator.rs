@@ -619,6 +619,7 @@ pub fn new_item(
         counts: None,
         error: None,
         error_message: None,
+        drift: Vec::new(),
         pull: None,
     }
 }

@@ -170,6 +170,7 @@ mod tests {
             counts: None,
             error: Some(error.into()),
             error_message: Some("why".into()),
+            drift: Vec::new(),
             pull: None,
         }
     }

@@ -126,6 +126,7 @@ mod tests {
             counts: None,
             error: None,
             error_message: None,
+            drift: Vec::new(),
             pull: None,
         }
     }

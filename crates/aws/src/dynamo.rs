@@ -82,6 +82,11 @@ async fn get_item(
     Ok(out.item)
 }
 
+/// A list of strings as a DynamoDB list (L of S: order kept, empty strings allowed).
+fn strings(v: &[String]) -> AttributeValue {
+    AttributeValue::L(v.iter().map(|x| AttributeValue::S(x.clone())).collect())
+}
+
 fn bad_item(table: &str, what: &str) -> PortError {
     PortError::permanent("dynamodb", format!("table {table}: malformed item: {what}"))
 }
@@ -114,6 +119,9 @@ pub fn work_item_to_attrs(w: &WorkItem) -> Attrs {
     }
     if let Some(e) = &w.error_message {
         a.insert("error_message".into(), s(e));
+    }
+    if !w.drift.is_empty() {
+        a.insert("drift".into(), strings(&w.drift));
     }
     if let Some(p) = &w.pull {
         a.insert("pull".into(), s("range"));
@@ -159,6 +167,10 @@ pub fn work_item_from_attrs(a: &Attrs) -> Result<WorkItem, &'static str> {
         counts,
         error: get_s(a, "error").map(str::to_owned),
         error_message: get_s(a, "error_message").map(str::to_owned),
+        drift: match a.get("drift") {
+            Some(AttributeValue::L(l)) => l.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
+            _ => Vec::new(),
+        },
         // A pull item carries `pull` (any value) and its bounds.
         pull: a.contains_key("pull").then(|| PullRange {
             from: get_s(a, "pull_from").map(str::to_owned),
@@ -198,6 +210,14 @@ pub fn transition_expression(
             ]
             .map(String::from),
         );
+    }
+    match &u.drift {
+        Some(d) if !d.is_empty() => {
+            values.insert(":drift".into(), strings(d));
+            set.push("drift = :drift".into());
+        }
+        Some(_) => remove.push("drift".into()),
+        None => {}
     }
     match &u.error {
         Some((name, message)) => {
@@ -646,6 +666,7 @@ mod tests {
             error: None,
             error_message: None,
             pull: None,
+            drift: Vec::new(),
         }
     }
 
@@ -653,6 +674,12 @@ mod tests {
     fn work_items_round_trip_through_attributes() {
         let w = item();
         assert_eq!(work_item_from_attrs(&work_item_to_attrs(&w)), Ok(w));
+        // Drift found on a done item, in order.
+        let d = WorkItem {
+            drift: vec!["income: null rate 90.0 %".into(), "age: range".into()],
+            ..item()
+        };
+        assert_eq!(work_item_from_attrs(&work_item_to_attrs(&d)), Ok(d));
         // Pull items keep their range, an open start and a snapshot included.
         for (from, to) in [(Some("11"), Some("42")), (None, Some("42")), (None, None)] {
             let p = WorkItem {

@@ -25,6 +25,7 @@ fn item(key: &str, batch: &str) -> WorkItem {
         error: None,
         error_message: None,
         pull: None,
+        drift: Vec::new(),
     }
 }
 
@@ -90,6 +91,9 @@ async fn work_items_register_once_and_refuse_stale_transitions() {
     };
     let done = TransitionUpdate {
         counts: Some(counts),
+        drift: Some(vec![
+            "income: null rate 90.0 % (previous files 1.0 %)".into()
+        ]),
         now: 300,
         ..Default::default()
     };
@@ -101,6 +105,14 @@ async fn work_items_register_once_and_refuse_stale_transitions() {
         panic!("running -> done refused")
     };
     assert_eq!(finished.counts, Some(counts));
+    assert_eq!(
+        finished.drift,
+        ["income: null rate 90.0 % (previous files 1.0 %)"]
+    );
+    assert_eq!(
+        work.get(&a.id).await.unwrap().unwrap().drift,
+        finished.drift
+    );
     assert!(matches!(
         work.transition(
             &a.id,

@@ -55,6 +55,8 @@ pub struct IngestOptions {
     /// Bytes of a rejected row's cells echoed in its record (`raw`); past it the record says
     /// how many cells were left out. A wide header must not be repeated in every record.
     pub max_raw_bytes: usize,
+    /// Profile the rows written (the report's compact `profile`: what drift checks compare).
+    pub profile: bool,
 }
 
 impl Default for IngestOptions {
@@ -67,6 +69,7 @@ impl Default for IngestOptions {
             limits: Limits::default(),
             max_quarantine_records: 10_000,
             max_raw_bytes: 16 * 1024,
+            profile: false,
         }
     }
 }
@@ -105,6 +108,9 @@ pub struct IngestReport {
     /// The quarantine file, relative to the output root, when any row was rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<OutputFile>,
+    /// The rows written, profiled (compact), when the options asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::profile::Profile>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -218,6 +224,9 @@ fn ingest_unguarded<R: Read + Seek>(
                 .position(|c| c.name == log.op_column)
                 .unwrap_or(usize::MAX)
         }),
+        profiler: opts
+            .profile
+            .then(|| crate::profile::Profiler::new(spec, &source.object)),
     };
     if format != SourceFormat::Xlsx && spec.source.header_row == 0 {
         // The reader counts the header line it is given; the quarantine reports the file's.
@@ -283,6 +292,8 @@ struct Ingestor<'s> {
     line_shift: u64,
     /// A change log: the index of its op column. Every row must apply, or the file is refused.
     change_log: Option<usize>,
+    /// The rows written, profiled (`opts.profile`).
+    profiler: Option<crate::profile::Profiler>,
 }
 
 fn header_key(h: &str, m: HeaderMatch) -> String {
@@ -649,6 +660,9 @@ impl Ingestor<'_> {
     }
 
     fn write_row(&mut self, values: &[Value<'_>]) -> Result<(), WriteError> {
+        if let Some(p) = &mut self.profiler {
+            p.row(values);
+        }
         let key = self.partition_key(values);
         let idx = match self.part_index.get(&key) {
             Some(&i) => i,
@@ -749,6 +763,7 @@ impl Ingestor<'_> {
                 .collect(),
             outputs,
             quarantine,
+            profile: self.profiler.map(|p| p.finish().compact()),
         })
     }
 }

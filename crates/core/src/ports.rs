@@ -271,6 +271,9 @@ pub struct WorkItem {
     /// the object `key` (written by the pull, never rewritten).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<crate::pull::PullRange>,
+    /// Done: the columns that moved past the spec's drift thresholds, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
 }
 
 impl WorkItem {
@@ -286,6 +289,8 @@ pub struct TransitionUpdate {
     /// Moves the item into this run's batch (the run processing it).
     pub batch: Option<String>,
     pub counts: Option<ItemCounts>,
+    /// The drift found (replaces what the item had; empty clears it).
+    pub drift: Option<Vec<String>>,
     pub error: Option<(String, String)>,
     /// Adds one to `attempts`.
     pub count_attempt: bool,
