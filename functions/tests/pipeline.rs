@@ -12,7 +12,7 @@ use common::{
     HOUR, LOANS_CSV,
 };
 use sluice_asl::{Record, Status};
-use sluice_core::ports::{LockStore, WorkStatus};
+use sluice_core::ports::{LockStore, ObjectStore, WorkStatus};
 use sluice_functions::local::LocalLambdas;
 
 fn states(r: &Record) -> Vec<&str> {
@@ -77,6 +77,23 @@ fn hourly_run_lands_every_file_and_leaves_the_pipeline_clean() {
         "{:?}",
         lake.keys()
     );
+    // credit's spec has drift: each of its two files left its compact profile in the lake
+    // (through S3), outside data/; loans has none.
+    let profiles: Vec<String> = lab
+        .rt
+        .block_on(
+            lab.ports
+                .store
+                .list(&lab.names.lake_bucket, "_sluice/profiles/"),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(profiles.len(), 2, "{profiles:?}");
+    assert!(profiles
+        .iter()
+        .all(|k| k.starts_with("_sluice/profiles/credit/") && k.ends_with(".json")));
     assert_eq!(
         lab.partitions("credit"),
         [
