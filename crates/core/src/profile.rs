@@ -148,7 +148,8 @@ pub struct Profile {
     pub rows: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub primary_key: Vec<String>,
-    /// Rows whose primary key an earlier row already had.
+    /// Rows whose primary key an earlier row already had (rows with a NULL key part are not
+    /// counted: the key column's NULLs say how many).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_keys: Option<Count>,
     pub columns: Vec<ColumnProfile>,
@@ -246,10 +247,51 @@ impl Reservoir {
     }
 }
 
+/// A value kept by [`Top`]: numbers as they are (no text made for each new value of a
+/// high-cardinality column), text owned.
+enum Repr {
+    Int(i64),
+    Double(f64),
+    Decimal(i128),
+    Bool(bool),
+    Date(i32),
+    Timestamp(i64),
+    Text(String),
+}
+
+impl Repr {
+    fn of(v: &Value<'_>) -> Repr {
+        match v {
+            Value::Int(x) => Repr::Int(*x as i64),
+            Value::BigInt(x) => Repr::Int(*x),
+            Value::Double(x) => Repr::Double(*x),
+            Value::Decimal(x) => Repr::Decimal(*x),
+            Value::Bool(b) => Repr::Bool(*b),
+            Value::Date(d) => Repr::Date(*d),
+            Value::Timestamp(t) => Repr::Timestamp(*t),
+            Value::Str(t) => Repr::Text(t.to_string()),
+            Value::Null => Repr::Text(String::new()),
+        }
+    }
+
+    fn text(&self, t: ColumnType) -> String {
+        let v = match self {
+            Repr::Int(x) => Value::BigInt(*x),
+            Repr::Double(x) => Value::Double(*x),
+            Repr::Decimal(x) => Value::Decimal(*x),
+            Repr::Bool(b) => Value::Bool(*b),
+            Repr::Date(d) => Value::Date(*d),
+            Repr::Timestamp(x) => Value::Timestamp(*x),
+            Repr::Text(s) => return s.clone(),
+        };
+        value_text(&v, t)
+    }
+}
+
 /// Exact counts of up to [`TOP_TRACKED`] distinct values, then Misra–Gries: a new value when
 /// the table is full lowers every counter by one (amortised O(1); counts become lower bounds).
 struct Top {
-    counts: HashMap<u64, (u64, String), foldhash::fast::FixedState>,
+    counts: HashMap<u64, (u64, Repr), foldhash::fast::FixedState>,
     approximate: bool,
 }
 
@@ -261,13 +303,13 @@ impl Top {
         }
     }
 
-    fn add(&mut self, h: u64, text: impl FnOnce() -> String) {
+    fn add(&mut self, h: u64, v: &Value<'_>) {
         if let Some((n, _)) = self.counts.get_mut(&h) {
             *n += 1;
             return;
         }
         if self.counts.len() < TOP_TRACKED {
-            self.counts.insert(h, (1, text()));
+            self.counts.insert(h, (1, Repr::of(v)));
             return;
         }
         self.approximate = true;
@@ -277,15 +319,13 @@ impl Top {
         });
     }
 
-    fn report(&self) -> Vec<TopValue> {
-        let mut v: Vec<(&u64, &String)> = self.counts.values().map(|(n, t)| (n, t)).collect();
-        v.sort_by(|a, b| b.0.cmp(a.0).then_with(|| a.1.cmp(b.1)));
+    fn report(&self, t: ColumnType) -> Vec<TopValue> {
+        let mut v: Vec<(u64, String)> =
+            self.counts.values().map(|(n, r)| (*n, r.text(t))).collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         v.into_iter()
             .take(TOP_REPORTED)
-            .map(|(n, t)| TopValue {
-                value: t.clone(),
-                count: *n,
-            })
+            .map(|(count, value)| TopValue { value, count })
             .collect()
     }
 }
@@ -353,7 +393,6 @@ struct Col {
     len_max: u64,
     len_sum: u64,
     len_buckets: [u64; LENGTH_BUCKETS.len()],
-    text: String,
 }
 
 /// A value as a number for the numeric statistics (dates in days, timestamps in µs).
@@ -424,7 +463,6 @@ impl Col {
             len_max: 0,
             len_sum: 0,
             len_buckets: [0; LENGTH_BUCKETS.len()],
-            text: String::new(),
         }
     }
 
@@ -436,12 +474,7 @@ impl Col {
         self.values += 1;
         let t = self.spec.ty;
         self.distinct.add(h, DISTINCT_EXACT);
-        let text = &mut self.text;
-        self.top.add(h, || {
-            text.clear();
-            push_value_text(text, v, t);
-            text.clone()
-        });
+        self.top.add(h, v);
         if let Some(x) = number(v, t) {
             if self.min.as_ref().is_none_or(|(m, _)| x < *m) {
                 self.min = Some((x, value_text(v, t)));
@@ -562,7 +595,7 @@ impl Col {
             quantiles,
             histogram,
             sampled,
-            top: self.top.report(),
+            top: self.top.report(t),
             top_approximate: self.top.approximate,
             lengths,
         }
@@ -584,6 +617,8 @@ pub struct Profiler {
     hasher: foldhash::quality::FixedState,
     key_columns: Vec<usize>,
     key: u64,
+    /// The current row's key has a NULL part (not a key: never a duplicate).
+    key_null: bool,
     keys: Distinct,
     keys_seen: u64,
 }
@@ -602,6 +637,7 @@ impl Profiler {
                 .filter_map(|k| spec.columns.iter().position(|c| &c.name == k))
                 .collect(),
             key: 0,
+            key_null: false,
             keys: Distinct::new(),
             keys_seen: 0,
         }
@@ -612,6 +648,7 @@ impl Profiler {
         let h = hash_value(&self.hasher, v);
         if self.key_columns.contains(&i) {
             self.key = self.key.rotate_left(17) ^ h ^ (i as u64);
+            self.key_null |= matches!(v, Value::Null);
         }
         if let Some(c) = self.cols.get_mut(i) {
             c.add(v, h);
@@ -620,6 +657,9 @@ impl Profiler {
 
     /// Column `i`'s cell in the current row is one the spec refuses.
     pub fn invalid(&mut self, i: usize) {
+        if self.key_columns.contains(&i) {
+            self.key_null = true;
+        }
         if let Some(c) = self.cols.get_mut(i) {
             c.invalid += 1;
         }
@@ -628,14 +668,15 @@ impl Profiler {
     /// The current row is complete.
     pub fn end_row(&mut self) {
         self.rows += 1;
-        if !self.key_columns.is_empty() {
+        if !self.key_columns.is_empty() && !self.key_null {
             // The key's hash mixed once more: the combination above is not uniform enough for
             // the HyperLogLog's registers.
             let h = self.hasher.hash_one(self.key);
             self.keys.add(h, KEYS_EXACT);
             self.keys_seen += 1;
-            self.key = 0;
         }
+        self.key = 0;
+        self.key_null = false;
     }
 
     /// A whole row of lake values (ingest's accepted rows).
@@ -672,58 +713,230 @@ impl Profiler {
 
 // ---- profiling a source file or the lake ----
 
+/// Rows handed from the reader to the column workers at a time.
+const BATCH_ROWS: usize = 2_048;
+/// Column workers: each profiles its share of the columns of every batch, so a file's profile
+/// takes the machine's cores (the reader is the third, lighter thread).
+const WORKERS: usize = 2;
+
+/// One worker's columns: it coerces and profiles only those (the key's columns all go to
+/// worker 0, which counts duplicate keys).
+fn share(spec: &TableSpec, worker: usize) -> Vec<usize> {
+    let key: Vec<usize> = spec
+        .primary_key
+        .iter()
+        .filter_map(|k| spec.columns.iter().position(|c| &c.name == k))
+        .collect();
+    // The other columns dealt in turn, starting where the key left off.
+    let start = key.len() % WORKERS;
+    let others = (0..spec.columns.len())
+        .filter(|i| !key.contains(i))
+        .enumerate()
+        .filter(|(n, _)| (n + start) % WORKERS == worker)
+        .map(|(_, i)| i);
+    if worker == 0 {
+        key.iter().copied().chain(others).collect()
+    } else {
+        others.collect()
+    }
+}
+
+type Batch = Vec<Row>;
+type Positions = std::sync::Arc<Vec<Option<usize>>>;
+
+/// What the reader sends each worker: the header's positions once, then batches of rows.
+enum Msg {
+    Header(Positions),
+    Rows(std::sync::Arc<Batch>),
+}
+
+struct Worker<'a> {
+    columns: Vec<usize>,
+    rules: &'a [ColumnRule],
+    profiler: Profiler,
+}
+
+impl Worker<'_> {
+    fn batch(&mut self, positions: &[Option<usize>], rows: &[Row]) {
+        for row in rows {
+            for &i in &self.columns {
+                let raw = match positions.get(i).copied().flatten() {
+                    Some(p) => row.get(p),
+                    None => RawCell::Empty,
+                };
+                match self.rules[i].coerce(raw) {
+                    Ok(v) => self.profiler.value(i, &v),
+                    // A NULL where the spec wants a value is still a NULL.
+                    Err(r) if r.reason == RejectReason::NullNotAllowed => {
+                        self.profiler.value(i, &Value::Null)
+                    }
+                    Err(_) => self.profiler.invalid(i),
+                }
+            }
+            self.profiler.end_row();
+        }
+    }
+}
+
+/// The reader's side: the header matched, rows copied into batches and sent to every worker,
+/// the batches' buffers recycled.
 struct FileVisitor<'a> {
     spec: &'a TableSpec,
-    rules: Vec<ColumnRule>,
-    positions: Vec<Option<usize>>,
-    profiler: Profiler,
+    senders: Vec<std::sync::mpsc::SyncSender<Msg>>,
+    returned: std::sync::mpsc::Receiver<std::sync::Arc<Batch>>,
+    spare: Vec<Batch>,
+    current: Batch,
+    used: usize,
+}
+
+const STOPPED: &str = "a profile worker stopped";
+
+impl FileVisitor<'_> {
+    fn send(&self, msg: impl Fn() -> Msg) -> Result<(), ReadError> {
+        for tx in &self.senders {
+            tx.send(msg())
+                .map_err(|_| ReadError::Internal(STOPPED.into()))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ReadError> {
+        if self.used == 0 {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(&mut self.current);
+        batch.truncate(self.used);
+        self.used = 0;
+        let shared = std::sync::Arc::new(batch);
+        self.send(|| Msg::Rows(shared.clone()))?;
+        drop(shared);
+        // Take back the batches every worker is done with.
+        while let Ok(done) = self.returned.try_recv() {
+            if let Ok(b) = std::sync::Arc::try_unwrap(done) {
+                self.spare.push(b);
+            }
+        }
+        self.current = self.spare.pop().unwrap_or_default();
+        Ok(())
+    }
 }
 
 impl RowVisitor for FileVisitor<'_> {
     fn header(&mut self, headers: &[String]) -> Result<(), ReadError> {
-        self.positions = column_positions(self.spec, headers)?;
-        Ok(())
+        let positions: Positions = std::sync::Arc::new(column_positions(self.spec, headers)?);
+        self.send(|| Msg::Header(positions.clone()))
     }
 
     fn row(&mut self, _line: u64, row: &Row) -> Result<(), ReadError> {
-        for (i, rule) in self.rules.iter().enumerate() {
-            let raw = match self.positions.get(i).copied().flatten() {
-                Some(p) => row.get(p),
-                None => RawCell::Empty,
-            };
-            match rule.coerce(raw) {
-                Ok(v) => self.profiler.value(i, &v),
-                // A NULL where the spec wants a value is still a NULL.
-                Err(r) if r.reason == RejectReason::NullNotAllowed => {
-                    self.profiler.value(i, &Value::Null)
-                }
-                Err(_) => self.profiler.invalid(i),
-            }
+        if let Some(slot) = self.current.get_mut(self.used) {
+            slot.copy_from(row);
+        } else {
+            let mut r = Row::default();
+            r.copy_from(row);
+            self.current.push(r);
         }
-        self.profiler.end_row();
+        self.used += 1;
+        if self.used == BATCH_ROWS {
+            self.flush()?;
+        }
         Ok(())
     }
 }
 
-/// Profiles a source file as the spec reads it.
+/// Profiles a source file as the spec reads it: the reader on this thread, the columns
+/// coerced and profiled by [`WORKERS`] threads, in bounded memory (a few batches in flight).
 pub fn profile_file<R: Read + Seek>(
     spec: &TableSpec,
     key: &str,
     input: R,
 ) -> Result<Profile, ReadError> {
     let format: SourceFormat = spec.format_for(key);
-    let mut v = FileVisitor {
-        spec,
-        rules: spec
-            .columns
-            .iter()
-            .map(|c| ColumnRule::new(c, &spec.null_tokens))
-            .collect(),
-        positions: Vec::new(),
-        profiler: Profiler::new(spec, key),
+    let rules: Vec<ColumnRule> = spec
+        .columns
+        .iter()
+        .map(|c| ColumnRule::new(c, &spec.null_tokens))
+        .collect();
+    std::thread::scope(|scope| {
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<std::sync::Arc<Batch>>();
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for w in 0..WORKERS {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4);
+            senders.push(tx);
+            let back = back_tx.clone();
+            let rules = &rules;
+            handles.push(scope.spawn(move || {
+                let mut worker = Worker {
+                    columns: share(spec, w),
+                    rules,
+                    profiler: Profiler::new(spec, key),
+                };
+                let mut positions: Positions = std::sync::Arc::new(Vec::new());
+                for msg in rx {
+                    match msg {
+                        Msg::Header(p) => positions = p,
+                        Msg::Rows(batch) => {
+                            worker.batch(&positions, &batch);
+                            let _ = back.send(batch);
+                        }
+                    }
+                }
+                worker
+            }));
+        }
+        drop(back_tx);
+        let mut v = FileVisitor {
+            spec,
+            senders,
+            returned: back_rx,
+            spare: Vec::new(),
+            current: Vec::new(),
+            used: 0,
+        };
+        let read =
+            read_source(spec, format, input, &Limits::default(), &mut v).and_then(|_| v.flush());
+        // Closing the channels ends the workers.
+        v.senders.clear();
+        let mut workers = Vec::new();
+        for h in handles {
+            workers.push(
+                h.join()
+                    .map_err(|_| ReadError::Internal("a profile worker panicked".into()))?,
+            );
+        }
+        read?;
+        Ok(merge(workers))
+    })
+}
+
+/// One profile from the workers' shares: each column from the worker that profiled it, the
+/// rows and keys from worker 0.
+fn merge(workers: Vec<Worker<'_>>) -> Profile {
+    let mut parts: Vec<(Vec<usize>, Profile)> = workers
+        .into_iter()
+        .map(|w| (w.columns, w.profiler.finish()))
+        .collect();
+    let mut out = match parts.first() {
+        Some((_, p)) => p.clone(),
+        None => {
+            return Profile {
+                dataset: String::new(),
+                file: String::new(),
+                rows: 0,
+                primary_key: Vec::new(),
+                duplicate_keys: None,
+                columns: Vec::new(),
+            }
+        }
     };
-    read_source(spec, format, input, &Limits::default(), &mut v)?;
-    Ok(v.profiler.finish())
+    for (columns, p) in parts.iter_mut() {
+        for &i in columns.iter() {
+            if let (Some(slot), Some(c)) = (out.columns.get_mut(i), p.columns.get_mut(i)) {
+                std::mem::swap(slot, c);
+            }
+        }
+    }
+    out
 }
 
 /// Profiles a dataset's curated Parquet files (the lake's values, read back as Sluice writes
@@ -919,6 +1132,31 @@ mod tests {
         assert_eq!((day.values, day.nulls, day.invalid), (2, 1, 1));
         assert_eq!(day.max.as_deref(), Some("2024-01-03"));
         assert_eq!(p.duplicate_keys.map(|d| d.value), Some(1));
+    }
+
+    #[test]
+    fn rows_without_a_key_are_not_duplicates() {
+        let p = profile("id,income,city,day\n,1,a,\n,2,a,\nx,3,a,\n1,4,a,\n1,5,a,\n");
+        assert_eq!(p.columns[0].nulls, 2);
+        assert_eq!(p.columns[0].invalid, 1);
+        assert_eq!(p.duplicate_keys.map(|d| d.value), Some(1));
+    }
+
+    #[test]
+    fn a_file_the_spec_refuses_is_an_error_and_an_empty_one_has_no_rows() {
+        let refused = profile_file(
+            &spec(CREDIT),
+            "x.csv",
+            std::io::Cursor::new(b"id,city\n1,a\n".to_vec()),
+        );
+        assert!(
+            matches!(&refused, Err(ReadError::Rejected(m)) if m.contains("missing")),
+            "{refused:?}"
+        );
+        let empty = profile("id,income,city,day\n");
+        assert_eq!(empty.rows, 0);
+        assert_eq!(empty.columns.len(), 4);
+        assert_eq!(empty.columns[1].values, 0);
     }
 
     #[test]

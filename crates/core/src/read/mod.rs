@@ -127,6 +127,15 @@ impl Row {
         }
     }
 
+    /// Makes this row a copy of `other`, reusing this row's buffers.
+    pub fn copy_from(&mut self, other: &Row) {
+        self.text.clear();
+        self.text.push_str(&other.text);
+        self.slots.clear();
+        self.slots.extend_from_slice(&other.slots);
+        self.ragged = other.ragged;
+    }
+
     /// True when every cell is empty (or blank text): such rows are skipped, not rejected.
     pub fn is_blank(&self) -> bool {
         (0..self.slots.len()).all(|i| match self.get(i) {
