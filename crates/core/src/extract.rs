@@ -169,9 +169,10 @@ pub fn fraction_text(micros: i128, divisor: i128) -> String {
 
 /// A spreadsheet would run a text cell starting with one of these as a formula.
 pub fn neutralise(cell: &str) -> String {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}"),
-        _ => cell.to_owned(),
+    if crate::write::starts_like_formula(cell) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
     }
 }
 

@@ -373,6 +373,11 @@ impl CsvPart {
     pub fn push(&mut self, values: &[Value<'_>]) -> Result<(), WriteError> {
         for (v, t) in values.iter().zip(&self.types) {
             self.field.clear();
+            // A text cell a spreadsheet would run as a formula is written with a leading `'`
+            // (OWASP's CSV injection advice), as the extract writes its files.
+            if matches!(v, Value::Str(s) if starts_like_formula(s)) {
+                self.field.push('\'');
+            }
             push_value_text(&mut self.field, v, *t);
             self.writer.write_field(&self.field)?;
         }
@@ -423,4 +428,13 @@ pub fn push_value_text(f: &mut String, v: &Value<'_>, t: ColumnType) {
             None => Ok(()),
         },
     };
+}
+
+/// True when a spreadsheet opening the cell would run it as a formula (`=`, `+`, `-`, `@`, tab,
+/// carriage return first).
+pub fn starts_like_formula(cell: &str) -> bool {
+    matches!(
+        cell.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
 }

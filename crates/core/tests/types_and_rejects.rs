@@ -362,3 +362,22 @@ fn csv_output_is_rfc4180_with_empty_nulls() {
         "a,m,d\n\"x, \"\"y\"\"\",1.50,2023-01-02\n,,2023-01-03\n"
     );
 }
+
+#[test]
+fn csv_output_text_cannot_become_a_formula_and_numbers_stay_numbers() {
+    let s = spec(
+        r#"{"dataset":"c","source":{"format":"csv"},"output":"csv","columns":[
+        {"name":"a","type":"string"},{"name":"n","type":"int"}]}"#,
+    );
+    let (dir, r) = ingest_bytes(
+        &s,
+        "c.csv",
+        "a,n\n\"=HYPERLINK(\"\"http://x\"\")\",-5\n+1,1\n@SUM(A1),2\n-x,3\nplain,4\n".into(),
+    );
+    let r = r.unwrap();
+    let text = std::fs::read_to_string(dir.path().join(&r.outputs[0].path)).unwrap();
+    assert_eq!(
+        text,
+        "a,n\n\"'=HYPERLINK(\"\"http://x\"\")\",-5\n'+1,1\n'@SUM(A1),2\n'-x,3\nplain,4\n"
+    );
+}
