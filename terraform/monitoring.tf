@@ -149,6 +149,47 @@ resource "aws_cloudwatch_metric_alarm" "stale" {
   alarm_actions       = [aws_sns_topic.notifications.arn]
 }
 
+# Quarantine rate: a dataset whose rows are quarantined past var.quarantine_rate_alarm of the
+# rows read in an hour (a format change at the source, a spec that no longer fits) alarms,
+# from ingest's EMF metrics Sluice/RowsQuarantined and Sluice/RowsRead. Metric math:
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html
+resource "aws_cloudwatch_metric_alarm" "quarantine_rate" {
+  for_each            = { for s in local.table_specs : s.dataset => s }
+  alarm_name          = "${local.prefix}-quarantine-rate-${each.key}"
+  alarm_description   = "More than ${var.quarantine_rate_alarm * 100} % of dataset ${each.key}'s rows read in an hour were quarantined: read the run summaries and s3://${aws_s3_bucket.this["lake"].bucket}/quarantine/${each.key}/ (a format change at the source?)"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.quarantine_rate_alarm * 100
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.notifications.arn]
+  metric_query {
+    id          = "rate"
+    expression  = "IF(rows_read > 0, 100 * rows_quarantined / rows_read, 0)"
+    label       = "quarantined % of rows read"
+    return_data = true
+  }
+  metric_query {
+    id = "rows_read"
+    metric {
+      namespace   = "Sluice"
+      metric_name = "RowsRead"
+      dimensions  = { Environment = var.env, Dataset = each.key }
+      period      = 3600
+      stat        = "Sum"
+    }
+  }
+  metric_query {
+    id = "rows_quarantined"
+    metric {
+      namespace   = "Sluice"
+      metric_name = "RowsQuarantined"
+      dimensions  = { Environment = var.env, Dataset = each.key }
+      period      = 3600
+      stat        = "Sum"
+    }
+  }
+}
+
 # Saved Logs Insights queries for on-call (CloudWatch console, Logs Insights, Queries). The
 # functions log JSON; ingest's lines carry the item's span (execution, item, dataset, key).
 resource "aws_cloudwatch_query_definition" "file_history" {

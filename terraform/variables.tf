@@ -185,3 +185,13 @@ variable "create_dms_vpc_role" {
   type        = bool
   default     = true
 }
+
+variable "quarantine_rate_alarm" {
+  description = "Share of a dataset's rows read in an hour (0 to 1) whose quarantine raises its quarantine-rate alarm."
+  type        = number
+  default     = 0.05
+  validation {
+    condition     = var.quarantine_rate_alarm > 0 && var.quarantine_rate_alarm <= 1
+    error_message = "quarantine_rate_alarm is a share of the rows: more than 0, at most 1."
+  }
+}

@@ -105,6 +105,19 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
         .locks()
         .release(crate::run::PIPELINE_LOCK, &input.execution)
         .await?;
+    {
+        use crate::metrics::{emit, Metric};
+        emit(
+            &ports.names().env,
+            "bank_extract",
+            &[
+                Metric::count("ExtractFiles", files.len() as u64),
+                Metric::count("ExtractFilesCorrected", corrected.len() as u64),
+                Metric::count("ExtractLoans", agg.loans),
+            ],
+            ports.now() * 1000,
+        );
+    }
     Ok(ExtractOutput {
         months,
         files: files.len(),

@@ -129,6 +129,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                     Metric::count("RowsRead", out.rows_read),
                     Metric::count("RowsWritten", out.rows_written),
                     Metric::count("RowsQuarantined", out.rows_quarantined),
+                    Metric::count("FilesDrifted", u64::from(!out.drift.is_empty())),
                 ],
                 ports.now() * 1000,
             );

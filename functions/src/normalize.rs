@@ -73,6 +73,19 @@ pub async fn handle<P: Ports>(
     };
     for model in chosen {
         let outcome = run_model(ports, &model, as_of).await?;
+        // Each rebuilt table's counts as an EMF line, the table as the dataset.
+        for t in &outcome.tables {
+            use crate::metrics::{emit, Metric};
+            emit(
+                &ports.names().env,
+                &t.table,
+                &[
+                    Metric::count("ModelRows", t.rows_written),
+                    Metric::count("RowsQuarantined", t.rows_quarantined),
+                ],
+                ports.now() * 1000,
+            );
+        }
         out.rows_quarantined += outcome
             .tables
             .iter()

@@ -681,3 +681,46 @@ fn block_text(files: &[File], header: &str) -> String {
         })
         .unwrap_or_else(|| panic!("no {header}"))
 }
+
+/// Every metric the alarms read from namespace Sluice is one a function emits (an EMF line
+/// written with `Metric::count("<name>", …)`): an alarm on a name nobody writes never fires.
+#[test]
+fn every_alarm_on_a_sluice_metric_reads_one_a_function_emits() {
+    let mut emitted = BTreeSet::new();
+    for e in std::fs::read_dir(root().join("functions/src")).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        for part in text.split("Metric::count(\"").skip(1) {
+            if let Some(name) = part.split('"').next() {
+                emitted.insert(name.to_owned());
+            }
+        }
+    }
+    let monitoring = std::fs::read_to_string(root().join("terraform/monitoring.tf")).unwrap();
+    let mut namespace = String::new();
+    let mut read = BTreeSet::new();
+    for line in monitoring.lines().map(str::trim) {
+        let value = |l: &str| l.split('"').nth(1).unwrap_or_default().to_owned();
+        if line.starts_with("namespace ") {
+            namespace = value(line);
+        } else if line.starts_with("metric_name ") && namespace == "Sluice" {
+            read.insert(value(line));
+        }
+    }
+    for m in ["ItemsIngested", "RowsRead", "RowsQuarantined"] {
+        assert!(read.contains(m), "no alarm reads {m}: {read:?}");
+    }
+    let unknown: Vec<_> = read.difference(&emitted).collect();
+    assert!(
+        unknown.is_empty(),
+        "alarms on metrics nothing emits: {unknown:?} (emitted: {emitted:?})"
+    );
+    // The quarantine-rate alarm: one per table spec, a rate of the two counts.
+    let alarm = one(
+        &terraform(),
+        "resource",
+        &["aws_cloudwatch_metric_alarm", "quarantine_rate"],
+    )
+    .body()
+    .clone();
+    assert!(text(attr(&alarm, "for_each").unwrap()).contains("local.table_specs"));
+}
