@@ -190,6 +190,24 @@ resource "aws_cloudwatch_metric_alarm" "quarantine_rate" {
   }
 }
 
+# Lag: a dataset whose files took more than two hours from upload (S3 LastModified) to
+# published rows (ingest's EMF metric Sluice/LagSeconds): runs failing, or a backlog.
+resource "aws_cloudwatch_metric_alarm" "lag" {
+  for_each            = { for s in local.table_specs : s.dataset => s }
+  alarm_name          = "${local.prefix}-lag-${each.key}"
+  alarm_description   = "A file of dataset ${each.key} took more than 2 hours from upload to the lake: are runs failing or behind? (the on-call section of the README)"
+  namespace           = "Sluice"
+  metric_name         = "LagSeconds"
+  dimensions          = { Environment = var.env, Dataset = each.key }
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = 7200
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.notifications.arn]
+}
+
 # Saved Logs Insights queries for on-call (CloudWatch console, Logs Insights, Queries). The
 # functions log JSON; ingest's lines carry the item's span (execution, item, dataset, key).
 resource "aws_cloudwatch_query_definition" "file_history" {

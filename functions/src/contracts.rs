@@ -215,6 +215,9 @@ pub struct IngestOutput {
     /// files (a spec with `drift`), in words.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
+    /// Seconds from the object's upload (its S3 LastModified) to its rows published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<i64>,
 }
 
 // ---- notify: the run summary and the failure notices ----

@@ -73,6 +73,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 already_done: true,
                 replaced_outputs: 0,
                 drift: w.drift,
+                lag_seconds: None,
             });
         }
         Transition::Refused(other) => {
@@ -121,6 +122,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 "item ingested"
             );
             use crate::metrics::{emit, Metric};
+            let lag = out.lag_seconds.map(|s| Metric::seconds("LagSeconds", s));
             emit(
                 &ports.names().env,
                 &out.dataset,
@@ -130,7 +132,10 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                     Metric::count("RowsWritten", out.rows_written),
                     Metric::count("RowsQuarantined", out.rows_quarantined),
                     Metric::count("FilesDrifted", u64::from(!out.drift.is_empty())),
-                ],
+                ]
+                .into_iter()
+                .chain(lag)
+                .collect::<Vec<_>>(),
                 ports.now() * 1000,
             );
             if !out.drift.is_empty() {
@@ -181,6 +186,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 already_done: false,
                 replaced_outputs: 0,
                 drift: Vec::new(),
+                lag_seconds: None,
             })
         }
         Err(e) => {
@@ -325,6 +331,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         already_done: false,
         replaced_outputs,
         drift,
+        lag_seconds: got.last_modified.map(|t| (ports.now() - t).max(0)),
     })
 }
 

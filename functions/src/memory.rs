@@ -42,6 +42,7 @@ impl MemStore {
             size: body.len() as u64,
             etag: Some(format!("{:016x}", sluice_core::ingest::fnv1a64(body))),
             version_id: None,
+            last_modified: None,
         }
     }
 }

@@ -26,6 +26,14 @@ impl Metric {
             value: value as f64,
         }
     }
+
+    pub fn seconds(name: &'static str, value: i64) -> Metric {
+        Metric {
+            name,
+            unit: "Seconds",
+            value: value as f64,
+        }
+    }
 }
 
 /// The EMF line of `metrics` for a dataset of an environment at `timestamp_ms`.

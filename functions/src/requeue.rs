@@ -82,6 +82,7 @@ pub async fn handle<P: Ports>(ports: &P, filter: RequeueFilter) -> Result<Requeu
                 size: 0,
                 etag: Some(w.version.clone()),
                 version_id: None,
+                last_modified: None,
             };
             let mut ids = Vec::new();
             for spec in matching {

@@ -689,9 +689,11 @@ fn every_alarm_on_a_sluice_metric_reads_one_a_function_emits() {
     let mut emitted = BTreeSet::new();
     for e in std::fs::read_dir(root().join("functions/src")).unwrap() {
         let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-        for part in text.split("Metric::count(\"").skip(1) {
-            if let Some(name) = part.split('"').next() {
-                emitted.insert(name.to_owned());
+        for constructor in ["Metric::count(\"", "Metric::seconds(\""] {
+            for part in text.split(constructor).skip(1) {
+                if let Some(name) = part.split('"').next() {
+                    emitted.insert(name.to_owned());
+                }
             }
         }
     }
@@ -706,7 +708,7 @@ fn every_alarm_on_a_sluice_metric_reads_one_a_function_emits() {
             read.insert(value(line));
         }
     }
-    for m in ["ItemsIngested", "RowsRead", "RowsQuarantined"] {
+    for m in ["ItemsIngested", "RowsRead", "RowsQuarantined", "LagSeconds"] {
         assert!(read.contains(m), "no alarm reads {m}: {read:?}");
     }
     let unknown: Vec<_> = read.difference(&emitted).collect();

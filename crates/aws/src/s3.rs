@@ -172,6 +172,7 @@ impl ObjectStore for S3Store {
                     size: o.size().unwrap_or(0).max(0) as u64,
                     etag: bare_etag(o.e_tag()),
                     version_id: None,
+                    last_modified: o.last_modified().map(|t| t.secs()),
                 });
             }
         }
@@ -194,6 +195,7 @@ impl ObjectStore for S3Store {
                 size: h.content_length().unwrap_or(0).max(0) as u64,
                 etag: bare_etag(h.e_tag()),
                 version_id: h.version_id().filter(|v| *v != "null").map(str::to_owned),
+                last_modified: h.last_modified().map(|t| t.secs()),
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(port_error("s3:HeadObject", e)),
@@ -223,6 +225,7 @@ impl ObjectStore for S3Store {
             size: 0,
             etag: bare_etag(out.e_tag()),
             version_id: out.version_id().filter(|v| *v != "null").map(str::to_owned),
+            last_modified: out.last_modified().map(|t| t.secs()),
         };
         let io_err = |e: std::io::Error| {
             PortError::permanent("s3:GetObject", format!("writing {}: {e}", dest.display()))

@@ -97,6 +97,14 @@ async fn multipart_upload_over_16_mib_round_trips() {
         .await
         .unwrap();
     assert_eq!(info.size, size as u64);
+    // When it was written (ingest's lag metric counts from it): just now, by head, get and list.
+    let now = sluice_aws::now_secs();
+    for t in [head.last_modified, info.last_modified] {
+        let t = t.expect("S3 says when an object was written");
+        assert!((now - t).abs() < 300, "last modified {t}, now {now}");
+    }
+    let listed = store.list(&b, "big/").await.unwrap();
+    assert_eq!(listed[0].last_modified, head.last_modified);
     assert!(
         std::fs::read(src.path()).unwrap() == std::fs::read(dest.path()).unwrap(),
         "bytes differ"

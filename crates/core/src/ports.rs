@@ -76,6 +76,8 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
     /// The version id on a versioned bucket.
     pub version_id: Option<String>,
+    /// When the object was written, in seconds since the epoch (the store's clock).
+    pub last_modified: Option<i64>,
 }
 
 pub trait ObjectStore: Send + Sync {
