@@ -726,3 +726,67 @@ fn every_alarm_on_a_sluice_metric_reads_one_a_function_emits() {
     .clone();
     assert!(text(attr(&alarm, "for_each").unwrap()).contains("local.table_specs"));
 }
+
+/// The CI/CD stack (cicd/pipeline.yaml, CloudFormation) and its buildspec agree: the project
+/// builds with the buildspec that exists, the buildspec runs the test command, the arm64
+/// Lambda build, the plan, and applies only on the branch with the approval, and every
+/// variable it reads is one the project sets (or CodeBuild's own, or its own).
+#[test]
+fn the_cicd_stack_runs_the_tests_builds_plans_and_applies_only_when_approved() {
+    let template = std::fs::read_to_string(root().join("cicd/pipeline.yaml")).unwrap();
+    let buildspec = std::fs::read_to_string(root().join("cicd/buildspec.yml")).unwrap();
+    for line in template
+        .lines()
+        .filter(|l| l.trim().starts_with("BuildSpec:"))
+    {
+        let path = line.trim().trim_start_matches("BuildSpec:").trim();
+        assert!(
+            root().join(path).is_file(),
+            "the project's buildspec {path} is absent"
+        );
+    }
+    for needed in [
+        "bash .ci/run",
+        "cargo lambda build --release --arm64 --output-format zip",
+        "terraform plan",
+        "terraform apply -input=false plan.out",
+        "use_lockfile=true",
+        "sha256sum -c",
+    ] {
+        assert!(buildspec.contains(needed), "the buildspec lacks `{needed}`");
+    }
+    let apply = buildspec.find("terraform apply").unwrap();
+    let guard = buildspec[..apply].rfind("if [").unwrap();
+    assert!(
+        buildspec[guard..apply].contains("APPLY_ON_MAIN")
+            && buildspec[guard..apply].contains("SLUICE_BRANCH"),
+        "apply is not guarded by the branch and the approval"
+    );
+    let set_by_project: BTreeSet<String> = template
+        .lines()
+        .filter_map(|l| l.split("Name: ").nth(1))
+        .filter_map(|l| l.split(',').next())
+        .map(str::to_owned)
+        .collect();
+    let set_by_buildspec = [
+        "CARGO_TARGET_DIR",
+        "CARGO_HOME",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ];
+    for part in buildspec.split('$').skip(1) {
+        let name: String = part
+            .trim_start_matches('{')
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if name.len() < 2 || name.starts_with("CODEBUILD_") || name == "AWS_REGION" {
+            continue;
+        }
+        assert!(
+            set_by_project.contains(&name) || set_by_buildspec.contains(&name.as_str()),
+            "the buildspec reads ${name}, which the project does not set (it sets {set_by_project:?})"
+        );
+    }
+}
