@@ -770,7 +770,7 @@ fn the_cicd_stack_runs_the_tests_builds_plans_and_applies_only_when_approved() {
         .collect();
     let set_by_buildspec = [
         "CARGO_TARGET_DIR",
-        "CARGO_HOME",
+        "PATH",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
