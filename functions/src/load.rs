@@ -120,6 +120,20 @@ pub async fn handle<P: Ports>(ports: &P, input: LoadInput) -> Result<LoadOutput,
                 }
             })?;
         out.rows_loaded += report.tables.iter().map(|t| t.rows_loaded).sum::<u64>();
+        // Per lake table: rows loaded, files loaded, and whether the counts reconciled.
+        for t in &report.tables {
+            use crate::metrics::{emit, Metric};
+            emit(
+                &ports.names().env,
+                &t.lake_table,
+                &[
+                    Metric::count("RowsLoaded", t.rows_loaded),
+                    Metric::count("FilesLoaded", t.files_loaded as u64),
+                    Metric::count("TablesUnreconciled", u64::from(!t.reconciled)),
+                ],
+                ports.now() * 1000,
+            );
+        }
         lambda_runtime::tracing::info!(
             execution = %input.execution,
             target = %target.target,

@@ -375,6 +375,22 @@ pub async fn handle<P: Ports>(ports: &P, input: NotifyInput) -> Result<NotifyOut
         "models": input.normalize.as_ref().and_then(|n| n.get("models")).cloned(),
         "loads": loads(input.load.as_ref()),
     });
+    // The run's failed items per dataset, as EMF (once per run: the summary, not the notices).
+    if input.kind == Kind::Summary {
+        let mut by_dataset: std::collections::BTreeMap<&str, u64> = Default::default();
+        for f in &failed {
+            *by_dataset.entry(f.dataset.as_str()).or_default() += 1;
+        }
+        for (dataset, n) in by_dataset {
+            use crate::metrics::{emit, Metric};
+            emit(
+                env,
+                dataset,
+                &[Metric::count("ItemsFailed", n)],
+                ports.now() * 1000,
+            );
+        }
+    }
     // One structured line per run; the deployed metric filter counts `stuck_items`.
     lambda_runtime::tracing::info!(
         execution = %input.execution,

@@ -790,3 +790,252 @@ fn the_cicd_stack_runs_the_tests_builds_plans_and_applies_only_when_approved() {
         );
     }
 }
+
+// ---- the configuration against the provider's own schema -------------------------------------
+
+/// The provider schemas of the lowest and highest release terraform/versions.tf allows, as
+/// `scripts/provider-schema` writes them (from the npm packages generated from the schema).
+fn provider_schemas() -> Vec<serde_json::Value> {
+    let paths: Vec<PathBuf> = match std::env::var("SLUICE_PROVIDER_SCHEMAS") {
+        Ok(list) => list.split(':').map(PathBuf::from).collect(),
+        Err(_) => std::fs::read_dir(root().join(".tools/provider-schema"))
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    assert!(
+        paths.len() >= 2,
+        "no provider schemas: run scripts/provider-schema (.ci/run does) or set SLUICE_PROVIDER_SCHEMAS"
+    );
+    paths
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+/// Arguments and blocks every resource and data source takes (Terraform's meta-arguments).
+const META_ARGUMENTS: [&str; 4] = ["count", "for_each", "depends_on", "provider"];
+const META_BLOCKS: [&str; 3] = ["lifecycle", "provisioner", "connection"];
+
+/// Problems of one block's body against its schema: unknown arguments and blocks, required
+/// ones missing. `dynamic "x"` blocks are checked as `x` with their `content`.
+fn check_body(
+    schema: &serde_json::Value,
+    body: &Body,
+    at: &str,
+    top: bool,
+    problems: &mut Vec<String>,
+) {
+    let attrs = &schema["attrs"];
+    let blocks = &schema["blocks"];
+    let mut given = BTreeSet::new();
+    for a in body.attributes() {
+        let k = a.key();
+        given.insert(k.to_owned());
+        if top && META_ARGUMENTS.contains(&k) {
+            continue;
+        }
+        if attrs.get(k).is_none() {
+            problems.push(format!("{at}: unknown argument `{k}`"));
+        }
+    }
+    for b in body.blocks() {
+        let (name, inner) = if b.identifier() == "dynamic" {
+            let name = b.labels().first().map(|l| l.as_str()).unwrap_or_default();
+            let content = b.body().blocks().find(|c| c.identifier() == "content");
+            (name, content.map(|c| c.body()))
+        } else {
+            (b.identifier(), Some(b.body()))
+        };
+        given.insert(name.to_owned());
+        if top && META_BLOCKS.contains(&name) {
+            continue;
+        }
+        match blocks.get(name) {
+            None => problems.push(format!("{at}: unknown block `{name}`")),
+            Some(s) => {
+                if let Some(inner) = inner {
+                    check_body(&s["block"], inner, &format!("{at}.{name}"), false, problems);
+                }
+            }
+        }
+    }
+    for (kind, map) in [("argument", attrs), ("block", blocks)] {
+        for (k, v) in map.as_object().into_iter().flatten() {
+            if v["required"] == true && !given.contains(k) {
+                problems.push(format!("{at}: required {kind} `{k}` is missing"));
+            }
+        }
+    }
+}
+
+/// Problems of every resource and data block of `files` against one provider schema.
+fn check_against(schema: &serde_json::Value, files: &[(String, Body)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, body) in files {
+        for b in body.blocks() {
+            let kind = match b.identifier() {
+                "resource" => "resources",
+                "data" => "data",
+                _ => continue,
+            };
+            let labels: Vec<&str> = b.labels().iter().map(|l| l.as_str()).collect();
+            let (ty, id) = (
+                labels.first().copied().unwrap_or_default(),
+                labels.get(1).copied().unwrap_or_default(),
+            );
+            let at = format!("{name}: {} {ty}.{id}", b.identifier());
+            match schema[kind].get(ty) {
+                None => problems.push(format!(
+                    "{at}: no such {} type in provider {}",
+                    b.identifier(),
+                    schema["provider"]
+                )),
+                Some(s) => check_body(s, b.body(), &at, true, &mut problems),
+            }
+        }
+    }
+    problems
+}
+
+/// Every `var.`, `local.`, resource and `data.` reference names something declared.
+fn unresolved_references(files: &[File]) -> Vec<String> {
+    let mut declared: BTreeSet<String> = BTreeSet::new();
+    for f in files {
+        for b in f.body.blocks() {
+            let labels: Vec<&str> = b.labels().iter().map(|l| l.as_str()).collect();
+            match (b.identifier(), labels.as_slice()) {
+                ("variable", [n]) => {
+                    declared.insert(format!("var.{n}"));
+                }
+                ("locals", []) => {
+                    for a in b.body().attributes() {
+                        declared.insert(format!("local.{}", a.key()));
+                    }
+                }
+                ("resource", [t, n]) => {
+                    declared.insert(format!("{t}.{n}"));
+                }
+                ("data", [t, n]) => {
+                    declared.insert(format!("data.{t}.{n}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut problems = Vec::new();
+    for f in files {
+        for (no, line) in f.text.lines().enumerate() {
+            if line.trim_start().starts_with('#') || line.trim_start().starts_with("//") {
+                continue;
+            }
+            let bytes: Vec<char> = line.chars().collect();
+            for start in 0..bytes.len() {
+                if start > 0 && (ident(bytes[start - 1]) || bytes[start - 1] == '.') {
+                    continue;
+                }
+                let rest: String = bytes[start..].iter().collect();
+                let parts: Vec<String> = rest
+                    .split('.')
+                    .take(3)
+                    .map(|p| p.chars().take_while(|c| ident(*c)).collect())
+                    .collect();
+                let name = match parts.as_slice() {
+                    [v, n, ..] if (v == "var" || v == "local") && !n.is_empty() => {
+                        format!("{v}.{n}")
+                    }
+                    [d, t, n] if d == "data" && t.starts_with("aws_") && !n.is_empty() => {
+                        format!("data.{t}.{n}")
+                    }
+                    [t, n, ..]
+                        if t.starts_with("aws_")
+                            && !n.is_empty()
+                            && rest.starts_with(&format!("{t}.{n}")) =>
+                    {
+                        format!("{t}.{n}")
+                    }
+                    _ => continue,
+                };
+                if !declared.contains(&name) {
+                    problems.push(format!("{}:{}: `{name}` is not declared", f.name, no + 1));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_resource_argument_and_block_exists_in_the_lowest_and_highest_provider_release() {
+    let files = terraform();
+    let bodies: Vec<(String, Body)> = files
+        .iter()
+        .map(|f| (f.name.clone(), f.body.clone()))
+        .collect();
+    let schemas = provider_schemas();
+    let releases: Vec<String> = schemas
+        .iter()
+        .map(|s| s["provider"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    // The releases checked are the floor of terraform/versions.tf and a 6.x release.
+    let versions = std::fs::read_to_string(root().join("terraform/versions.tf")).unwrap();
+    assert!(
+        releases
+            .iter()
+            .any(|r| versions.contains(&format!(">= {r}"))),
+        "{releases:?} lack the floor of versions.tf"
+    );
+    assert!(releases.iter().any(|r| r.starts_with("6.")), "{releases:?}");
+    for schema in &schemas {
+        let problems = check_against(schema, &bodies);
+        assert!(
+            problems.is_empty(),
+            "against provider {}:\n{}",
+            schema["provider"],
+            problems.join("\n")
+        );
+    }
+    let refs = unresolved_references(&files);
+    assert!(refs.is_empty(), "{}", refs.join("\n"));
+
+    // The check fails on a typo'd argument, an unknown type, a missing required argument, an
+    // unknown nested block, and an undeclared reference.
+    let bad = hcl::parse(
+        r#"
+resource "aws_sqs_queue" "q" {
+  nmae = "x"
+}
+resource "aws_lambda_functoin" "f" {}
+resource "aws_lambda_function" "g" {
+  function_name = "g"
+  environmnet {
+    variables = {}
+  }
+}
+"#,
+    )
+    .unwrap();
+    let found = check_against(&schemas[0], &[("bad.tf".into(), bad)]).join("\n");
+    for want in [
+        "unknown argument `nmae`",
+        "aws_lambda_functoin.f: no such resource type",
+        "required argument `role` is missing",
+        "unknown block `environmnet`",
+    ] {
+        assert!(found.contains(want), "the check missed {want}:\n{found}");
+    }
+    let undeclared = File {
+        name: "bad.tf".into(),
+        text: "x = var.nope\ny = aws_s3_bucket.missing.arn\n".into(),
+        body: Body::default(),
+    };
+    let found = unresolved_references(&[undeclared]).join("\n");
+    assert!(
+        found.contains("`var.nope`") && found.contains("`aws_s3_bucket.missing`"),
+        "{found}"
+    );
+}

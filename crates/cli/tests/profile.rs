@@ -35,6 +35,18 @@ fn credit_file(dir: &Path) -> PathBuf {
     f
 }
 
+/// `sluice profile CSV --spec config/tables/credit.json EXTRA…`: its stdout.
+fn profile_credit(csv: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "profile",
+        csv.to_str().unwrap(),
+        "--spec",
+        "config/tables/credit.json",
+    ];
+    args.extend_from_slice(extra);
+    sluice(&args)
+}
+
 /// DuckDB over the CSV, every column read as text: per column (in file order) its NULLs (`NA`
 /// and empty), distinct values, and min, max and mean as numbers.
 fn duckdb_counts(csv: &Path) -> Vec<Value> {
@@ -71,14 +83,7 @@ fn columns(profile: &Value) -> &Vec<Value> {
 fn the_profile_counts_what_duckdb_counts() {
     let dir = tempfile::tempdir().unwrap();
     let csv = credit_file(dir.path());
-    let p: Value = serde_json::from_str(&sluice(&[
-        "profile",
-        csv.to_str().unwrap(),
-        "--spec",
-        "config/tables/credit.json",
-        "--json",
-    ]))
-    .unwrap();
+    let p: Value = serde_json::from_str(&profile_credit(&csv, &["--json"])).unwrap();
     assert_eq!(p["rows"], 20_000);
     assert_eq!(p["duplicate_keys"]["value"], 0);
     let oracle = duckdb_counts(&csv);
@@ -126,14 +131,7 @@ fn the_curated_files_profile_like_their_source() {
         "--out",
         lake.to_str().unwrap(),
     ]);
-    let from_file: Value = serde_json::from_str(&sluice(&[
-        "profile",
-        csv.to_str().unwrap(),
-        "--spec",
-        "config/tables/credit.json",
-        "--json",
-    ]))
-    .unwrap();
+    let from_file: Value = serde_json::from_str(&profile_credit(&csv, &["--json"])).unwrap();
     let from_lake: Value = serde_json::from_str(&sluice(&[
         "profile",
         "--dataset",
@@ -207,14 +205,7 @@ fn the_html_report_renders_in_chromium_with_every_column() {
     let dir = tempfile::tempdir().unwrap();
     let csv = credit_file(dir.path());
     let page = dir.path().join("credit.html");
-    sluice(&[
-        "profile",
-        csv.to_str().unwrap(),
-        "--spec",
-        "config/tables/credit.json",
-        "--html",
-        page.to_str().unwrap(),
-    ]);
+    profile_credit(&csv, &["--html", page.to_str().unwrap()]);
     let browser = chromium();
 
     // The console check can fail: a page that logs an error is caught.
