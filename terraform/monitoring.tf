@@ -121,15 +121,15 @@ resource "aws_cloudwatch_dashboard" "pipeline" {
   })
 }
 
-# Freshness: every dataset pulled from a database (source.kind postgres or mysql) or read from
-# DMS's change files gets an alarm when no item of it was ingested for two of its cadences
+# Freshness: every dataset pulled from a database (source.kind postgres or mysql), read from
+# DMS's change files, or whose spec expects files (source.expect_every_minutes) gets an alarm when no item of it was ingested for two of its cadences
 # (ingest's EMF metric Sluice/ItemsIngested, dimensions Environment and Dataset) (a stopped DMS
 # task, an unreachable source, a run that keeps failing). An hour is the shortest period
 # (pulls more often than hourly still alarm after two hours without an item).
 locals {
   fresh_datasets = {
-    for s in local.table_specs : s.dataset => max(60, try(s.source.database.every_minutes, 60))
-    if contains(["postgres", "mysql"], try(s.source.kind, "files")) || try(s.change_log, null) != null
+    for s in local.table_specs : s.dataset => max(60, try(s.source.database.every_minutes, s.source.expect_every_minutes, 60))
+    if contains(["postgres", "mysql"], try(s.source.kind, "files")) || try(s.change_log, null) != null || try(s.source.expect_every_minutes, null) != null
   }
 }
 

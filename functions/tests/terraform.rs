@@ -725,6 +725,11 @@ fn every_alarm_on_a_sluice_metric_reads_one_a_function_emits() {
     .body()
     .clone();
     assert!(text(attr(&alarm, "for_each").unwrap()).contains("local.table_specs"));
+    // Freshness covers the datasets whose spec expects files, credit among them.
+    let fresh = text(local(&terraform(), "fresh_datasets"));
+    assert!(fresh.contains("s.source.expect_every_minutes"), "{fresh}");
+    let credit = std::fs::read_to_string(root().join("config/tables/credit.json")).unwrap();
+    assert!(credit.contains("\"expect_every_minutes\": 60"));
 }
 
 /// The CI/CD stack (cicd/pipeline.yaml, CloudFormation) and its buildspec agree: the project

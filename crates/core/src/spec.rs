@@ -156,6 +156,10 @@ pub struct SourceSpec {
     pub kind: SourceKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<crate::pull::DatabaseSource>,
+    /// Files are expected at least this often (minutes, 60 to 2,880): the deployment alarms
+    /// when none of the dataset was ingested for two such periods (freshness).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_every_minutes: Option<u32>,
 }
 
 /// Where a dataset's rows come from.
@@ -198,6 +202,7 @@ impl Default for SourceSpec {
             csv: CsvOptions::default(),
             kind: SourceKind::Files,
             database: None,
+            expect_every_minutes: None,
         }
     }
 }
@@ -662,6 +667,15 @@ impl TableSpec {
             }
         }
         crate::pull::validate_source(self).map_err(|(field, problem)| err(field, problem))?;
+        if let Some(m) = self.source.expect_every_minutes {
+            // Whole hours (files arrive by the hour); the alarm evaluates two such periods.
+            if !(60..=2_880).contains(&m) || m % 60 != 0 {
+                return Err(err(
+                    "source.expect_every_minutes".into(),
+                    format!("{m}: whole hours from 60 to 2880 minutes"),
+                ));
+            }
+        }
         if let Some(d) = &self.drift {
             let thresholds = [
                 ("drift.null_rate", d.null_rate, 1.0),
@@ -836,6 +850,43 @@ mod tests {
         assert!(s.matches_key("d/yyyy=2022/mm=06/x.csv"));
         assert!(!s.matches_key("e/x.csv"));
         assert!(!s.matches_key("d/x.xlsx"));
+    }
+
+    #[test]
+    fn drift_and_freshness_settings_are_checked() {
+        let with = |extra: &str| {
+            spec(&MINIMAL.replacen("\"primary_key\"", &format!("{extra},\"primary_key\""), 1))
+        };
+        assert!(with(r#""drift":{"null_rate":0.2}"#).is_ok());
+        let field = |r: Result<TableSpec, SpecError>| r.err().map(|e| e.field);
+        assert_eq!(field(with(r#""drift":{"files":3}"#)), Some("drift".into()));
+        assert_eq!(
+            field(with(r#""drift":{"null_rate":1.5}"#)),
+            Some("drift.null_rate".into())
+        );
+        assert_eq!(
+            field(with(r#""drift":{"range":1,"columns":["b"]}"#)),
+            Some("drift.columns".into())
+        );
+        assert_eq!(
+            field(with(r#""drift":{"distinct":0.5,"files":0}"#)),
+            Some("drift.files".into())
+        );
+        let fresh = |m: u32| {
+            spec(&MINIMAL.replacen(
+                "\"pattern\":\"**/*.csv\"",
+                &format!("\"pattern\":\"**/*.csv\",\"expect_every_minutes\":{m}"),
+                1,
+            ))
+        };
+        assert!(fresh(60).is_ok() && fresh(1440).is_ok());
+        for bad in [30, 90, 2940] {
+            assert_eq!(
+                field(fresh(bad)),
+                Some("source.expect_every_minutes".into()),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
