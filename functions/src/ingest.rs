@@ -23,19 +23,10 @@ use crate::run::batch_of;
 use crate::run::setting_or;
 use crate::run::{hold_lock, PIPELINE_LOCK};
 
-/// Every log line of an item's ingest carries the execution, the item, its dataset and its
-/// object key (the JSON log format writes the span's fields into each line), so on-call can
-/// find everything that happened to one file with one Logs Insights query.
+/// Ingests one work item. (Its log lines carry the execution, the item, its dataset and its
+/// object key: the invocation span of `crate::serve`.)
 pub async fn handle<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOutput, FnError> {
-    use lambda_runtime::tracing::Instrument;
-    let span = lambda_runtime::tracing::info_span!(
-        "ingest",
-        execution = %input.execution,
-        item = %input.item.id,
-        dataset = %input.item.dataset,
-        key = %input.item.key,
-    );
-    handle_item(ports, input).instrument(span).await
+    handle_item(ports, input).await
 }
 
 async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOutput, FnError> {

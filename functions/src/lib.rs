@@ -49,13 +49,98 @@ where
     let handler = std::sync::Arc::new(handler);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            use lambda_runtime::tracing::Instrument;
             let handler = handler.clone();
+            let span = invocation_span(&event.payload);
             async move {
                 let input: I = serde_json::from_value(event.payload)
                     .map_err(|e| FnError::unreadable("the input", e))?;
                 handler(input).await
             }
+            .instrument(span)
         },
     ))
     .await
+}
+
+/// Every log line of an invocation, in every function, carries the execution and, for one
+/// file, the work item, its dataset and its object key (the JSON log format writes the span's
+/// fields into each line as `spans.0.*`): one Logs Insights query finds everything that
+/// happened in a run, or to a file. Fields a payload lacks are empty.
+pub fn invocation_span(payload: &serde_json::Value) -> lambda_runtime::tracing::Span {
+    let text = |v: Option<&serde_json::Value>| {
+        v.and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let item = payload.get("item");
+    // An S3 event (the queue-generator's) names its object under detail.object.key.
+    let key = item
+        .and_then(|i| i.get("key"))
+        .or_else(|| payload.pointer("/detail/object/key"));
+    lambda_runtime::tracing::info_span!(
+        "invocation",
+        execution = %text(payload.get("execution")),
+        item = %text(item.and_then(|i| i.get("id"))),
+        dataset = %text(item.and_then(|i| i.get("dataset"))),
+        key = %text(key),
+    )
+}
+
+#[cfg(test)]
+mod log_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Log lines as the functions write them in Lambda (lambda_runtime's subscriber with
+    /// `AWS_LAMBDA_LOG_FORMAT=JSON`, as Terraform configures them): an item's lines carry the
+    /// execution, the item, its dataset and its key under `spans.0`, and an S3 event's line
+    /// its object key, where the saved Logs Insights queries read them.
+    #[test]
+    fn every_line_of_an_invocation_carries_its_execution_item_dataset_and_key() {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
+        lambda_runtime::tracing::init_default_subscriber_with_writer(move || Sink(sink.clone()));
+        let item = serde_json::json!({
+            "execution": "arn:aws:states:us-east-1:1:execution:m:run-7",
+            "item": {"id": "s3://raw/credit/a.csv#e1:credit", "bucket": "raw",
+                     "key": "credit/a.csv", "etag": "e1", "dataset": "credit"}
+        });
+        let event = serde_json::json!({"detail": {"object": {"key": "loans/b.xlsx"}}});
+        super::invocation_span(&item)
+            .in_scope(|| lambda_runtime::tracing::info!(rows = 3, "log-test item line"));
+        super::invocation_span(&event)
+            .in_scope(|| lambda_runtime::tracing::warn!("log-test event line"));
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        let line = |marker: &str| -> serde_json::Value {
+            let l = text
+                .lines()
+                .find(|l| l.contains(marker))
+                .unwrap_or_else(|| panic!("no line with {marker} in {text}"));
+            serde_json::from_str(l).expect("a JSON line")
+        };
+        let a = line("log-test item line");
+        assert_eq!(a["spans"][0]["execution"], item["execution"]);
+        assert_eq!(a["spans"][0]["item"], item["item"]["id"]);
+        assert_eq!(a["spans"][0]["dataset"], "credit");
+        assert_eq!(a["spans"][0]["key"], "credit/a.csv");
+        assert_eq!(a["fields"]["rows"], 3);
+        let b = line("log-test event line");
+        assert_eq!(b["spans"][0]["key"], "loans/b.xlsx");
+        assert_eq!(b["level"], "WARN");
+    }
 }
