@@ -42,15 +42,27 @@ resource "aws_dynamodb_table" "work" {
 
   global_secondary_index {
     name            = "status-index"
-    hash_key        = "status"
-    range_key       = "updated_at"
     projection_type = "ALL"
+    key_schema {
+      attribute_name = "status"
+      key_type       = "HASH"
+    }
+    key_schema {
+      attribute_name = "updated_at"
+      key_type       = "RANGE"
+    }
   }
   global_secondary_index {
     name            = "batch-index"
-    hash_key        = "batch"
-    range_key       = "id"
     projection_type = "ALL"
+    key_schema {
+      attribute_name = "batch"
+      key_type       = "HASH"
+    }
+    key_schema {
+      attribute_name = "id"
+      key_type       = "RANGE"
+    }
   }
 
   point_in_time_recovery {

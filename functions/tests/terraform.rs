@@ -996,6 +996,22 @@ fn every_resource_argument_and_block_exists_in_the_lowest_and_highest_provider_r
         "{releases:?} lack the floor of versions.tf"
     );
     assert!(releases.iter().any(|r| r.starts_with("6.")), "{releases:?}");
+    // The work table's indexes are written with key_schema (6.x deprecates their hash_key
+    // and range_key), which every release checked has.
+    let work = one(&files, "resource", &["aws_dynamodb_table", "work"]).body();
+    for gsi in work
+        .blocks()
+        .filter(|b| b.identifier() == "global_secondary_index")
+    {
+        assert!(attr(gsi.body(), "hash_key").is_none() && attr(gsi.body(), "range_key").is_none());
+        assert_eq!(
+            gsi.body()
+                .blocks()
+                .filter(|b| b.identifier() == "key_schema")
+                .count(),
+            2
+        );
+    }
     for schema in &schemas {
         let problems = check_against(schema, &bodies);
         assert!(
