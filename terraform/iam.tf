@@ -330,16 +330,27 @@ data "aws_iam_policy_document" "states_assume" {
   }
 }
 
+# One role per state machine, each invoking only the functions its definition names: the
+# extract machine cannot invoke the ingest functions, nor start the ingest machine's children.
+locals {
+  machine_functions = {
+    ingest  = ["queue-generator", "in-progress-check", "ingest", "normalize", "load", "notify"]
+    extract = ["extract"]
+  }
+}
+
 resource "aws_iam_role" "state_machine" {
-  name               = "${local.prefix}-state-machine"
+  for_each           = local.machine_functions
+  name               = "${local.prefix}-${each.key}-machine"
   assume_role_policy = data.aws_iam_policy_document.states_assume.json
 }
 
 data "aws_iam_policy_document" "state_machine" {
+  for_each = local.machine_functions
   statement {
     sid       = "InvokeFunctions"
     actions   = ["lambda:InvokeFunction"]
-    resources = [for f in aws_lambda_function.function : f.arn]
+    resources = [for f in each.value : aws_lambda_function.function[f].arn]
   }
   statement {
     sid     = "DeliverLogs"
@@ -358,34 +369,48 @@ data "aws_iam_policy_document" "state_machine" {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.main.arn]
   }
-  # The distributed Map (ProcessItems) starts one child execution per item and manages its
-  # Map Run (Step Functions developer guide, "IAM policies for using Distributed Map states").
-  statement {
-    sid       = "DistributedMapChildren"
-    actions   = ["states:StartExecution"]
-    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:stateMachine:${local.prefix}-ingest"]
+  # The ingest machine's distributed Map (ProcessItems) starts one child execution per item and
+  # manages its Map Run (Step Functions developer guide, "IAM policies for using Distributed
+  # Map states"), reading the batch manifest.
+  dynamic "statement" {
+    for_each = each.key == "ingest" ? [1] : []
+    content {
+      sid       = "DistributedMapChildren"
+      actions   = ["states:StartExecution"]
+      resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:stateMachine:${local.prefix}-ingest"]
+    }
   }
-  statement {
-    sid       = "DistributedMapRuns"
-    actions   = ["states:DescribeExecution", "states:StopExecution"]
-    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-ingest/*"]
+  dynamic "statement" {
+    for_each = each.key == "ingest" ? [1] : []
+    content {
+      sid       = "DistributedMapRuns"
+      actions   = ["states:DescribeExecution", "states:StopExecution"]
+      resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-ingest/*"]
+    }
   }
-  statement {
-    sid       = "DistributedMapRedrive"
-    actions   = ["states:RedriveExecution"]
-    resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:mapRun:${local.prefix}-ingest/*"]
+  dynamic "statement" {
+    for_each = each.key == "ingest" ? [1] : []
+    content {
+      sid       = "DistributedMapRedrive"
+      actions   = ["states:RedriveExecution"]
+      resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:mapRun:${local.prefix}-ingest/*"]
+    }
   }
-  statement {
-    sid       = "ReadBatchManifests"
-    actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
+  dynamic "statement" {
+    for_each = each.key == "ingest" ? [1] : []
+    content {
+      sid       = "ReadBatchManifests"
+      actions   = ["s3:GetObject"]
+      resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
+    }
   }
 }
 
 resource "aws_iam_role_policy" "state_machine" {
-  name   = "${local.prefix}-state-machine"
-  role   = aws_iam_role.state_machine.id
-  policy = data.aws_iam_policy_document.state_machine.json
+  for_each = local.machine_functions
+  name     = "${local.prefix}-${each.key}-machine"
+  role     = aws_iam_role.state_machine[each.key].id
+  policy   = data.aws_iam_policy_document.state_machine[each.key].json
 }
 
 # EventBridge starts executions.

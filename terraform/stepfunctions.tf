@@ -7,7 +7,7 @@ resource "aws_cloudwatch_log_group" "state_machine" {
 resource "aws_sfn_state_machine" "ingest" {
   name     = "${local.prefix}-ingest"
   type     = "STANDARD"
-  role_arn = aws_iam_role.state_machine.arn
+  role_arn = aws_iam_role.state_machine["ingest"].arn
   # The same definition `sluice run` executes locally; one placeholder per function.
   definition = templatefile("${path.module}/../statemachine/ingest.asl.json", {
     queue_generator_arn   = aws_lambda_function.function["queue-generator"].arn
@@ -44,7 +44,7 @@ resource "aws_cloudwatch_log_group" "extract_state_machine" {
 resource "aws_sfn_state_machine" "extract" {
   name     = "${local.prefix}-extract"
   type     = "STANDARD"
-  role_arn = aws_iam_role.state_machine.arn
+  role_arn = aws_iam_role.state_machine["extract"].arn
   definition = templatefile("${path.module}/../statemachine/extract.asl.json", {
     extract_arn = aws_lambda_function.function["extract"].arn
     notify_arn  = aws_lambda_function.function["notify"].arn

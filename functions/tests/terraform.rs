@@ -1061,3 +1061,44 @@ resource "aws_lambda_function" "g" {
         "{found}"
     );
 }
+
+/// Each state machine has its own role, which may invoke exactly the functions its definition
+/// names (the extract machine cannot invoke the ingest functions).
+#[test]
+fn each_state_machine_role_invokes_only_its_own_functions() {
+    let tf = terraform();
+    let machines = local(&tf, "machine_functions");
+    let Expression::Object(o) = machines else {
+        panic!("machine_functions is not an object")
+    };
+    assert_eq!(o.len(), 2);
+    for (k, v) in o.iter() {
+        let machine = match k {
+            hcl::ObjectKey::Identifier(i) => i.to_string(),
+            hcl::ObjectKey::Expression(e) => text(e).trim_matches('"').to_owned(),
+            other => format!("{other:?}"),
+        };
+        let granted: BTreeSet<String> = text(v)
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        let definition =
+            std::fs::read_to_string(root().join(format!("statemachine/{machine}.asl.json")))
+                .unwrap();
+        let named: BTreeSet<String> = definition
+            .split("${")
+            .skip(1)
+            .filter_map(|p| p.split('}').next())
+            .filter_map(|p| p.strip_suffix("_arn"))
+            .map(|p| p.replace('_', "-"))
+            .collect();
+        assert_eq!(granted, named, "state machine {machine}");
+    }
+    let sfn = block_text(&tf, "resource \"aws_sfn_state_machine\" \"extract\"");
+    assert!(
+        sfn.contains("aws_iam_role.state_machine[\"extract\"].arn"),
+        "{sfn}"
+    );
+}
