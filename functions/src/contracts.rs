@@ -218,6 +218,9 @@ pub struct IngestOutput {
     /// Seconds from the object's upload (its S3 LastModified) to its rows published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_seconds: Option<i64>,
+    /// Bytes of the raw object read.
+    #[serde(default)]
+    pub bytes_read: u64,
 }
 
 // ---- notify: the run summary and the failure notices ----

@@ -28,7 +28,23 @@ pub(crate) async fn lapsed_but_alive<P: Ports>(
     }
 }
 
+/// The pipeline lock; a takeover of an expired or finished holder's lock is counted as EMF
+/// (`LockTakeovers`, dataset `all`).
 pub async fn handle<P: Ports>(ports: &P, input: LockInput) -> Result<LockOutput, FnError> {
+    let out = handle_lock(ports, input).await?;
+    if out.took_over_from.is_some() {
+        use crate::metrics::{emit, Metric, PIPELINE};
+        emit(
+            &ports.names().env,
+            PIPELINE,
+            &[Metric::count("LockTakeovers", 1)],
+            ports.now() * 1000,
+        );
+    }
+    Ok(out)
+}
+
+async fn handle_lock<P: Ports>(ports: &P, input: LockInput) -> Result<LockOutput, FnError> {
     let now = ports.now();
     let lease = lease_seconds(ports).await?;
     let me = input.execution.as_str();

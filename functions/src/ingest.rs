@@ -65,6 +65,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 replaced_outputs: 0,
                 drift: w.drift,
                 lag_seconds: None,
+                bytes_read: 0,
             });
         }
         Transition::Refused(other) => {
@@ -98,6 +99,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
             }
         }
     };
+    let started = std::time::Instant::now();
     let outcome = tokio::select! {
         out = work => out,
         never = heartbeat => never,
@@ -123,6 +125,11 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                     Metric::count("RowsWritten", out.rows_written),
                     Metric::count("RowsQuarantined", out.rows_quarantined),
                     Metric::count("FilesDrifted", u64::from(!out.drift.is_empty())),
+                    Metric::bytes("BytesRead", out.bytes_read),
+                    Metric::milliseconds(
+                        "IngestMilliseconds",
+                        started.elapsed().as_millis() as u64,
+                    ),
                 ]
                 .into_iter()
                 .chain(lag)
@@ -178,6 +185,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 replaced_outputs: 0,
                 drift: Vec::new(),
                 lag_seconds: None,
+                bytes_read: 0,
             })
         }
         Err(e) => {
@@ -323,6 +331,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         replaced_outputs,
         drift,
         lag_seconds: got.last_modified.map(|t| (ports.now() - t).max(0)),
+        bytes_read: got.size,
     })
 }
 

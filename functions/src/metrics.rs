@@ -10,6 +10,9 @@ use serde_json::{json, Map, Value};
 /// The namespace of every Sluice metric.
 pub const NAMESPACE: &str = "Sluice";
 
+/// The `Dataset` of metrics about the whole pipeline rather than one dataset.
+pub const PIPELINE: &str = "all";
+
 /// One metric of an EMF line: a name, a CloudWatch unit, a value.
 #[derive(Debug, Clone, Copy)]
 pub struct Metric {
@@ -23,6 +26,22 @@ impl Metric {
         Metric {
             name,
             unit: "Count",
+            value: value as f64,
+        }
+    }
+
+    pub fn bytes(name: &'static str, value: u64) -> Metric {
+        Metric {
+            name,
+            unit: "Bytes",
+            value: value as f64,
+        }
+    }
+
+    pub fn milliseconds(name: &'static str, value: u64) -> Metric {
+        Metric {
+            name,
+            unit: "Milliseconds",
             value: value as f64,
         }
     }

@@ -51,9 +51,21 @@ pub async fn handle_request<P: Ports>(
 ) -> Result<QueueResponse, FnError> {
     // Boxed: the two futures nested inline are deeper than the compiler's layout limit.
     match request {
-        QueueRequest::Batch(input) => Box::pin(handle(ports, input))
-            .await
-            .map(|b| QueueResponse::Batch(Box::new(b))),
+        QueueRequest::Batch(input) => Box::pin(handle(ports, input)).await.map(|b| {
+            // The run's registrations as EMF, for the whole pipeline (dataset `all`).
+            use crate::metrics::{emit, Metric, PIPELINE};
+            emit(
+                &ports.names().env,
+                PIPELINE,
+                &[
+                    Metric::count("ItemsRegistered", b.registered as u64),
+                    Metric::count("ObjectsUnmatched", b.unmatched_total as u64),
+                    Metric::count("PullErrors", b.pull_errors.len() as u64),
+                ],
+                ports.now() * 1000,
+            );
+            QueueResponse::Batch(Box::new(b))
+        }),
         QueueRequest::Requeue(filter) => Box::pin(requeue::handle(ports, filter))
             .await
             .map(QueueResponse::Requeue),
