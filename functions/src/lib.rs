@@ -63,8 +63,9 @@ where
     .await
 }
 
-/// Every log line of an invocation, in every function, carries the execution and, for one
-/// file, the work item, its dataset and its object key (the JSON log format writes the span's
+/// Every log line of an invocation, in every function, carries the execution and the state
+/// (every Task passes `$$.State.Name` as `state`) and, for one file, the work item, its
+/// dataset and its object key (the JSON log format writes the span's
 /// fields into each line as `spans.0.*`): one Logs Insights query finds everything that
 /// happened in a run, or to a file. Fields a payload lacks are empty.
 pub fn invocation_span(payload: &serde_json::Value) -> lambda_runtime::tracing::Span {
@@ -81,6 +82,7 @@ pub fn invocation_span(payload: &serde_json::Value) -> lambda_runtime::tracing::
     lambda_runtime::tracing::info_span!(
         "invocation",
         execution = %text(payload.get("execution")),
+        state = %text(payload.get("state")),
         item = %text(item.and_then(|i| i.get("id"))),
         dataset = %text(item.and_then(|i| i.get("dataset"))),
         key = %text(key),
@@ -117,6 +119,7 @@ mod log_tests {
         lambda_runtime::tracing::init_default_subscriber_with_writer(move || Sink(sink.clone()));
         let item = serde_json::json!({
             "execution": "arn:aws:states:us-east-1:1:execution:m:run-7",
+            "state": "Ingest",
             "item": {"id": "s3://raw/credit/a.csv#e1:credit", "bucket": "raw",
                      "key": "credit/a.csv", "etag": "e1", "dataset": "credit"}
         });
@@ -135,6 +138,7 @@ mod log_tests {
         };
         let a = line("log-test item line");
         assert_eq!(a["spans"][0]["execution"], item["execution"]);
+        assert_eq!(a["spans"][0]["state"], "Ingest");
         assert_eq!(a["spans"][0]["item"], item["item"]["id"]);
         assert_eq!(a["spans"][0]["dataset"], "credit");
         assert_eq!(a["spans"][0]["key"], "credit/a.csv");

@@ -456,8 +456,26 @@ fn the_saved_queries_read_what_the_functions_log() {
     }
     // Every function's invocation span names the fields the queries show.
     let lib = std::fs::read_to_string(root().join("functions/src/lib.rs")).unwrap();
-    for field in ["execution = ", "item = ", "dataset = ", "key = "] {
+    for field in [
+        "execution = ",
+        "state = ",
+        "item = ",
+        "dataset = ",
+        "key = ",
+    ] {
         assert!(lib.contains(field), "the invocation span lacks {field}");
+    }
+    // Every Task passes its state's name (the span's `state`).
+    for machine in ["ingest", "extract"] {
+        let d: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root().join(format!("statemachine/{machine}.asl.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        let text = d.to_string();
+        let tasks = text.matches("\"Type\":\"Task\"").count();
+        let named = text.matches("\"state.$\":\"$$.State.Name\"").count();
+        assert_eq!(tasks, named, "{machine}: a Task without state.$");
     }
 }
 
