@@ -373,33 +373,30 @@ data "aws_iam_policy_document" "state_machine" {
   # manages its Map Run (Step Functions developer guide, "IAM policies for using Distributed
   # Map states"), reading the batch manifest.
   dynamic "statement" {
-    for_each = each.key == "ingest" ? [1] : []
+    for_each = each.key == "ingest" ? local.distributed_map_statements : {}
     content {
-      sid       = "DistributedMapChildren"
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
+  }
+}
+
+locals {
+  distributed_map_statements = {
+    DistributedMapChildren = {
       actions   = ["states:StartExecution"]
       resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:stateMachine:${local.prefix}-ingest"]
     }
-  }
-  dynamic "statement" {
-    for_each = each.key == "ingest" ? [1] : []
-    content {
-      sid       = "DistributedMapRuns"
+    DistributedMapRuns = {
       actions   = ["states:DescribeExecution", "states:StopExecution"]
       resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:execution:${local.prefix}-ingest/*"]
     }
-  }
-  dynamic "statement" {
-    for_each = each.key == "ingest" ? [1] : []
-    content {
-      sid       = "DistributedMapRedrive"
+    DistributedMapRedrive = {
       actions   = ["states:RedriveExecution"]
       resources = ["arn:${local.partition}:states:${var.region}:${local.account_id}:mapRun:${local.prefix}-ingest/*"]
     }
-  }
-  dynamic "statement" {
-    for_each = each.key == "ingest" ? [1] : []
-    content {
-      sid       = "ReadBatchManifests"
+    ReadBatchManifests = {
       actions   = ["s3:GetObject"]
       resources = ["${aws_s3_bucket.this["lake"].arn}/manifests/*"]
     }
