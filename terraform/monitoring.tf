@@ -74,6 +74,19 @@ resource "aws_cloudwatch_dashboard" "pipeline" {
   dashboard_body = jsonencode({
     widgets = [
       {
+        # The functions' EMF metrics, one line per dataset (CloudWatch metric search).
+        type = "metric", x = 0, y = 12, width = 24, height = 6
+        properties = {
+          title  = "Rows written and quarantined per dataset (hourly)"
+          region = var.region
+          period = 3600
+          metrics = [
+            [{ expression = "SEARCH('{Sluice,Environment,Dataset} MetricName=\"RowsWritten\" Environment=\"${var.env}\"', 'Sum', 3600)", id = "written" }],
+            [{ expression = "SEARCH('{Sluice,Environment,Dataset} MetricName=\"RowsQuarantined\" Environment=\"${var.env}\"', 'Sum', 3600)", id = "quarantined" }],
+          ]
+        }
+      },
+      {
         type = "metric", x = 0, y = 0, width = 12, height = 6
         properties = {
           title  = "Executions"
@@ -227,6 +240,16 @@ resource "aws_cloudwatch_query_definition" "execution_failure" {
     fields @timestamp, @log, level, fields.message, spans.0.item, spans.0.key
     | filter @message like /REPLACE-WITH-THE-EXECUTION-NAME/ and (level = "ERROR" or level = "WARN" or ispresent(errorType))
     | sort @timestamp asc
+  EOT
+}
+
+resource "aws_cloudwatch_query_definition" "quarantined_by_reason" {
+  name            = "${local.prefix}/rows quarantined by reason today"
+  log_group_names = [aws_cloudwatch_log_group.function["ingest"].name]
+  query_string    = <<-EOT
+    filter fields.message = "rows quarantined"
+    | stats sum(fields.rows) as rows by spans.0.dataset, fields.column, fields.reason
+    | sort rows desc
   EOT
 }
 

@@ -273,6 +273,16 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
     .await
     .map_err(|e| FnError::internal("the ingest task stopped", e))??;
 
+    // Rows quarantined by column and reason, one line each (the saved query "rows quarantined
+    // by reason today" sums them).
+    for r in &report.rejects {
+        lambda_runtime::tracing::info!(
+            column = %r.column,
+            reason = r.reason.as_str(),
+            rows = r.rows,
+            "rows quarantined"
+        );
+    }
     // What the lake holds for this key and dataset now (replace and reject only).
     let versions = Versions::read(ports, &spec, item).await?;
     // Publish: everything was written locally; now upload under the same relative names.

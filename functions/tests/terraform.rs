@@ -442,7 +442,12 @@ fn dms_writes_the_files_the_change_log_specs_read() {
 #[test]
 fn the_saved_queries_read_what_the_functions_log() {
     let tf = terraform();
-    for name in ["file_history", "execution_failure", "quarantined_today"] {
+    for name in [
+        "file_history",
+        "execution_failure",
+        "quarantined_today",
+        "quarantined_by_reason",
+    ] {
         one(&tf, "resource", &["aws_cloudwatch_query_definition", name]);
     }
     let ingest = std::fs::read_to_string(root().join("functions/src/ingest.rs")).unwrap();
@@ -453,6 +458,20 @@ fn the_saved_queries_read_what_the_functions_log() {
     assert!(quarantined.contains("\"item ingested\""), "{quarantined}");
     for field in ["rows_quarantined", "\"item ingested\""] {
         assert!(ingest.contains(field), "ingest no longer logs {field}");
+    }
+    // By reason: ingest's "rows quarantined" lines carry the column, the reason and the rows.
+    let by_reason = block_text(
+        &tf,
+        "resource \"aws_cloudwatch_query_definition\" \"quarantined_by_reason\"",
+    );
+    for (query, logged) in [
+        ("\"rows quarantined\"", "\"rows quarantined\""),
+        ("fields.reason", "reason = "),
+        ("fields.column", "column = "),
+        ("fields.rows", "rows = "),
+    ] {
+        assert!(by_reason.contains(query), "{by_reason}");
+        assert!(ingest.contains(logged), "ingest no longer logs {logged}");
     }
     // Every function's invocation span names the fields the queries show.
     let lib = std::fs::read_to_string(root().join("functions/src/lib.rs")).unwrap();
