@@ -845,7 +845,27 @@ impl RowVisitor for FileVisitor<'_> {
 
 /// Profiles a source file as the spec reads it: the reader on this thread, the columns
 /// coerced and profiled by [`WORKERS`] threads, in bounded memory (a few batches in flight).
+/// A panic met on the way (a bug some file provokes) is this file's error,
+/// [`ReadError::Internal`], never a crash.
 pub fn profile_file<R: Read + Seek>(
+    spec: &TableSpec,
+    key: &str,
+    input: R,
+) -> Result<Profile, ReadError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        profile_file_unguarded(spec, key, input)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        Err(ReadError::Internal(what))
+    })
+}
+
+fn profile_file_unguarded<R: Read + Seek>(
     spec: &TableSpec,
     key: &str,
     input: R,

@@ -356,3 +356,33 @@ fn a_wide_header_is_not_echoed_whole_in_every_quarantine_record() {
         "{size} bytes of quarantine for {input_len} of input"
     );
 }
+
+/// `sluice profile` reads files with the same readers: damaged workbooks, empty files and bad
+/// UTF-8 give an error or a profile, never a panic.
+#[test]
+fn profiling_damaged_or_empty_files_never_panics() {
+    let good = good_book();
+    let mut seed: u64 = 0xfeed;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) as usize
+    };
+    let profile = |spec: &sluice_core::TableSpec, key: &str, bytes: Vec<u8>| {
+        sluice_core::profile::profile_file(spec, key, std::io::Cursor::new(bytes))
+    };
+    for _ in 0..100 {
+        let mut b = good.clone();
+        for _ in 0..1 + next() % 8 {
+            let i = next() % b.len();
+            b[i] = next() as u8;
+        }
+        if let Ok(p) = profile(&xlsx_spec("data"), "fuzz.xlsx", b) {
+            assert_eq!(p.columns.len(), xlsx_spec("data").columns.len());
+        }
+    }
+    assert!(profile(&xlsx_spec("data"), "empty.xlsx", Vec::new()).is_err());
+    assert!(profile(&csv_spec(), "empty.csv", Vec::new()).is_err());
+    assert!(profile(&csv_spec(), "bad.csv", b"a,b\n\xff\xfe,1\n".to_vec()).is_err());
+    let ok = profile(&xlsx_spec("data"), "good.xlsx", good_book()).unwrap();
+    assert!(ok.rows > 0);
+}
