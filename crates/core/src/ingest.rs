@@ -142,14 +142,9 @@ pub fn ingest<R: Read + Seek>(
         ingest_unguarded(spec, source, input, staging, opts)
     }))
     .unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
         Err(IngestError::Read {
             object: source.object.clone(),
-            source: ReadError::Internal(what),
+            source: ReadError::from_panic(panic.as_ref()),
         })
     })
 }

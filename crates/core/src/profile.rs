@@ -855,14 +855,7 @@ pub fn profile_file<R: Read + Seek>(
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         profile_file_unguarded(spec, key, input)
     }))
-    .unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
-        Err(ReadError::Internal(what))
-    })
+    .unwrap_or_else(|panic| Err(ReadError::from_panic(panic.as_ref())))
 }
 
 fn profile_file_unguarded<R: Read + Seek>(

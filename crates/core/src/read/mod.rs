@@ -79,6 +79,18 @@ pub enum ReadError {
 /// Columns a worksheet can have (A..XFD).
 pub const MAX_XLSX_COLUMNS: u32 = 16_384;
 
+impl ReadError {
+    /// A panic met while reading a file (a bug the file provokes), as that file's error.
+    pub fn from_panic(panic: &(dyn std::any::Any + Send)) -> ReadError {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        ReadError::Internal(what)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Slot {
     Empty,
