@@ -10,7 +10,7 @@ use crate::contracts::QueueInput;
 use crate::contracts::{Action, LockInput};
 use crate::contracts::{Kind, NotifyInput};
 use crate::in_progress_check::{self};
-use crate::memory::MemPorts;
+use crate::memory::{MemPorts, MemStore};
 use crate::notify::{self};
 use crate::queue_generator::{self};
 use crate::run::PIPELINE_LOCK;
@@ -1356,5 +1356,103 @@ async fn a_file_whose_income_is_suddenly_mostly_null_is_flagged_in_the_summary()
     assert!(
         text.contains("credit/bad.csv") && text.contains("income: null rate 90.0 %"),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn csv_is_read_as_it_downloads_and_a_download_cut_at_a_line_end_is_retried_not_published() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let p = ports();
+    // More lines than the chunks the channel holds: the download waits for the reader.
+    let lines = 20_000;
+    let body: String = std::iter::once("a\n".to_owned())
+        .chain((0..lines).map(|i| format!("v{i:05}\n")))
+        .collect();
+    let out = ingest_version(&p, "credit/whole.csv", &body, "credit")
+        .await
+        .unwrap();
+    assert_eq!(out.rows_read, lines);
+    assert_eq!(out.bytes_read, body.len() as u64);
+    assert_eq!(
+        (p.store.streamed.load(SeqCst), p.store.spooled.load(SeqCst)),
+        (1, 0),
+        "a CSV is never spooled to /tmp"
+    );
+
+    // The download breaks off exactly at a line end: what arrived is a valid, shorter CSV that
+    // the reader alone could take for the whole file. The download's error decides: nothing
+    // is published and the item waits for the retry.
+    let cut = "a\n".len() + (lines as usize / 2) * "v00000\n".len();
+    *p.store.break_after.lock().unwrap() = Some(cut);
+    let e = ingest_version(&p, "credit/cut.csv", &body, "credit")
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), crate::errors::TRANSIENT, "{e}");
+    let stem_files = |p: &MemPorts| {
+        lake_files(p, "data/credit/")
+            .into_iter()
+            .filter(|k| k.contains("cut"))
+            .count()
+    };
+    assert_eq!(
+        stem_files(&p),
+        0,
+        "nothing of the cut download is published"
+    );
+    let running = p.work.by_status(WorkStatus::Running).await.unwrap();
+    assert_eq!(
+        running.len(),
+        1,
+        "left for the retry, not failed: {running:?}"
+    );
+
+    // The state machine's retry: the whole object this time.
+    *p.store.break_after.lock().unwrap() = None;
+    let input = crate::contracts::IngestInput {
+        item: serde_json::from_value(json!({"id": running[0].id, "bucket": "sluice-unit-raw", "key": "credit/cut.csv", "etag": running[0].version, "dataset": "credit"})).unwrap(),
+        execution: "exec-a".into(),
+    };
+    let out = crate::ingest::handle(&p, input).await.unwrap();
+    assert_eq!(out.rows_read, lines);
+    assert_eq!(stem_files(&p), 1);
+}
+
+#[tokio::test]
+async fn a_workbook_is_spooled_because_it_must_seek() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let text = json!({
+        "dataset": "book",
+        "source": {"prefix": "book/", "pattern": "**/*.xlsx"},
+        "columns": [{"name": "a", "type": "string"}]
+    })
+    .to_string();
+    let p = MemPorts::new(vec![TableSpec::from_json("unit", &text).unwrap()]);
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "a").unwrap();
+    ws.write_string(1, 0, "x").unwrap();
+    let bytes = wb.save_to_buffer().unwrap();
+    p.store.put("sluice-unit-raw", "book/b.xlsx", &bytes);
+    let etag = MemStore::info("sluice-unit-raw", "book/b.xlsx", &bytes)
+        .etag
+        .unwrap();
+    let item = work_item(
+        "sluice-unit-raw",
+        "book/b.xlsx",
+        &etag,
+        "book",
+        "b",
+        WorkStatus::Queued,
+    );
+    p.work.register(&item).await.unwrap();
+    let input = crate::contracts::IngestInput {
+        item: serde_json::from_value(json!({"id": item.id, "bucket": "sluice-unit-raw", "key": "book/b.xlsx", "etag": etag, "dataset": "book"})).unwrap(),
+        execution: "exec-a".into(),
+    };
+    let out = crate::ingest::handle(&p, input).await.unwrap();
+    assert_eq!(out.rows_read, 1);
+    assert_eq!(
+        (p.store.streamed.load(SeqCst), p.store.spooled.load(SeqCst)),
+        (0, 1)
     );
 }

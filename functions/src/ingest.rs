@@ -1,4 +1,5 @@
-//! ingest: one work item. Streams the raw object to local disk, applies its spec, writes
+//! ingest: one work item. Reads the raw object as it downloads (a workbook, which must seek,
+//! is downloaded to /tmp first), applies its spec, writes
 //! curated files and quarantine under deterministic names, publishes them only when the whole
 //! file was processed, registers Glue partitions, and marks the item done with counts — or
 //! failed with the reason. Rerunning an item rewrites the same objects with the same bytes.
@@ -9,6 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use sluice_core::ingest::output_stem;
+use sluice_core::ingest::Stream;
 use sluice_core::ports::{
     Catalog, ItemCounts, LockStore, ObjectStore, Transition, TransitionUpdate, WorkQueue,
     WorkStatus,
@@ -209,28 +211,97 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
 
 async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnError> {
     let spec = crate::run::spec_of(ports, &item.dataset).await?;
+    // A workbook is read from a file (its zip directory is at its end); everything else is
+    // read as it downloads, never spooled to /tmp.
+    let format = spec.format_for(&item.key);
+    let (limit_name, default_limit) = if format.needs_file() {
+        ("max_workbook_bytes", DEFAULT_MAX_WORKBOOK_BYTES)
+    } else {
+        ("max_file_bytes", DEFAULT_MAX_FILE_BYTES)
+    };
     // A file past the configured size is refused before anything is downloaded.
-    let max_bytes = setting_or(ports, "max_file_bytes", DEFAULT_MAX_FILE_BYTES).await?;
+    let max_bytes = setting_or(ports, limit_name, default_limit).await?;
     if let Some(head) = ports.store().head(&item.bucket, &item.key).await? {
         if head.size as i64 > max_bytes {
             return Err(FnError::bad_file(format!(
-                    "s3://{}/{} is {} bytes: larger than max_file_bytes ({max_bytes}); split it, or raise the setting with the function's ephemeral storage",
+                    "s3://{}/{} is {} bytes: larger than {limit_name} ({max_bytes}); split it, or raise the setting",
                     item.bucket, item.key, head.size
                 ),
             ));
         }
     }
     let work = tempfile::tempdir().map_err(|e| FnError::internal("no scratch space", e))?;
-    let raw_path = work.path().join("raw");
-    let got = ports
-        .store()
-        .get_to_file(
-            &item.bucket,
-            &item.key,
-            item.version_id.as_deref(),
-            &raw_path,
-        )
-        .await?;
+    let staging = work.path().join("out");
+    let source = Source {
+        object: format!("s3://{}/{}", item.bucket, item.key),
+        key: item.key.clone(),
+        version: Some(item.etag.clone()),
+    };
+    let opts = IngestOptions {
+        profile: spec.drift.is_some(),
+        ..IngestOptions::default()
+    };
+    let (spec2, staging2, source2) = (spec.clone(), staging.clone(), source.clone());
+    let (got, report) = if format.needs_file() {
+        let raw_path = work.path().join("raw");
+        let got = ports
+            .store()
+            .get_to_file(
+                &item.bucket,
+                &item.key,
+                item.version_id.as_deref(),
+                &raw_path,
+            )
+            .await?;
+        let report = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&raw_path)
+                .map_err(|e| FnError::internal("reading the download", e))?;
+            ingest(
+                &spec2,
+                &source2,
+                std::io::BufReader::new(file),
+                &staging2,
+                &opts,
+            )
+            .map_err(ingest_error)
+        })
+        .await
+        .map_err(|e| FnError::internal("the ingest task stopped", e))?;
+        (got, report)
+    } else {
+        let (sink, reader) = crate::stream::channel(STREAM_DEPTH);
+        let cut = reader.cut_flag();
+        let reading = tokio::task::spawn_blocking(move || {
+            let input = std::io::BufReader::with_capacity(1 << 18, reader);
+            ingest(&spec2, &source2, Stream(input), &staging2, &opts).map_err(ingest_error)
+        });
+        let download = async {
+            // The sink is dropped when the download ends, however it ends: a reader waiting
+            // for more then hears of it.
+            let mut sink = sink;
+            ports
+                .store()
+                .get_into(
+                    &item.bucket,
+                    &item.key,
+                    item.version_id.as_deref(),
+                    &mut sink,
+                )
+                .await
+        };
+        let (got, report) = tokio::join!(download, reading);
+        // A download that broke off is the infrastructure's failure (retried), whatever the
+        // reader made of the part it got.
+        let got = got?;
+        let report = report.map_err(|e| FnError::internal("the ingest task stopped", e))?;
+        if cut.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(FnError::transient(format!(
+                "s3://{}/{}: the download stopped before the object's end",
+                item.bucket, item.key
+            )));
+        }
+        (got, report)
+    };
     if item.version_id.is_none() && got.etag.as_deref().is_some_and(|e| e != item.etag) {
         return Err(FnError::ObjectChanged(format!(
                 "s3://{}/{} now has ETag {:?}, not {} as registered; the new content is its own work item",
@@ -238,40 +309,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
             ),
         ));
     }
-    let staging = work.path().join("out");
-    let source = Source {
-        object: format!("s3://{}/{}", item.bucket, item.key),
-        key: item.key.clone(),
-        version: Some(item.etag.clone()),
-    };
-    let (spec2, staging2, source2) = (spec.clone(), staging.clone(), source.clone());
-    let report = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&raw_path)
-            .map_err(|e| FnError::internal("reading the download", e))?;
-        ingest(
-            &spec2,
-            &source2,
-            std::io::BufReader::new(file),
-            &staging2,
-            &IngestOptions {
-                profile: spec2.drift.is_some(),
-                ..IngestOptions::default()
-            },
-        )
-        .map_err(|e| match e {
-            IngestError::Read { object, source } => FnError::BadFile {
-                message: object,
-                source: Some(source.into()),
-            },
-            IngestError::Write { .. } if disk_full(&e) => FnError::BadFile {
-                message: "the file's outputs do not fit the function's /tmp (its ephemeral storage); raise it, or split the file".into(),
-                source: Some(e.into()),
-            },
-            IngestError::Write { .. } => FnError::internal("ingesting", e),
-        })
-    })
-    .await
-    .map_err(|e| FnError::internal("the ingest task stopped", e))??;
+    let report = report?;
 
     // Rows quarantined by column and reason, one line each (the saved query "rows quarantined
     // by reason today" sums them).
@@ -400,9 +438,32 @@ async fn check_drift<P: Ports>(
     Ok(found)
 }
 
-/// The raw objects ingest takes by default (SSM `max_file_bytes`): well inside the function's
-/// 4 GB of /tmp, which holds the download and its outputs.
-pub const DEFAULT_MAX_FILE_BYTES: i64 = 1 << 30;
+/// The raw objects ingest takes by default (SSM `max_file_bytes`). They are read as they
+/// download, never spooled: the bound is the function's 15 minutes, not its disk.
+pub const DEFAULT_MAX_FILE_BYTES: i64 = 10 << 30;
+
+/// The workbooks ingest takes by default (SSM `max_workbook_bytes`): a workbook is downloaded
+/// to /tmp before it is read (it must seek), well inside the function's 4 GB of /tmp with its
+/// outputs. Excel's own limit of 1,048,576 rows a sheet keeps real workbooks far below it.
+pub const DEFAULT_MAX_WORKBOOK_BYTES: i64 = 1 << 30;
+
+/// Chunks of a streamed download in flight between the download and the reader.
+const STREAM_DEPTH: usize = 16;
+
+/// What the core's ingest error is to the pipeline: the file's fault, a full disk, or ours.
+fn ingest_error(e: IngestError) -> FnError {
+    match e {
+        IngestError::Read { object, source } => FnError::BadFile {
+            message: object,
+            source: Some(source.into()),
+        },
+        IngestError::Write { .. } if disk_full(&e) => FnError::BadFile {
+            message: "the file's outputs do not fit the function's /tmp (its ephemeral storage); raise it, or split the file".into(),
+            source: Some(e.into()),
+        },
+        IngestError::Write { .. } => FnError::internal("ingesting", e),
+    }
+}
 
 /// True when an error, or one of its sources, is a full disk (ENOSPC).
 fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {

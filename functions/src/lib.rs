@@ -30,6 +30,7 @@ pub mod queue_generator;
 pub mod registry;
 pub mod requeue;
 pub mod run;
+pub mod stream;
 pub mod sweep;
 
 pub use errors::FnError;

@@ -10,10 +10,10 @@ use std::sync::Mutex;
 use serde_json::Value;
 use sluice_aws::Names;
 use sluice_core::ports::{
-    Acquire, Catalog, ExecutionState, ExecutionStatus, ExecutionSummary, Executions, FailedState,
-    Lease, LockStore, Notifier, ObjectInfo, ObjectStore, PortError, PortResult, RedriveStatus,
-    Settings, SpecChange, SpecStore, StoredSpec, TableChange, Transition, TransitionUpdate,
-    WorkItem, WorkQueue, WorkStatus,
+    Acquire, ByteSink, Catalog, ExecutionState, ExecutionStatus, ExecutionSummary, Executions,
+    FailedState, Lease, LockStore, Notifier, ObjectInfo, ObjectStore, PortError, PortResult,
+    RedriveStatus, Settings, SpecChange, SpecStore, StoredSpec, TableChange, Transition,
+    TransitionUpdate, WorkItem, WorkQueue, WorkStatus,
 };
 use sluice_core::TableSpec;
 
@@ -28,14 +28,23 @@ pub struct MemStore {
     pub objects: Mutex<BTreeMap<(String, String), Vec<u8>>>,
     /// When set, `put_bytes` fails (throttled), as S3 can mid-run.
     pub fail_put_bytes: std::sync::atomic::AtomicBool,
+    /// Downloads spooled to a file (`get_to_file`) and streamed (`get_into`).
+    pub spooled: std::sync::atomic::AtomicUsize,
+    pub streamed: std::sync::atomic::AtomicUsize,
+    /// When set, a streamed download breaks off after this many bytes (a connection reset).
+    pub break_after: Mutex<Option<usize>>,
 }
+
+/// The chunk size of the in-memory store's streamed downloads: small, so readers meet chunk
+/// boundaries inside lines and fields.
+const MEM_CHUNK: usize = 1000;
 
 impl MemStore {
     pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
         lock(&self.objects).insert((bucket.to_owned(), key.to_owned()), body.to_vec());
     }
 
-    fn info(bucket: &str, key: &str, body: &[u8]) -> ObjectInfo {
+    pub(crate) fn info(bucket: &str, key: &str, body: &[u8]) -> ObjectInfo {
         ObjectInfo {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -69,11 +78,43 @@ impl ObjectStore for MemStore {
         _v: Option<&str>,
         dest: &Path,
     ) -> PortResult<ObjectInfo> {
+        self.spooled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let body = lock(&self.objects)
             .get(&(bucket.to_owned(), key.to_owned()))
             .cloned()
             .ok_or_else(|| PortError::permanent("mem:get", format!("no {bucket}/{key}")))?;
         std::fs::write(dest, &body).map_err(|e| PortError::permanent("mem:get", e.to_string()))?;
+        Ok(MemStore::info(bucket, key, &body))
+    }
+
+    async fn get_into<S: ByteSink>(
+        &self,
+        bucket: &str,
+        key: &str,
+        _v: Option<&str>,
+        sink: &mut S,
+    ) -> PortResult<ObjectInfo> {
+        self.streamed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let body = lock(&self.objects)
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned()
+            .ok_or_else(|| PortError::permanent("mem:get", format!("no {bucket}/{key}")))?;
+        let limit = *lock(&self.break_after);
+        let deliver = limit.map_or(body.len(), |n| n.min(body.len()));
+        for chunk in body[..deliver].chunks(MEM_CHUNK) {
+            if !sink.chunk(chunk).await {
+                return Ok(MemStore::info(bucket, key, &body));
+            }
+        }
+        if limit.is_some() {
+            return Err(PortError::retryable(
+                "mem:get",
+                format!("{bucket}/{key}: the download broke off after {deliver} bytes"),
+            ));
+        }
+        sink.end().await;
         Ok(MemStore::info(bucket, key, &body))
     }
 

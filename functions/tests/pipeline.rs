@@ -317,6 +317,30 @@ fn a_transient_fault_is_retried_and_the_run_succeeds() {
 }
 
 #[test]
+fn a_download_that_breaks_off_mid_file_is_retried_and_never_published_half() {
+    let lab = Lab::new();
+    upload_standard(&lab);
+    let clean = Lab::new();
+    upload_standard(&clean);
+    let c = clean.run(scheduled(HOUR), "clean");
+    assert_eq!(c.status, Status::Succeeded);
+    // The second download of the run (a CSV, read as it arrives from S3) stops halfway.
+    let faulty = FaultyPorts::new(&lab.ports, Fault::BreakGet(2));
+    let r = lab.run_with(&faulty, scheduled(HOUR), "broken");
+    assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
+    let retries: Vec<_> = r
+        .children
+        .values()
+        .flat_map(|c| c.events.iter())
+        .filter(|e| e.kind == "LambdaFunctionFailed" && e.detail.get("retry").is_some())
+        .collect();
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(retries[0].detail["error"], "Sluice.Transient");
+    // Everything published is what a run without the fault publishes.
+    common::assert_same_lake(&lab.lake_normalized(), &clean.lake_normalized());
+}
+
+#[test]
 fn a_crash_mid_ingest_is_finished_by_redrive_and_matches_a_clean_run() {
     let lab = Lab::new();
     upload_standard(&lab);

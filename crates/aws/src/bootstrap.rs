@@ -37,8 +37,13 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "max_file_bytes",
+        "10737418240",
+        "raw objects larger than this are refused as Sluice.BadFile (read as they download, never spooled to /tmp)",
+    ),
+    (
+        "max_workbook_bytes",
         "1073741824",
-        "raw objects larger than this are refused as Sluice.BadFile (ingest's /tmp holds the download and its outputs)",
+        "workbooks larger than this are refused as Sluice.BadFile (ingest's /tmp holds the workbook and its outputs)",
     ),
     (
         "reconcile_batch",

@@ -5,7 +5,7 @@ use std::path::Path;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use sluice_core::ports::{ObjectInfo, ObjectStore, PortError, PortResult};
+use sluice_core::ports::{ByteSink, ObjectInfo, ObjectStore, PortError, PortResult};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{code_of, port_error, status_of};
@@ -151,6 +151,29 @@ pub fn copy_source(bucket: &str, key: &str) -> String {
     out
 }
 
+/// A download's bytes into a local file; the first write error stops it and is kept.
+struct FileSink {
+    file: tokio::fs::File,
+    error: Option<std::io::Error>,
+}
+
+impl ByteSink for FileSink {
+    async fn chunk(&mut self, bytes: &[u8]) -> bool {
+        match self.file.write_all(bytes).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+    async fn end(&mut self) {
+        if let Err(e) = self.file.flush().await {
+            self.error = Some(e);
+        }
+    }
+}
+
 impl ObjectStore for S3Store {
     async fn list(&self, bucket: &str, prefix: &str) -> PortResult<Vec<ObjectInfo>> {
         let mut pages = self
@@ -202,12 +225,12 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn get_to_file(
+    async fn get_into<S: ByteSink>(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-        dest: &Path,
+        sink: &mut S,
     ) -> PortResult<ObjectInfo> {
         let out = self
             .client
@@ -227,18 +250,19 @@ impl ObjectStore for S3Store {
             version_id: out.version_id().filter(|v| *v != "null").map(str::to_owned),
             last_modified: out.last_modified().map(|t| t.secs()),
         };
-        let io_err = |e: std::io::Error| {
-            PortError::permanent("s3:GetObject", format!("writing {}: {e}", dest.display()))
-        };
-        let mut file = tokio::fs::File::create(dest).await.map_err(io_err)?;
         let mut body = out.body;
         let mut size = 0u64;
         loop {
             match body.next().await {
-                None => break,
+                None => {
+                    sink.end().await;
+                    break;
+                }
                 Some(Ok(chunk)) => {
                     size += chunk.len() as u64;
-                    file.write_all(&chunk).await.map_err(io_err)?;
+                    if !sink.chunk(&chunk).await {
+                        break;
+                    }
                 }
                 Some(Err(e)) => {
                     return Err(PortError {
@@ -251,8 +275,28 @@ impl ObjectStore for S3Store {
                 }
             }
         }
-        file.flush().await.map_err(io_err)?;
         Ok(ObjectInfo { size, ..info })
+    }
+
+    async fn get_to_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        dest: &Path,
+    ) -> PortResult<ObjectInfo> {
+        let io_err = |e: std::io::Error| {
+            PortError::permanent("s3:GetObject", format!("writing {}: {e}", dest.display()))
+        };
+        let mut sink = FileSink {
+            file: tokio::fs::File::create(dest).await.map_err(io_err)?,
+            error: None,
+        };
+        let info = self.get_into(bucket, key, version_id, &mut sink).await?;
+        match sink.error {
+            Some(e) => Err(io_err(e)),
+            None => Ok(info),
+        }
     }
 
     async fn put_file(&self, bucket: &str, key: &str, src: &Path) -> PortResult<()> {

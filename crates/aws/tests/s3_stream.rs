@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 
 use sluice_aws::s3::S3Store;
-use sluice_core::ports::ObjectStore;
+use sluice_core::ports::{ByteSink, ObjectStore};
 
 /// Peak resident memory of this process so far, in bytes (Linux `VmHWM`).
 fn peak_rss() -> u64 {
@@ -54,4 +54,50 @@ async fn a_large_object_is_read_without_holding_it_in_memory() {
         grew >> 20,
         size >> 20
     );
+
+    // Streamed into a sink (ingest's path for CSV): every byte in order, then the end.
+    let mut counting = Counting::default();
+    let info = store
+        .get_into(&b, "large.bin", None, &mut counting)
+        .await
+        .unwrap();
+    assert_eq!((info.size, counting.bytes), (size as u64, size as u64));
+    assert!(counting.ended);
+    assert_eq!(counting.first_of_each_mib, (0..96).collect::<Vec<u8>>());
+    // A reader that stops: the download stops, no error, no end.
+    let mut stopping = Counting {
+        stop_after: Some(1),
+        ..Counting::default()
+    };
+    store
+        .get_into(&b, "large.bin", None, &mut stopping)
+        .await
+        .unwrap();
+    assert!(!stopping.ended);
+    assert!(stopping.bytes < size as u64);
+}
+
+#[derive(Default)]
+struct Counting {
+    bytes: u64,
+    first_of_each_mib: Vec<u8>,
+    ended: bool,
+    stop_after: Option<usize>,
+    chunks: usize,
+}
+
+impl ByteSink for Counting {
+    async fn chunk(&mut self, bytes: &[u8]) -> bool {
+        for (i, b) in bytes.iter().enumerate() {
+            if (self.bytes + i as u64) % (1 << 20) == 0 {
+                self.first_of_each_mib.push(*b);
+            }
+        }
+        self.bytes += bytes.len() as u64;
+        self.chunks += 1;
+        self.stop_after.is_none_or(|n| self.chunks < n)
+    }
+    async fn end(&mut self) {
+        self.ended = true;
+    }
 }

@@ -128,6 +128,27 @@ pub struct OutputFile {
     pub rows: u64,
 }
 
+/// A source read once, start to end, as it arrives (a download that is never spooled to disk):
+/// CSV and header-less change files need nothing more. Only an xlsx workbook seeks (its zip
+/// directory is at the end), so it is read from a file; asked to seek, a stream says so
+/// instead of pretending ([`SourceFormat::needs_file`]).
+pub struct Stream<R>(pub R);
+
+impl<R: Read> Read for Stream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R> Seek for Stream<R> {
+    fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this source is a stream: a workbook is read from a file",
+        ))
+    }
+}
+
 /// Reads `input` per `spec` and writes under `staging`. A panic met on the way (a bug some
 /// file provokes) is this file's failure, [`ReadError::Internal`], never a crash that would
 /// leave its work item stranded.
@@ -874,5 +895,71 @@ mod tests {
         assert_eq!(header_key("Zip Code", HeaderMatch::Loose), "zipcode");
         assert_eq!(header_key("zip_code", HeaderMatch::Loose), "zipcode");
         assert_eq!(header_key("Zip Code", HeaderMatch::Exact), "Zip Code");
+    }
+
+    #[test]
+    fn a_stream_gives_the_bytes_a_file_gives_and_a_workbook_stream_is_refused_clearly() {
+        let spec = |format: &str| {
+            TableSpec::from_json(
+                "t",
+                &format!(
+                    r#"{{"dataset":"t","source":{{"prefix":"t/","pattern":"*","format":"{format}"}},"columns":[{{"name":"id","type":"int"}},{{"name":"name","type":"string"}}]}}"#
+                ),
+            )
+            .unwrap()
+        };
+        let body = "id,name\n1,a\nx,b\n3,\"c,d\"\n";
+        let source = Source {
+            object: "s3://raw/t/f.csv".into(),
+            key: "t/f.csv".into(),
+            version: Some("e1".into()),
+        };
+        let run = |input: &mut dyn FnMut(&Path) -> Result<IngestReport, IngestError>| {
+            let dir = tempfile::tempdir().unwrap();
+            let report = input(dir.path()).unwrap();
+            let mut files = BTreeMap::new();
+            for f in report.outputs.iter().chain(report.quarantine.iter()) {
+                files.insert(
+                    f.path.clone(),
+                    std::fs::read(dir.path().join(&f.path)).unwrap(),
+                );
+            }
+            (report.rows_written, report.rows_quarantined, files)
+        };
+        let csv = spec("csv");
+        let seekable = run(&mut |d| {
+            ingest(
+                &csv,
+                &source,
+                std::io::Cursor::new(body.as_bytes()),
+                d,
+                &IngestOptions::default(),
+            )
+        });
+        let streamed = run(&mut |d| {
+            ingest(
+                &csv,
+                &source,
+                Stream(body.as_bytes()),
+                d,
+                &IngestOptions::default(),
+            )
+        });
+        assert_eq!(seekable, streamed);
+        assert_eq!((seekable.0, seekable.1), (2, 1));
+
+        let dir = tempfile::tempdir().unwrap();
+        let e = ingest(
+            &spec("xlsx"),
+            &source,
+            Stream(body.as_bytes()),
+            dir.path(),
+            &IngestOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:?}").contains("a workbook is read from a file"),
+            "{e:?}"
+        );
     }
 }

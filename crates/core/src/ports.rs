@@ -66,6 +66,15 @@ pub type PortResult<T> = Result<T, PortError>;
 // ---------------------------------------------------------------------------------------------
 // Object storage (S3)
 
+/// Where [`ObjectStore::get_into`] delivers an object's bytes, in order.
+pub trait ByteSink: Send {
+    /// The next chunk. `false`: the reader has stopped (it refused the file, or failed), so
+    /// the download can stop too.
+    fn chunk(&mut self, bytes: &[u8]) -> impl Future<Output = bool> + Send;
+    /// The whole object was delivered: the reader may now see its end.
+    fn end(&mut self) -> impl Future<Output = ()> + Send;
+}
+
 /// What a listing or a head request says about an object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectInfo {
@@ -102,6 +111,20 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
         version_id: Option<&str>,
         dest: &Path,
+    ) -> impl Future<Output = PortResult<ObjectInfo>> + Send;
+
+    /// Streams the object (that version, when given) into `sink`, chunk by chunk as the
+    /// download delivers them: nothing is written to disk and no more than a chunk or two is
+    /// held. Stops early, without error, when the sink says its reader has gone. A download
+    /// that breaks off is a retryable error; the sink is then never told the object ended, so
+    /// its reader cannot take the part it got for the whole file. The returned `size` is the
+    /// bytes delivered.
+    fn get_into<S: ByteSink>(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        sink: &mut S,
     ) -> impl Future<Output = PortResult<ObjectInfo>> + Send;
 
     /// Uploads a file; large files go up in parts, read from disk one part at a time.

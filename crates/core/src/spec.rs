@@ -224,6 +224,14 @@ pub enum SourceFormat {
     Xlsx,
 }
 
+impl SourceFormat {
+    /// True when the reader must seek (an xlsx workbook's zip directory is at its end), so the
+    /// object is downloaded to a file first; every other format is read as it streams.
+    pub fn needs_file(self) -> bool {
+        self == SourceFormat::Xlsx
+    }
+}
+
 /// A sheet by name or by 0-based position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -13,7 +13,7 @@ use sluice_aws::s3::S3Store;
 use sluice_aws::{Clients, Names};
 use sluice_core::model::ModelSpec;
 use sluice_core::ports::{
-    ObjectInfo, ObjectStore, PortError, PortResult, WorkItem, WorkQueue, WorkStatus,
+    ByteSink, ObjectInfo, ObjectStore, PortError, PortResult, WorkItem, WorkQueue, WorkStatus,
 };
 use sluice_core::TableSpec;
 use sluice_functions::local::LocalLambdas;
@@ -418,6 +418,9 @@ pub fn assert_same_lake(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<
 pub enum Fault {
     /// The Nth download fails once with a retryable error (throttling).
     ThrottleGet(usize),
+    /// The Nth streamed download (a CSV read as it arrives) breaks off halfway through its
+    /// first chunk (a connection reset).
+    BreakGet(usize),
     /// The Nth upload fails for good (the function dies mid-publish).
     FailPut(usize),
 }
@@ -427,6 +430,7 @@ pub struct FaultyStore {
     pub inner: S3Store,
     pub fault: Fault,
     pub gets: std::sync::atomic::AtomicUsize,
+    pub streams: std::sync::atomic::AtomicUsize,
     pub puts: std::sync::atomic::AtomicUsize,
 }
 
@@ -458,6 +462,44 @@ impl ObjectStore for FaultyStore {
         }
         self.inner.get_to_file(bucket, key, version_id, dest).await
     }
+    async fn get_into<S: ByteSink>(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        sink: &mut S,
+    ) -> PortResult<ObjectInfo> {
+        let n = self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        match self.fault {
+            Fault::ThrottleGet(at) if n == at => Err(PortError {
+                code: Some("SlowDown".into()),
+                ..PortError::retryable(
+                    "s3:GetObject",
+                    "SlowDown: Please reduce your request rate (injected)",
+                )
+            }),
+            Fault::BreakGet(at)
+                if self
+                    .streams
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    + 1
+                    == at =>
+            {
+                let mut breaking = BreakingSink {
+                    inner: sink,
+                    broken: false,
+                };
+                self.inner
+                    .get_into(bucket, key, version_id, &mut breaking)
+                    .await?;
+                Err(PortError::retryable(
+                    "s3:GetObject",
+                    format!("s3://{bucket}/{key}: the download broke off (injected)"),
+                ))
+            }
+            _ => self.inner.get_into(bucket, key, version_id, sink).await,
+        }
+    }
     async fn put_file(&self, bucket: &str, key: &str, src: &Path) -> PortResult<()> {
         let n = self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         if let Fault::FailPut(at) = self.fault {
@@ -487,6 +529,24 @@ impl ObjectStore for FaultyStore {
     }
 }
 
+/// Passes on half of the first chunk, then stops the download; the reader never hears of
+/// the end.
+struct BreakingSink<'a, S> {
+    inner: &'a mut S,
+    broken: bool,
+}
+
+impl<S: ByteSink> ByteSink for BreakingSink<'_, S> {
+    async fn chunk(&mut self, bytes: &[u8]) -> bool {
+        if !self.broken {
+            self.broken = true;
+            self.inner.chunk(&bytes[..bytes.len() / 2]).await;
+        }
+        false
+    }
+    async fn end(&mut self) {}
+}
+
 /// The AWS ports with a faulty store.
 pub struct FaultyPorts<'a> {
     pub aws: &'a AwsPorts,
@@ -501,6 +561,7 @@ impl<'a> FaultyPorts<'a> {
                 inner: aws.store.clone(),
                 fault,
                 gets: Default::default(),
+                streams: Default::default(),
                 puts: Default::default(),
             },
         }
