@@ -89,7 +89,7 @@ struct Counting {
 impl ByteSink for Counting {
     async fn chunk(&mut self, bytes: &[u8]) -> bool {
         for (i, b) in bytes.iter().enumerate() {
-            if (self.bytes + i as u64) % (1 << 20) == 0 {
+            if (self.bytes + i as u64).is_multiple_of(1 << 20) {
                 self.first_of_each_mib.push(*b);
             }
         }
