@@ -28,7 +28,7 @@ resource "aws_dynamodb_table" "work" {
     type = "S"
   }
   attribute {
-    name = "status"
+    name = "open_status"
     type = "S"
   }
   attribute {
@@ -40,11 +40,14 @@ resource "aws_dynamodb_table" "work" {
     type = "S"
   }
 
+  # Sparse: only open items (queued, running, failed) carry open_status, so done items, the
+  # exactly-once record of every object ever ingested, never crowd one hot index partition.
+  # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-indexes-general-sparse-indexes.html
   global_secondary_index {
-    name            = "status-index"
+    name            = "open-status-index"
     projection_type = "ALL"
     key_schema {
-      attribute_name = "status"
+      attribute_name = "open_status"
       key_type       = "HASH"
     }
     key_schema {
@@ -63,6 +66,14 @@ resource "aws_dynamodb_table" "work" {
       attribute_name = "id"
       key_type       = "RANGE"
     }
+  }
+
+  # Done items expire after SSM work_retention_days; the reconciliation never lists objects
+  # older than that, so an expired record is never mistaken for an object never seen.
+  # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
   }
 
   point_in_time_recovery {

@@ -410,11 +410,12 @@ async fn a_spec_added_later_and_a_requeue_get_an_unmatched_object_ingested() {
     // The old record is closed, naming the new item; a second requeue finds nothing.
     let old = p
         .work
-        .by_status(WorkStatus::Done)
-        .await
+        .items
+        .lock()
         .unwrap()
-        .into_iter()
-        .find(|w| w.dataset.is_empty())
+        .values()
+        .find(|w| w.dataset.is_empty() && w.status == WorkStatus::Done)
+        .cloned()
         .unwrap();
     assert!(old.error_message.unwrap().contains(&new.id));
     assert!(requeue::handle(&p, by_error)
@@ -1455,4 +1456,58 @@ async fn a_workbook_is_spooled_because_it_must_seek() {
         (p.store.streamed.load(SeqCst), p.store.spooled.load(SeqCst)),
         (0, 1)
     );
+}
+
+#[tokio::test]
+async fn done_items_expire_after_the_retention_and_the_reconciliation_lists_no_older_object() {
+    let mut p = ports();
+    p.now = 1_800_000_000;
+    let day = 86_400;
+    // Ingested: its done item carries the expiry (400 days by default), and is no longer open.
+    let out = ingest_version(&p, "credit/new.csv", "a\n1\n", "credit")
+        .await
+        .unwrap();
+    let done = p.work.get(&out.id).await.unwrap().unwrap();
+    assert_eq!(done.status, WorkStatus::Done);
+    assert_eq!(
+        p.work.expiries.lock().unwrap().get(&out.id).copied(),
+        Some(p.now + 400 * day)
+    );
+    // Two objects no item knows: one from last month, one from before the retention (its
+    // item expired). The reconciliation registers the first only.
+    p.store.put_at(
+        "sluice-unit-raw",
+        "credit/recent.csv",
+        b"a\n2\n",
+        p.now - 30 * day,
+    );
+    p.store.put_at(
+        "sluice-unit-raw",
+        "credit/ancient.csv",
+        b"a\n3\n",
+        p.now - 401 * day,
+    );
+    let reconcile: QueueInput = serde_json::from_value(json!({
+        "event": {"detail-type": "Scheduled Event", "source": "sluice.reconcile", "time": "2027-01-15T08:00:00Z", "detail": {"reconcile": true}},
+        "execution": "arn:aws:states:us-east-1:1:execution:m:rec-1"
+    }))
+    .unwrap();
+    let out = queue_generator::handle(&p, reconcile).await.unwrap();
+    let keys: Vec<String> = p
+        .work
+        .by_status(WorkStatus::Queued)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.key)
+        .collect();
+    assert_eq!(keys, ["credit/recent.csv"], "{out:?}");
+    // A retention shorter than a month is refused by name.
+    p.settings
+        .values
+        .insert("work_retention_days".into(), "7".into());
+    let e = ingest_version(&p, "credit/other.csv", "a\n1\n", "credit")
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("work_retention_days is 7"), "{e}");
 }

@@ -80,6 +80,8 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
     }
     // The lease is renewed while the item is worked on, so it never lapses under a live owner.
     let lease = crate::run::lease_seconds(ports).await?;
+    // A done item is kept for the retention, then DynamoDB may forget it.
+    let expires_at = ports.now() + crate::run::work_retention_secs(ports).await?;
     let work = async {
         // A pull writes its range to the raw object first (once), then ingests it.
         let item = match &item.pull {
@@ -149,6 +151,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 }),
                 drift: Some(out.drift.clone()),
                 now: ports.now(),
+                expires_at: Some(expires_at),
                 ..Default::default()
             };
             ports
@@ -168,6 +171,7 @@ async fn handle_item<P: Ports>(ports: &P, input: IngestInput) -> Result<IngestOu
                 )),
                 counts: Some(ItemCounts::default()),
                 now: ports.now(),
+                expires_at: Some(expires_at),
                 ..Default::default()
             };
             ports

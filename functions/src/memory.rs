@@ -33,6 +33,8 @@ pub struct MemStore {
     pub streamed: std::sync::atomic::AtomicUsize,
     /// When set, a streamed download breaks off after this many bytes (a connection reset).
     pub break_after: Mutex<Option<usize>>,
+    /// Objects' LastModified (seconds), where a test set one.
+    pub modified: Mutex<BTreeMap<(String, String), i64>>,
 }
 
 /// The chunk size of the in-memory store's streamed downloads: small, so readers meet chunk
@@ -42,6 +44,19 @@ const MEM_CHUNK: usize = 1000;
 impl MemStore {
     pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
         lock(&self.objects).insert((bucket.to_owned(), key.to_owned()), body.to_vec());
+    }
+
+    /// Puts an object written at `time` (seconds since the epoch).
+    pub fn put_at(&self, bucket: &str, key: &str, body: &[u8], time: i64) {
+        self.put(bucket, key, body);
+        lock(&self.modified).insert((bucket.to_owned(), key.to_owned()), time);
+    }
+
+    fn dated(&self, mut info: ObjectInfo) -> ObjectInfo {
+        info.last_modified = lock(&self.modified)
+            .get(&(info.bucket.clone(), info.key.clone()))
+            .copied();
+        info
     }
 
     pub(crate) fn info(bucket: &str, key: &str, body: &[u8]) -> ObjectInfo {
@@ -61,14 +76,14 @@ impl ObjectStore for MemStore {
         Ok(lock(&self.objects)
             .iter()
             .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
-            .map(|((b, k), v)| MemStore::info(b, k, v))
+            .map(|((b, k), v)| self.dated(MemStore::info(b, k, v)))
             .collect())
     }
 
     async fn head(&self, bucket: &str, key: &str) -> PortResult<Option<ObjectInfo>> {
         Ok(lock(&self.objects)
             .get(&(bucket.to_owned(), key.to_owned()))
-            .map(|v| MemStore::info(bucket, key, v)))
+            .map(|v| self.dated(MemStore::info(bucket, key, v))))
     }
 
     async fn get_to_file(
@@ -173,6 +188,8 @@ pub struct MemWork {
     pub markers: Mutex<HashMap<String, String>>,
     /// When set, the batch index lags (as a DynamoDB GSI may): `by_batch` sees nothing yet.
     pub batch_index_lags: std::sync::atomic::AtomicBool,
+    /// The expiry (DynamoDB TTL) of each done item that was given one.
+    pub expiries: Mutex<BTreeMap<String, i64>>,
 }
 
 impl WorkQueue for MemWork {
@@ -230,10 +247,23 @@ impl WorkQueue for MemWork {
         if u.count_attempt {
             w.attempts += 1;
         }
+        match (to, u.expires_at) {
+            (WorkStatus::Done, Some(t)) => {
+                lock(&self.expiries).insert(id.to_owned(), t);
+            }
+            (WorkStatus::Done, None) => {}
+            _ => {
+                lock(&self.expiries).remove(id);
+            }
+        }
         Ok(Transition::Applied(w.clone()))
     }
 
     async fn by_status(&self, status: WorkStatus) -> PortResult<Vec<WorkItem>> {
+        // As the sparse index on AWS: done items are not listed.
+        if status == WorkStatus::Done {
+            return Err(sluice_aws::dynamo::done_not_indexed());
+        }
         Ok(lock(&self.items)
             .values()
             .filter(|w| w.status == status)

@@ -161,6 +161,14 @@ async fn reconcile_listing<P: Ports>(
     } else {
         chosen.last().map(|o| o.key.clone()).unwrap_or_default()
     };
+    // An object older than the work items' retention was listed by every reconciliation
+    // since it arrived; its done item may have expired, and is not to be taken for "never
+    // seen" (it would be ingested again).
+    let oldest = ports.now() - crate::run::work_retention_secs(ports).await?;
+    let chosen: Vec<ObjectInfo> = chosen
+        .into_iter()
+        .filter(|o| o.last_modified.is_none_or(|t| t >= oldest))
+        .collect();
     objects.extend(chosen.into_iter().map(|o| (o, None)));
     Ok(Advance {
         marker: RECONCILED_UP_TO,

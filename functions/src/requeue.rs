@@ -111,6 +111,7 @@ pub async fn handle<P: Ports>(ports: &P, filter: RequeueFilter) -> Result<Requeu
                     format!("a table spec matched later: requeued as {}", ids.join(", ")),
                 )),
                 now,
+                expires_at: Some(now + crate::run::work_retention_secs(ports).await?),
                 ..Default::default()
             };
             ports

@@ -32,6 +32,26 @@ pub async fn lease_seconds<P: Ports>(ports: &P) -> Result<i64, FnError> {
     Ok(lease)
 }
 
+/// Days a done work item is kept when SSM `work_retention_days` is not set: over a year, so
+/// a yearly re-upload is still known.
+pub const DEFAULT_WORK_RETENTION_DAYS: i64 = 400;
+
+/// The shortest retention allowed: the reconciliation and a long outage's catch-up must find
+/// the item of every object they list.
+pub const MIN_WORK_RETENTION_DAYS: i64 = 30;
+
+/// SSM `work_retention_days` in seconds, refused when shorter than
+/// [`MIN_WORK_RETENTION_DAYS`].
+pub async fn work_retention_secs<P: Ports>(ports: &P) -> Result<i64, FnError> {
+    let days = setting_or(ports, "work_retention_days", DEFAULT_WORK_RETENTION_DAYS).await?;
+    if days < MIN_WORK_RETENTION_DAYS {
+        return Err(FnError::bad_input(format!(
+            "setting work_retention_days is {days}: shorter than {MIN_WORK_RETENTION_DAYS}, an object could be listed again after its work item expired"
+        )));
+    }
+    Ok(days * 86_400)
+}
+
 /// For the steps that run under the lock (ingest, normalize): fails with `Sluice.LockLost`
 /// unless `execution` holds the pipeline lock. Acquiring again as the same owner renews the
 /// lease; after a redrive whose first attempt released the lock, it takes the free lock back.

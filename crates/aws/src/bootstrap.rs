@@ -17,7 +17,7 @@ use sluice_core::ports::{
 };
 use sluice_core::TableSpec;
 
-use crate::dynamo::{DynamoSpecs, BATCH_INDEX, STATUS_INDEX};
+use crate::dynamo::{DynamoSpecs, BATCH_INDEX, EXPIRES_AT, OPEN_STATUS, STATUS_INDEX};
 use crate::error::{code_of, port_error};
 use crate::glue::GlueCatalog;
 use crate::s3::S3Store;
@@ -44,6 +44,11 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
         "max_workbook_bytes",
         "1073741824",
         "workbooks larger than this are refused as Sluice.BadFile (ingest's /tmp holds the workbook and its outputs)",
+    ),
+    (
+        "work_retention_days",
+        "400",
+        "days a done work item is kept (DynamoDB TTL); the reconciliation lists no older object",
     ),
     (
         "reconcile_batch",
@@ -339,6 +344,24 @@ fn index(name: &str, hash: &str, range: &str) -> PortResult<GlobalSecondaryIndex
         .map_err(build_err)
 }
 
+/// Done work items expire ([`EXPIRES_AT`]), as Terraform's `ttl` block says.
+async fn enable_ttl(clients: &Clients, table: &str) -> PortResult<()> {
+    let spec = aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+        .attribute_name(EXPIRES_AT)
+        .enabled(true)
+        .build()
+        .map_err(build_err)?;
+    clients
+        .dynamodb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+        .map_err(|e| port_error("dynamodb:UpdateTimeToLive", e))?;
+    Ok(())
+}
+
 async fn ensure_dynamo_table(
     clients: &Clients,
     table: &str,
@@ -367,10 +390,10 @@ async fn ensure_dynamo_table(
         .attribute_definitions(attr(hash, ScalarAttributeType::S)?);
     if work_indexes {
         req = req
-            .attribute_definitions(attr("status", ScalarAttributeType::S)?)
+            .attribute_definitions(attr(OPEN_STATUS, ScalarAttributeType::S)?)
             .attribute_definitions(attr("updated_at", ScalarAttributeType::N)?)
             .attribute_definitions(attr("batch", ScalarAttributeType::S)?)
-            .global_secondary_indexes(index(STATUS_INDEX, "status", "updated_at")?)
+            .global_secondary_indexes(index(STATUS_INDEX, OPEN_STATUS, "updated_at")?)
             .global_secondary_indexes(index(BATCH_INDEX, "batch", "id")?);
     }
     match req.send().await {
@@ -393,6 +416,9 @@ async fn ensure_dynamo_table(
             .map(|s| s.as_str())
             == Some("ACTIVE")
         {
+            if work_indexes {
+                enable_ttl(clients, table).await?;
+            }
             return Ok(Change::Created);
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;

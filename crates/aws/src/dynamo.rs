@@ -2,7 +2,7 @@
 //!
 //! Tables (created by `bootstrap`, and by Terraform with the same shape):
 //! - specs: key `dataset`; `document` (the spec's JSON), `version`.
-//! - work: key `id` (`s3://bucket/key#version`); GSIs `status-index` (`status`, `updated_at`)
+//! - work: key `id` (`s3://bucket/key#version`); GSIs `open-status-index` (`open_status`, `updated_at`; open items only)
 //!   and `batch-index` (`batch`, `id`). Markers (the watermark) live here too, as `marker#<name>`
 //!   items without `status`/`batch`, so the indexes never see them.
 //! - locks: key `name`; `owner`, `acquired_at`, `expires_at`.
@@ -20,7 +20,16 @@ use sluice_core::TableSpec;
 
 use crate::error::{code_of, port_error};
 
-pub const STATUS_INDEX: &str = "status-index";
+/// Open items (queued, running, failed) by status and time. Sparse: an item carries the
+/// index's key `open_status` only while it is open, so done items (every object ever
+/// ingested) are never written to the index and its few partitions stay small and cool.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-indexes-general-sparse-indexes.html>
+pub const STATUS_INDEX: &str = "open-status-index";
+/// The attribute [`STATUS_INDEX`] is keyed by.
+pub const OPEN_STATUS: &str = "open_status";
+/// The work table's TTL attribute: set on done items only (SSM `work_retention_days`).
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html>
+pub const EXPIRES_AT: &str = "expires_at";
 pub const BATCH_INDEX: &str = "batch-index";
 
 type Attrs = HashMap<String, AttributeValue>;
@@ -104,6 +113,9 @@ pub fn work_item_to_attrs(w: &WorkItem) -> Attrs {
     a.insert("version".into(), s(&w.version));
     a.insert("dataset".into(), s(&w.dataset));
     a.insert("status".into(), s(w.status.as_str()));
+    if w.status != WorkStatus::Done {
+        a.insert(OPEN_STATUS.into(), s(w.status.as_str()));
+    }
     a.insert("attempts".into(), n(w.attempts));
     a.insert("updated_at".into(), n(w.updated_at));
     if let Some(x) = &w.execution {
@@ -190,6 +202,17 @@ pub fn transition_expression(
     values.insert(":now".into(), n(u.now));
     let mut set = vec!["#status = :to".to_owned(), "updated_at = :now".to_owned()];
     let mut remove = Vec::new();
+    // Only open items are in the status index; only done ones may expire.
+    if to == WorkStatus::Done {
+        remove.push(OPEN_STATUS.to_owned());
+        if let Some(t) = u.expires_at {
+            values.insert(":exp".into(), n(t));
+            set.push(format!("{EXPIRES_AT} = :exp"));
+        }
+    } else {
+        set.push(format!("{OPEN_STATUS} = :to"));
+        remove.push(EXPIRES_AT.to_owned());
+    }
     if let Some(x) = &u.execution {
         values.insert(":ex".into(), s(x));
         set.push("#execution = :ex".into());
@@ -253,6 +276,14 @@ pub fn transition_expression(
     (update, condition, values)
 }
 
+/// Done items are read by key (the exactly-once record), never listed by status.
+pub fn done_not_indexed() -> PortError {
+    PortError::permanent(
+        "dynamodb:Query",
+        "done items are not in the status index (it holds open items only); read one by its id",
+    )
+}
+
 #[derive(Clone, Debug)]
 pub struct DynamoWork {
     client: crate::lazy::Lazy<aws_sdk_dynamodb::Client>,
@@ -294,6 +325,30 @@ impl DynamoWork {
 
     fn marker_id(name: &str) -> String {
         format!("marker#{name}")
+    }
+
+    /// Every work item, done ones included (a full Scan: for audits and tests, never for a
+    /// run's decisions), markers left out.
+    pub async fn scan_items(&self) -> PortResult<Vec<WorkItem>> {
+        let mut pages = self
+            .client
+            .get()
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error("dynamodb:Scan", e))?;
+            for item in page.items() {
+                if get_s(item, "id").is_some_and(|id| id.starts_with("marker#")) {
+                    continue;
+                }
+                out.push(work_item_from_attrs(item).map_err(|f| bad_item(&self.table, f))?);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -360,7 +415,10 @@ impl WorkQueue for DynamoWork {
     }
 
     async fn by_status(&self, status: WorkStatus) -> PortResult<Vec<WorkItem>> {
-        self.query_index(STATUS_INDEX, "status", status.as_str())
+        if status == WorkStatus::Done {
+            return Err(done_not_indexed());
+        }
+        self.query_index(STATUS_INDEX, OPEN_STATUS, status.as_str())
             .await
     }
 

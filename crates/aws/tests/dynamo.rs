@@ -343,3 +343,102 @@ async fn specs_are_versioned_by_content() {
     assert!(store.get_spec("no_such_dataset").await.unwrap().is_none());
     assert_eq!(got.spec.description.as_deref(), Some("changed by a test"));
 }
+
+#[tokio::test]
+async fn done_items_leave_the_sparse_status_index_and_expire() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (clients, names) = common::environment(&[]).await;
+    let db = &clients.dynamodb;
+    let work = DynamoWork::new(db.clone(), &names.work_table);
+    let (a, b) = (item("a.csv", "b1"), item("b.csv", "b1"));
+    work.register(&a).await.unwrap();
+    work.register(&b).await.unwrap();
+    let update = |expires_at| TransitionUpdate {
+        now: 200,
+        expires_at,
+        ..TransitionUpdate::default()
+    };
+    work.transition(
+        &b.id,
+        &[WorkStatus::Queued],
+        WorkStatus::Running,
+        update(None),
+    )
+    .await
+    .unwrap();
+    work.transition(
+        &b.id,
+        &[WorkStatus::Running],
+        WorkStatus::Done,
+        update(Some(86_400_200)),
+    )
+    .await
+    .unwrap();
+    work.transition(
+        &a.id,
+        &[WorkStatus::Queued],
+        WorkStatus::Failed,
+        update(None),
+    )
+    .await
+    .unwrap();
+    let table = names.work_table.clone();
+    let raw = |id: String| {
+        let table = table.clone();
+        async move {
+            db.get_item()
+                .table_name(table)
+                .key("id", AttributeValue::S(id))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap()
+        }
+    };
+    let done = raw(b.id.clone()).await;
+    assert_eq!(
+        done.get("expires_at"),
+        Some(&AttributeValue::N("86400200".into()))
+    );
+    assert!(!done.contains_key("open_status"), "{done:?}");
+    let failed = raw(a.id.clone()).await;
+    assert_eq!(
+        failed.get("open_status"),
+        Some(&AttributeValue::S("failed".into()))
+    );
+    assert!(!failed.contains_key("expires_at"));
+    // The index holds open items only: asked for done ones it has none, and the port refuses.
+    for status in ["done", "running", "queued"] {
+        let q = db
+            .query()
+            .table_name(&names.work_table)
+            .index_name(sluice_aws::dynamo::STATUS_INDEX)
+            .key_condition_expression("open_status = :s")
+            .expression_attribute_values(":s", AttributeValue::S(status.into()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(q.count(), 0, "{status}");
+    }
+    assert!(work.by_status(WorkStatus::Done).await.is_err());
+    let failed: Vec<String> = work
+        .by_status(WorkStatus::Failed)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.key)
+        .collect();
+    assert_eq!(failed, ["a.csv"]);
+    // Bootstrap turned the table's TTL on, on the attribute done items carry.
+    let ttl = db
+        .describe_time_to_live()
+        .table_name(&names.work_table)
+        .send()
+        .await
+        .unwrap();
+    let d = ttl.time_to_live_description().unwrap();
+    assert_eq!(d.attribute_name(), Some("expires_at"));
+    assert_eq!(d.time_to_live_status().map(|s| s.as_str()), Some("ENABLED"));
+}

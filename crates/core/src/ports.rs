@@ -320,6 +320,8 @@ pub struct TransitionUpdate {
     /// Adds one to `attempts`.
     pub count_attempt: bool,
     pub now: i64,
+    /// When the store may forget a done item (seconds since the epoch; DynamoDB TTL).
+    pub expires_at: Option<i64>,
 }
 
 /// The result of a conditional transition.

@@ -13,7 +13,7 @@ use sluice_aws::s3::S3Store;
 use sluice_aws::{Clients, Names};
 use sluice_core::model::ModelSpec;
 use sluice_core::ports::{
-    ByteSink, ObjectInfo, ObjectStore, PortError, PortResult, WorkItem, WorkQueue, WorkStatus,
+    ByteSink, ObjectInfo, ObjectStore, PortError, PortResult, WorkItem, WorkQueue,
 };
 use sluice_core::TableSpec;
 use sluice_functions::local::LocalLambdas;
@@ -277,18 +277,7 @@ impl Lab {
     }
 
     pub fn items(&self) -> Vec<WorkItem> {
-        self.rt.block_on(async {
-            let mut all = Vec::new();
-            for s in [
-                WorkStatus::Queued,
-                WorkStatus::Running,
-                WorkStatus::Done,
-                WorkStatus::Failed,
-            ] {
-                all.extend(self.ports.work.by_status(s).await.unwrap());
-            }
-            all
-        })
+        self.rt.block_on(self.ports.work.scan_items()).unwrap()
     }
 
     pub fn partitions(&self, table: &str) -> Vec<Vec<String>> {
