@@ -33,6 +33,7 @@ resource "aws_iam_role_policy" "function" {
 
 locals {
   settings_arn = "arn:${local.partition}:ssm:${var.region}:${local.account_id}:parameter${trimsuffix(local.settings_path, "/")}"
+  secrets_arn  = "arn:${local.partition}:ssm:${var.region}:${local.account_id}:parameter${trimsuffix(local.secrets_path, "/")}"
   glue_catalog = "arn:${local.partition}:glue:${var.region}:${local.account_id}:catalog"
   glue_db      = "arn:${local.partition}:glue:${var.region}:${local.account_id}:database/${local.glue_database}"
   glue_tables  = "arn:${local.partition}:glue:${var.region}:${local.account_id}:table/${local.glue_database}/*"
@@ -57,6 +58,12 @@ data "aws_iam_policy_document" "common" {
     # Settings are read by path (sluice_aws::ssm); no function reads one parameter alone.
     actions   = ["ssm:GetParametersByPath"]
     resources = [local.settings_arn, "${local.settings_arn}/*"]
+  }
+  statement {
+    sid = "OwnSecrets"
+    # This function's secrets only: another function's path is not a level of this one.
+    actions   = ["ssm:GetParametersByPath"]
+    resources = ["${local.secrets_arn}/${each.key}", "${local.secrets_arn}/${each.key}/*"]
   }
   statement {
     sid       = "Key"

@@ -25,7 +25,8 @@ resource "aws_lambda_function" "function" {
   kms_key_arn                    = aws_kms_key.main.arn
 
   environment {
-    variables = local.function_environment
+    # SLUICE_SECRETS_PATH is the function's own: the only secrets path its role may read.
+    variables = merge(local.function_environment, { SLUICE_SECRETS_PATH = "${local.secrets_path}${each.key}/" })
   }
 
   logging_config {

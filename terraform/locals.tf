@@ -11,6 +11,9 @@ locals {
   account_id    = data.aws_caller_identity.current.account_id
   partition     = data.aws_partition.current.partition
   settings_path = "/sluice/${var.env}/"
+  # Each function's SecureString secrets, under <secrets_path><function>/: outside
+  # settings_path, because a read by path covers every level below it (ssm.tf, iam.tf).
+  secrets_path = "/sluice-secrets/${var.env}/"
   glue_database = "sluice_${replace(var.env, "-", "_")}"
 
   buckets = {

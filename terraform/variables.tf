@@ -68,10 +68,14 @@ variable "quarantine_retention_days" {
 }
 
 variable "secure_settings" {
-  description = "Secrets stored as SSM SecureString parameters under /sluice/<env>/ (name => value)."
-  type        = map(string)
+  description = "Each function's secrets (function => name => value), stored as SSM SecureString parameters under /sluice-secrets/<env>/<function>/ and readable by that function alone."
+  type        = map(map(string))
   default     = {}
   sensitive   = true
+  validation {
+    condition     = alltrue([for f in keys(var.secure_settings) : contains(["queue-generator", "in-progress-check", "ingest", "notify", "extract", "normalize", "load"], f)])
+    error_message = "secure_settings is keyed by function: queue-generator, in-progress-check, ingest, notify, extract, normalize or load."
+  }
 }
 
 variable "drain_schedule" {

@@ -71,7 +71,8 @@ impl AwsPorts {
                 None => SnsNotifier::by_name(Lazy::new(config), &names.topic_name).await?,
             },
             executions: SfnExecutions::new(Lazy::new(config)),
-            settings: SsmSettings::new(Lazy::new(config), &names.settings_path),
+            settings: SsmSettings::new(Lazy::new(config), &names.settings_path)
+                .with_secrets(names.secrets_path.clone()),
             secrets: SecretsManagerSecrets::new(Lazy::new(config)),
             names,
         })

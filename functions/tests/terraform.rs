@@ -223,9 +223,10 @@ fn every_function_gets_every_variable_its_configuration_reads() {
         .blocks()
         .find(|b| b.identifier() == "environment")
         .expect("an environment block");
-    assert_eq!(
-        text(attr(env.body(), "variables").unwrap()),
-        "local.function_environment"
+    let variables = text(attr(env.body(), "variables").unwrap());
+    assert!(
+        variables.starts_with("merge(local.function_environment,"),
+        "{variables}"
     );
     let set = object_keys(local(&tf, "function_environment"));
     for var in sluice_aws::names::ENV_VARS {
@@ -1138,4 +1139,74 @@ fn each_state_machine_role_invokes_only_its_own_functions() {
         sfn.contains("aws_iam_role.state_machine[\"extract\"].arn"),
         "{sfn}"
     );
+}
+
+/// Secrets are each function's own: stored outside the shared settings path (a read by path
+/// covers every level below it), under `<secrets_path><function>/`, and each role may read the
+/// shared path and its own secrets path only.
+#[test]
+fn each_function_reads_the_shared_settings_and_its_own_secrets_alone() {
+    let tf = terraform();
+    let unquote = |e: &Expression| text(e).trim_matches('"').to_owned();
+    let settings = unquote(local(&tf, "settings_path"));
+    let secrets = unquote(local(&tf, "secrets_path"));
+    assert!(
+        !secrets.starts_with(&settings) && !settings.starts_with(&secrets),
+        "{secrets} and {settings} must not nest"
+    );
+    // Each function is told its own secrets path.
+    let lambda = one(&tf, "resource", &["aws_lambda_function", "function"]).body();
+    let env = lambda
+        .blocks()
+        .find(|b| b.identifier() == "environment")
+        .unwrap();
+    let variables = text(attr(env.body(), "variables").unwrap());
+    assert!(
+        variables.contains(&format!(
+            "{} = \"${{local.secrets_path}}${{each.key}}/\"",
+            sluice_aws::names::SECRETS_PATH_VAR
+        )),
+        "{variables}"
+    );
+    // Stored under it, one function's each.
+    let secret = one(&tf, "resource", &["aws_ssm_parameter", "secret"]).body();
+    assert_eq!(
+        text(attr(secret, "name").unwrap()),
+        "\"${local.secrets_path}${each.key}\""
+    );
+    assert_eq!(unquote(attr(secret, "type").unwrap()), "SecureString");
+    // Every SSM grant of every policy: the shared path, or the function's own secrets.
+    let mut ssm_grants = 0;
+    for f in &tf {
+        for b in f.body.blocks().filter(|b| b.identifier() == "data") {
+            for st in b.body().blocks().filter(|x| x.identifier() == "statement") {
+                let actions = attr(st.body(), "actions").map(text).unwrap_or_default();
+                if !actions.contains("ssm:") {
+                    continue;
+                }
+                ssm_grants += 1;
+                let resources = attr(st.body(), "resources").map(text).unwrap_or_default();
+                let own = resources.contains("${local.secrets_arn}/${each.key}")
+                    && !resources.contains("${local.secrets_arn}/*")
+                    && !resources.contains("${local.secrets_arn}\"");
+                let shared =
+                    resources.contains("local.settings_arn") && !resources.contains("secrets_arn");
+                assert!(
+                    own || shared,
+                    "{:?}: an SSM grant beyond the shared settings and the function's own secrets: {resources}",
+                    b.labels()
+                );
+            }
+        }
+    }
+    assert!(ssm_grants >= 2, "found {ssm_grants} SSM grants");
+    // The variable's validation names exactly the deployed functions.
+    let functions = object_keys(local(&tf, "functions"));
+    let var = block_text(&tf, "variable \"secure_settings\"");
+    for f in &functions {
+        assert!(
+            var.contains(&format!("\"{f}\"")),
+            "{f} missing from secure_settings' validation"
+        );
+    }
 }

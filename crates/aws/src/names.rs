@@ -20,6 +20,10 @@ pub const ENV_VARS: &[&str] = &[
     "SLUICE_GLUE_DATABASE",
 ];
 
+/// Set on each function with a value of its own: where its secrets are
+/// (`/sluice-secrets/<env>/<function>/`).
+pub const SECRETS_PATH_VAR: &str = "SLUICE_SECRETS_PATH";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Names {
     pub env: String,
@@ -29,8 +33,12 @@ pub struct Names {
     pub specs_table: String,
     pub work_table: String,
     pub locks_table: String,
-    /// SSM parameter path, with a trailing slash.
+    /// SSM parameter path, with a trailing slash: the settings every function reads.
     pub settings_path: String,
+    /// SSM path of this function's own SecureString secrets (`/sluice-secrets/<env>/<fn>/`),
+    /// outside `settings_path`: a read by path covers every level below it, so secrets under
+    /// the shared path would be every function's. `None` (the CLI, local runs): no secrets.
+    pub secrets_path: Option<String>,
     pub topic_name: String,
     /// The topic's ARN when known (deployed functions get it; locally it is looked up by name).
     pub topic_arn: Option<String>,
@@ -49,6 +57,7 @@ impl Names {
             work_table: format!("sluice-{env}-work"),
             locks_table: format!("sluice-{env}-locks"),
             settings_path: format!("/sluice/{env}/"),
+            secrets_path: None,
             topic_name: format!("sluice-{env}-notifications"),
             topic_arn: None,
             glue_database: format!("sluice_{}", env.replace('-', "_")),
@@ -76,6 +85,8 @@ impl Names {
             }
         }
         n.topic_arn = var("SLUICE_TOPIC_ARN");
+        n.secrets_path =
+            var(SECRETS_PATH_VAR).map(|p| if p.ends_with('/') { p } else { format!("{p}/") });
         if !n.settings_path.ends_with('/') {
             n.settings_path.push('/');
         }

@@ -1,11 +1,18 @@
-//! `Settings` over SSM Parameter Store: every parameter under `/sluice/<env>/`, SecureStrings
-//! decrypted, read in one paginated call and cached for [`SETTINGS_TTL`] (a changed setting
-//! reaches warm Lambda containers within that time, not at their next cold start).
+//! `Settings` over SSM Parameter Store: every parameter under `/sluice/<env>/` (the settings
+//! all functions share) and under the function's own secrets path
+//! (`/sluice-secrets/<env>/<function>/`, SecureStrings, decrypted), read by path and cached
+//! for [`SETTINGS_TTL`] (a changed setting reaches warm Lambda containers within that time,
+//! not at their next cold start).
+//!
+//! Secrets live outside the shared path because IAM cannot fence a level of a path read by
+//! path: "if a user has access to a path, then the user can access all levels of that path"
+//! (<https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParametersByPath.html>).
+//! Each function's role may read the shared path and its own secrets path only.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sluice_core::ports::{PortResult, Settings};
+use sluice_core::ports::{PortError, PortResult, Settings};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
@@ -19,6 +26,7 @@ use crate::error::port_error;
 pub struct SsmSettings {
     client: crate::lazy::Lazy<aws_sdk_ssm::Client>,
     path: String,
+    secrets: Option<String>,
     cache: Mutex<Option<(Instant, BTreeMap<String, String>)>>,
     ttl: Duration,
     fetches: AtomicUsize,
@@ -32,10 +40,17 @@ impl SsmSettings {
         SsmSettings {
             client: client.into(),
             path: path.into(),
+            secrets: None,
             cache: Mutex::new(None),
             ttl: SETTINGS_TTL,
             fetches: AtomicUsize::new(0),
         }
+    }
+
+    /// The same, with this function's secrets from `path` (`None`: none).
+    pub fn with_secrets(mut self, path: Option<String>) -> SsmSettings {
+        self.secrets = path;
+        self
     }
 
     /// The same, reusing what it read for `ttl` instead of [`SETTINGS_TTL`].
@@ -52,11 +67,31 @@ impl SsmSettings {
 
     async fn fetch(&self) -> PortResult<BTreeMap<String, String>> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        let mut out = self.read_path(&self.path).await?;
+        if let Some(secrets) = &self.secrets {
+            for (name, value) in self.read_path(secrets).await? {
+                // A secret never silently replaces a shared setting (or the reverse).
+                if out.contains_key(&name) {
+                    return Err(PortError::permanent(
+                        "ssm:GetParametersByPath",
+                        format!(
+                            "{secrets}{name} has the name of the setting {}{name}; rename one",
+                            self.path
+                        ),
+                    ));
+                }
+                out.insert(name, value);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_path(&self, path: &str) -> PortResult<BTreeMap<String, String>> {
         let mut pages = self
             .client
             .get()
             .get_parameters_by_path()
-            .path(&self.path)
+            .path(path)
             .recursive(true)
             .with_decryption(true)
             .into_paginator()
@@ -66,7 +101,7 @@ impl SsmSettings {
             let page = page.map_err(|e| port_error("ssm:GetParametersByPath", e))?;
             for p in page.parameters() {
                 if let (Some(name), Some(value)) = (p.name(), p.value()) {
-                    out.insert(relative_name(&self.path, name), value.to_owned());
+                    out.insert(relative_name(path, name), value.to_owned());
                 }
             }
         }

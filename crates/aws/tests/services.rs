@@ -50,19 +50,19 @@ async fn securestring_round_trip_and_cached_second_read() {
     clients
         .ssm
         .put_parameter()
-        .name(format!("{}extract/sftp_password", names.settings_path))
+        .name(format!(
+            "/sluice-secrets/{}/extract/sftp_password",
+            names.env
+        ))
         .value("s3cr3t value")
         .r#type(ParameterType::SecureString)
         .send()
         .await
         .unwrap();
-    let settings = SsmSettings::new(clients.ssm.clone(), &names.settings_path);
+    let settings = SsmSettings::new(clients.ssm.clone(), &names.settings_path)
+        .with_secrets(Some(format!("/sluice-secrets/{}/extract/", names.env)));
     assert_eq!(
-        settings
-            .get("extract/sftp_password")
-            .await
-            .unwrap()
-            .as_deref(),
+        settings.get("sftp_password").await.unwrap().as_deref(),
         Some("s3cr3t value")
     );
     assert_eq!(
@@ -93,6 +93,61 @@ async fn securestring_round_trip_and_cached_second_read() {
         fresh.get("lookback_hours").await.unwrap().as_deref(),
         Some("12")
     );
+}
+
+#[tokio::test]
+async fn a_function_reads_its_own_secrets_and_no_other_functions() {
+    let (clients, names) = common::environment(&[]).await;
+    let root = format!("/sluice-secrets/{}/", names.env);
+    let put = |name: String, value: &'static str| {
+        let ssm = clients.ssm.clone();
+        async move {
+            ssm.put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(ParameterType::SecureString)
+                .overwrite(true)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    put(format!("{root}extract/sftp_password"), "extract's secret").await;
+    put(format!("{root}ingest/api_token"), "ingest's secret").await;
+    let of = |function: Option<&str>| {
+        SsmSettings::new(clients.ssm.clone(), &names.settings_path)
+            .with_secrets(function.map(|f| format!("{root}{f}/")))
+    };
+    let extract = of(Some("extract")).all().await.unwrap();
+    assert_eq!(
+        extract.get("sftp_password").map(String::as_str),
+        Some("extract's secret")
+    );
+    assert!(
+        !extract.contains_key("api_token"),
+        "another function's secret"
+    );
+    assert_eq!(
+        extract.get("lookback_hours").map(String::as_str),
+        Some("6"),
+        "shared settings too"
+    );
+    let ingest = of(Some("ingest")).all().await.unwrap();
+    assert_eq!(
+        ingest.get("api_token").map(String::as_str),
+        Some("ingest's secret")
+    );
+    assert!(!ingest.contains_key("sftp_password"));
+    // No secrets path (the CLI): shared settings only; the secrets are not under them.
+    let shared = of(None).all().await.unwrap();
+    assert!(
+        shared.values().all(|v| !v.ends_with("'s secret")),
+        "{shared:?}"
+    );
+    // A secret named like a shared setting is refused, never silently preferred.
+    put(format!("{root}notify/lookback_hours"), "shadow").await;
+    let e = of(Some("notify")).all().await.unwrap_err();
+    assert!(e.message.contains("has the name of the setting"), "{e}");
 }
 
 #[tokio::test]
