@@ -341,10 +341,14 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
     let replaced_outputs = versions.replace(ports, item, &source, &files).await?;
     let drift = match (&spec.drift, &report.profile) {
         (Some(thresholds), Some(profile)) => {
+            // Profiles sort by upload time (the raw object's LastModified: the same for every
+            // attempt at this version).
+            let uploaded = got.last_modified.unwrap_or_else(|| ports.now());
             check_drift(
                 ports,
                 &spec.dataset,
                 &output_stem(&source),
+                uploaded,
                 thresholds,
                 profile,
             )
@@ -393,29 +397,46 @@ pub fn profiles_prefix(dataset: &str) -> String {
     format!("_sluice/profiles/{dataset}/")
 }
 
-/// Compares `profile` (this file's, `stem` its output stem) with the dataset's previous files'
-/// profiles, then stores it beside them. A redrive finds the profile its first attempt stored
-/// (same stem) and writes the same key again: the baseline never counts a file twice, and never
-/// compares a file with itself.
+/// Compares `profile` (this file's, `stem` its output stem, `uploaded` when its raw object
+/// was written) with the profiles of the dataset's files uploaded before it, then stores it
+/// beside them under `<uploaded>-<stem>.json`. A redrive writes the same key again: the
+/// baseline never counts a file twice, and never compares a file with itself.
+///
+/// The baseline is read with a bounded number of one-page listings, never the whole prefix
+/// (which grows by one profile per file for ever): the files uploaded within a second
+/// before this one, then 8 seconds, about a minute, and so on (×8) until `files` earlier
+/// profiles are found or the window covers everything. A window holding more than a page (a burst)
+/// gives a baseline of files from the same burst.
 async fn check_drift<P: Ports>(
     ports: &P,
     dataset: &str,
     stem: &str,
+    uploaded: i64,
     thresholds: &sluice_core::spec::DriftSpec,
     profile: &sluice_core::profile::Profile,
 ) -> Result<Vec<String>, FnError> {
     let lake = ports.names().lake_bucket.clone();
     let prefix = profiles_prefix(dataset);
-    let own_suffix = format!("-{stem}.json");
-    let listed = ports.store().list(&lake, &prefix).await?;
-    let own = listed.iter().find(|o| o.key.ends_with(&own_suffix));
-    let earlier: Vec<&str> = listed
-        .iter()
-        .filter(|o| o.key.ends_with(".json") && !o.key.ends_with(&own_suffix))
-        // Files ingested before this one's first attempt (keys sort by time).
-        .filter(|o| own.is_none_or(|mine| o.key < mine.key))
-        .map(|o| o.key.as_str())
-        .collect();
+    let own_key = format!("{prefix}{:012}-{stem}.json", uploaded.max(0));
+    let mut window: i64 = 1;
+    let earlier: Vec<String> = loop {
+        let from = uploaded - window;
+        let start = (from > 0).then(|| format!("{prefix}{from:012}"));
+        let page = ports
+            .store()
+            .list_page(&lake, &prefix, start.as_deref(), BASELINE_PAGE)
+            .await?;
+        let full = page.len() >= BASELINE_PAGE;
+        let keys: Vec<String> = page
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| k.ends_with(".json") && *k < own_key)
+            .collect();
+        if keys.len() >= thresholds.files || start.is_none() || full {
+            break keys;
+        }
+        window = window.saturating_mul(8);
+    };
     let mut previous = Vec::new();
     for key in earlier.iter().rev().take(thresholds.files).rev() {
         let Some(bytes) = ports.store().get_bytes(&lake, key).await? else {
@@ -432,15 +453,14 @@ async fn check_drift<P: Ports>(
         .into_iter()
         .map(|d| d.message)
         .collect();
-    let key = match own {
-        Some(o) => o.key.clone(),
-        None => format!("{prefix}{:012}{own_suffix}", ports.now().max(0)),
-    };
     let body =
         serde_json::to_vec(profile).map_err(|e| FnError::internal("serialising a profile", e))?;
-    ports.store().put_bytes(&lake, &key, body).await?;
+    ports.store().put_bytes(&lake, &own_key, body).await?;
     Ok(found)
 }
+
+/// The most profiles one baseline listing reads (one S3 request).
+const BASELINE_PAGE: usize = 1000;
 
 /// The raw objects ingest takes by default (SSM `max_file_bytes`). They are read as they
 /// download, never spooled: the bound is the function's 15 minutes, not its disk.

@@ -80,6 +80,22 @@ impl ObjectStore for MemStore {
             .collect())
     }
 
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max_keys: usize,
+    ) -> PortResult<Vec<ObjectInfo>> {
+        Ok(self
+            .list(bucket, prefix)
+            .await?
+            .into_iter()
+            .filter(|o| start_after.is_none_or(|a| o.key.as_str() > a))
+            .take(max_keys)
+            .collect())
+    }
+
     async fn head(&self, bucket: &str, key: &str) -> PortResult<Option<ObjectInfo>> {
         Ok(lock(&self.objects)
             .get(&(bucket.to_owned(), key.to_owned()))
@@ -100,7 +116,7 @@ impl ObjectStore for MemStore {
             .cloned()
             .ok_or_else(|| PortError::permanent("mem:get", format!("no {bucket}/{key}")))?;
         std::fs::write(dest, &body).map_err(|e| PortError::permanent("mem:get", e.to_string()))?;
-        Ok(MemStore::info(bucket, key, &body))
+        Ok(self.dated(MemStore::info(bucket, key, &body)))
     }
 
     async fn get_into<S: ByteSink>(
@@ -120,7 +136,7 @@ impl ObjectStore for MemStore {
         let deliver = limit.map_or(body.len(), |n| n.min(body.len()));
         for chunk in body[..deliver].chunks(MEM_CHUNK) {
             if !sink.chunk(chunk).await {
-                return Ok(MemStore::info(bucket, key, &body));
+                return Ok(self.dated(MemStore::info(bucket, key, &body)));
             }
         }
         if limit.is_some() {
@@ -130,7 +146,7 @@ impl ObjectStore for MemStore {
             ));
         }
         sink.end().await;
-        Ok(MemStore::info(bucket, key, &body))
+        Ok(self.dated(MemStore::info(bucket, key, &body)))
     }
 
     async fn put_file(&self, bucket: &str, key: &str, src: &Path) -> PortResult<()> {

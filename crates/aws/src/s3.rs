@@ -202,6 +202,40 @@ impl ObjectStore for S3Store {
         Ok(out)
     }
 
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max_keys: usize,
+    ) -> PortResult<Vec<ObjectInfo>> {
+        let page = self
+            .client
+            .get()
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_owned))
+            .max_keys(max_keys.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| port_error("s3:ListObjectsV2", e))?;
+        Ok(page
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ObjectInfo {
+                    bucket: bucket.to_owned(),
+                    key: o.key()?.to_owned(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: bare_etag(o.e_tag()),
+                    version_id: None,
+                    last_modified: o.last_modified().map(|t| t.secs()),
+                })
+            })
+            .collect())
+    }
+
     async fn head(&self, bucket: &str, key: &str) -> PortResult<Option<ObjectInfo>> {
         match self
             .client

@@ -97,6 +97,16 @@ pub trait ObjectStore: Send + Sync {
         prefix: &str,
     ) -> impl Future<Output = PortResult<Vec<ObjectInfo>>> + Send;
 
+    /// One request's worth: at most `max_keys` objects under `prefix` whose keys sort after
+    /// `start_after` (from the first when `None`), in key order.
+    fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max_keys: usize,
+    ) -> impl Future<Output = PortResult<Vec<ObjectInfo>>> + Send;
+
     /// The object's metadata, or `None` when there is no such key.
     fn head(
         &self,

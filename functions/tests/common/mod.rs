@@ -427,6 +427,17 @@ impl ObjectStore for FaultyStore {
     async fn list(&self, bucket: &str, prefix: &str) -> PortResult<Vec<ObjectInfo>> {
         self.inner.list(bucket, prefix).await
     }
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        max_keys: usize,
+    ) -> PortResult<Vec<ObjectInfo>> {
+        self.inner
+            .list_page(bucket, prefix, start_after, max_keys)
+            .await
+    }
     async fn head(&self, bucket: &str, key: &str) -> PortResult<Option<ObjectInfo>> {
         self.inner.head(bucket, key).await
     }
