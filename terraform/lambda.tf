@@ -50,7 +50,9 @@ resource "aws_lambda_function" "function" {
   }
 
   ephemeral_storage {
-    # ingest spools the raw object and its outputs to /tmp; load holds one lake file at a time.
+    # ingest writes its outputs to /tmp (and a workbook, which must seek); load holds one lake
+    # file at a time; normalize and extract read the lake one object at a time in memory and
+    # write only their outputs.
     size = each.key == "ingest" ? 4096 : each.key == "load" ? 2048 : 512
   }
 }

@@ -1,6 +1,6 @@
 //! extract: the monthly bank extract in Lambda. Under the pipeline lock (so it never reads half
-//! an ingestion's publish), copies the banking datasets' curated files from the lake to local
-//! disk and computes every completed month. A month's file is written when it is new or its
+//! an ingestion's publish), reads the banking datasets' curated files from the lake one object
+//! at a time (never copied to /tmp) and computes every completed month. A month's file is written when it is new or its
 //! content changed — a late or corrected input for an old month gives the external party a
 //! corrected file under the same name; unchanged months are not rewritten. One CSV per bank
 //! and month in the extracts bucket (an S3 PUT: a file appears complete or not at all; same
@@ -9,12 +9,13 @@
 
 use crate::contracts::{ExtractInput, ExtractOutput};
 use sluice_core::extract::Month;
-use sluice_core::extract_input::read_input;
+use std::collections::BTreeMap;
+
+use sluice_core::extract_input::{read_flat, read_model, DataFile};
 use sluice_core::ports::{LockStore, ObjectStore, WorkQueue};
 
 use crate::errors::FnError;
 use crate::ports::Ports;
-use crate::run::download_prefix;
 use crate::run::hold_lock;
 
 /// The datasets the extract reads (the banking model), or `loans` (flat).
@@ -34,21 +35,38 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
 
     // Never read the lake while an ingestion publishes into it.
     hold_lock(ports, &input.execution).await?;
-    let work = tempfile::tempdir().map_err(|e| FnError::internal("no scratch space", e))?;
     let lake = ports.names().lake_bucket.clone();
+    // Each lake file is fetched when the reader comes to it, never copied to /tmp.
+    let (fetcher, requests) = crate::fetch::channel();
+    let mut files: BTreeMap<&str, Vec<DataFile>> = BTreeMap::new();
     for dataset in DATASETS {
-        download_prefix(
-            ports,
-            &lake,
-            &format!("data/{dataset}/"),
-            work.path(),
-            |_| true,
-        )
-        .await?;
+        let listed = ports
+            .store()
+            .list(&lake, &format!("data/{dataset}/"))
+            .await?;
+        files.insert(
+            dataset,
+            listed
+                .iter()
+                .filter(|o| o.key.ends_with(".parquet") || o.key.ends_with(".csv"))
+                .map(|o| fetcher.file(&lake, &o.key))
+                .collect(),
+        );
     }
-    let root = work.path().to_path_buf();
-    let agg = tokio::task::spawn_blocking(move || read_input(&root))
-        .await
+    drop(fetcher);
+    let reading = tokio::task::spawn_blocking(move || {
+        if files.get("bank_loans").is_some_and(|f| !f.is_empty()) {
+            read_model(&|d| files.get(d).cloned().unwrap_or_default())
+        } else {
+            read_flat(files.get("loans").map(Vec::as_slice).unwrap_or_default())
+        }
+    });
+    let (failure, agg) = tokio::join!(crate::fetch::serve(ports, requests), reading);
+    // A store error (throttled, access denied) is what it is, not missing data.
+    if let Some(e) = failure.take() {
+        return Err(e.into());
+    }
+    let agg = agg
         .map_err(|e| FnError::internal("the extract task stopped", e))?
         .map_err(|e| FnError::NoData(format!("s3://{lake}/data/: {e}")))?;
     let first = agg

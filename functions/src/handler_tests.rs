@@ -1522,3 +1522,62 @@ async fn done_items_expire_after_the_retention_and_the_reconciliation_lists_no_o
         .unwrap_err();
     assert!(e.message().contains("work_retention_days is 7"), "{e}");
 }
+
+#[tokio::test]
+async fn the_extract_reads_the_lake_one_object_at_a_time_and_a_failed_read_is_not_missing_data() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let p = ports();
+    let lake = p.names.lake_bucket.clone();
+    let files = [
+        (
+            "data/bank/bank.csv",
+            "id_bank,name,capitalization\n1,J.P. Morgan Chase,100000.00\n",
+        ),
+        (
+            "data/branch/branch.csv",
+            "id_branch,bank_id,address\n1,1,Old Wood Square\n",
+        ),
+        (
+            "data/client/client.csv",
+            "id_client,name,surname,branch_id\n1,A,One,1\n",
+        ),
+        (
+            "data/account/account.csv",
+            "id_account,balance,client_id,open_date\n1,10.00,1,2020-01-01\n",
+        ),
+        (
+            "data/bank_loans/year=2023/month=03/a.csv",
+            "id_loan,amount,account_id,loan_date\n1,5000.00,1,2023-03-11\n",
+        ),
+        (
+            "data/bank_loans/year=2023/month=05/b.csv",
+            "id_loan,amount,account_id,loan_date\n2,2500.25,1,2023-05-02\n",
+        ),
+    ];
+    for (k, body) in files {
+        p.store.put(&lake, k, body.as_bytes());
+    }
+    let input = || crate::contracts::ExtractInput {
+        execution: "arn:aws:states:us-east-1:1:execution:x:monthly".into(),
+        time: Some("2023-07-01T01:00:00Z".into()),
+        month: None,
+    };
+    // A throttled read is a store error (retried by the state machine), not "no data".
+    p.store.fail_get_bytes.store(true, SeqCst);
+    let e = crate::extract::handle(&p, input()).await.unwrap_err();
+    assert_eq!(e.error_type(), crate::errors::TRANSIENT, "{e}");
+    p.store.fail_get_bytes.store(false, SeqCst);
+    p.store.reads.store(0, SeqCst);
+
+    let out = crate::extract::handle(&p, input()).await.unwrap();
+    assert_eq!(out.months, ["2023-03", "2023-04", "2023-05", "2023-06"]);
+    assert_eq!(
+        p.store.spooled.load(SeqCst),
+        0,
+        "no lake file copied to /tmp"
+    );
+    assert!(
+        p.store.reads.load(SeqCst) >= files.len(),
+        "each lake file read from the store"
+    );
+}

@@ -13,6 +13,7 @@
 pub mod contracts;
 pub mod errors;
 pub mod extract;
+pub mod fetch;
 #[cfg(test)]
 mod handler_tests;
 pub mod in_progress_check;

@@ -33,6 +33,9 @@ pub struct MemStore {
     pub streamed: std::sync::atomic::AtomicUsize,
     /// When set, a streamed download breaks off after this many bytes (a connection reset).
     pub break_after: Mutex<Option<usize>>,
+    /// Small or whole-object reads (`get_bytes`), and whether they fail (throttled).
+    pub reads: std::sync::atomic::AtomicUsize,
+    pub fail_get_bytes: std::sync::atomic::AtomicBool,
     /// Objects' LastModified (seconds), where a test set one.
     pub modified: Mutex<BTreeMap<(String, String), i64>>,
 }
@@ -178,6 +181,11 @@ impl ObjectStore for MemStore {
     }
 
     async fn get_bytes(&self, bucket: &str, key: &str) -> PortResult<Option<Vec<u8>>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.reads.fetch_add(1, SeqCst);
+        if self.fail_get_bytes.load(SeqCst) {
+            return Err(PortError::retryable("mem:get_bytes", "SlowDown"));
+        }
         Ok(lock(&self.objects)
             .get(&(bucket.to_owned(), key.to_owned()))
             .cloned())

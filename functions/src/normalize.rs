@@ -1,25 +1,42 @@
 //! normalize: after the items of a run are ingested, rebuilds the target tables of every model
-//! (`s3://<lake>/config/models/<model>.json`) that reads a dataset this run ingested. Copies the
-//! model's curated files from the lake to local disk, builds the tables (core `normalize`),
-//! uploads each table's Parquet and quarantine under fixed names (`data/<lake table>/`,
+//! (`s3://<lake>/config/models/<model>.json`) that reads a dataset this run ingested. Reads the
+//! model's curated files from the lake one object at a time (never copied to /tmp), builds the
+//! tables (core `normalize`), uploads each table's Parquet and quarantine under fixed names (`data/<lake table>/`,
 //! `quarantine/<lake table>/`) and registers the Glue tables. Same inputs and the same
 //! execution start time give the same bytes, so a retry or a redrive rewrites identical
 //! objects. A model whose datasets are not all in the lake yet is skipped, with the reason.
 
 use crate::contracts::{ModelOutcome, NormalizeInput, NormalizeOutput, TableCounts};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::Timelike as _;
 use sluice_core::model::ModelSpec;
-use sluice_core::normalize::{normalize, NormalizeError, NormalizeOptions, TableReport};
+use sluice_core::normalize::{
+    normalize, DataFile, NormalizeError, NormalizeOptions, Previous, TableReport,
+};
 use sluice_core::ports::{Catalog, ObjectStore, WorkStatus};
 
 use crate::errors::FnError;
 use crate::ports::Ports;
+use crate::run::config_documents;
 use crate::run::hold_lock;
 use crate::run::items_of_run;
-use crate::run::{config_documents, download_prefix};
+
+/// The Parquet objects under `prefix` in `bucket`.
+async fn parquet_keys<P: Ports>(
+    ports: &P,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, FnError> {
+    Ok(ports
+        .store()
+        .list(bucket, prefix)
+        .await?
+        .into_iter()
+        .filter(|o| o.key.ends_with(".parquet"))
+        .map(|o| o.key)
+        .collect())
+}
 
 /// Where models live in the lake bucket (`sluice bootstrap` and Terraform put them there).
 pub const MODELS_PREFIX: &str = "config/models/";
@@ -103,26 +120,21 @@ async fn run_model<P: Ports>(
 ) -> Result<ModelOutcome, FnError> {
     let lake = ports.names().lake_bucket.clone();
     let work = tempfile::tempdir().map_err(|e| FnError::internal("no scratch space", e))?;
-    let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let mut opts = NormalizeOptions::new(as_of);
+    // The model's inputs and the previous build are read from the lake one object at a time
+    // when the reader comes to them, never copied to /tmp; only the new tables are written
+    // there before they go up.
+    let (fetcher, requests) = crate::fetch::channel();
+    let mut inputs: BTreeMap<String, Vec<DataFile>> = BTreeMap::new();
     let mut missing = Vec::new();
-    let root = work.path().join("in");
     for dataset in model.datasets() {
-        let files = download_prefix(ports, &lake, &format!("data/{dataset}/"), &root, |key| {
-            key.ends_with(".parquet")
-        })
-        .await?;
-        // Quarantine records name the lake object, not the scratch copy.
-        for f in &files {
-            if let Ok(key) = f.strip_prefix(&root) {
-                let name = format!("s3://{lake}/{}", key.display());
-                opts.names.insert(f.clone(), name);
-            }
-        }
-        if files.is_empty() {
+        let keys = parquet_keys(ports, &lake, &format!("data/{dataset}/")).await?;
+        if keys.is_empty() {
             missing.push(dataset.to_owned());
         }
-        inputs.insert(dataset.to_owned(), files);
+        inputs.insert(
+            dataset.to_owned(),
+            keys.iter().map(|k| fetcher.file(&lake, k)).collect(),
+        );
     }
     if !missing.is_empty() {
         return Ok(ModelOutcome {
@@ -136,23 +148,25 @@ async fn run_model<P: Ports>(
         });
     }
     // The tables as the previous build left them: rows they had keep their `created`.
-    let previous = work.path().join("previous");
+    let mut previous = HashMap::new();
     for t in &model.tables {
         let lake_table = model.lake_table(&t.name);
-        download_prefix(
-            ports,
-            &lake,
-            &format!("data/{lake_table}/"),
-            &previous,
-            |key| key.ends_with(".parquet"),
-        )
-        .await?;
+        for key in parquet_keys(ports, &lake, &format!("data/{lake_table}/")).await? {
+            previous.insert(key.clone(), fetcher.file(&lake, &key));
+        }
     }
-    opts.previous = Some(previous);
+    drop(fetcher);
+    let mut opts = NormalizeOptions::new(as_of);
+    opts.previous = Some(Previous::Files(previous));
     let staging = work.path().join("out");
     let (m, st) = (model.clone(), staging.clone());
-    let report = tokio::task::spawn_blocking(move || normalize(&m, &inputs, &st, &opts))
-        .await
+    let building = tokio::task::spawn_blocking(move || normalize(&m, &inputs, &st, &opts));
+    let (failure, report) = tokio::join!(crate::fetch::serve(ports, requests), building);
+    // A store error (throttled, access denied) is what it is, not a bad input file.
+    if let Some(e) = failure.take() {
+        return Err(e.into());
+    }
+    let report = report
         .map_err(|e| FnError::internal("the normalize task stopped", e))?
         .map_err(|e| match e {
             NormalizeError::Model(_) => FnError::unreadable(format!("model {}", model.model), e),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use chrono::{NaiveDateTime, Timelike as _};
 use sluice_core::model::ModelSpec;
-use sluice_core::normalize::{normalize, NormalizeOptions, NormalizeReport};
+use sluice_core::normalize::{normalize, DataFile, NormalizeOptions, NormalizeReport, Previous};
 
 pub struct NormalizeArgs<'a> {
     pub model: &'a str,
@@ -60,7 +60,10 @@ pub fn run(a: NormalizeArgs<'_>) -> Result<()> {
             let modified = std::fs::metadata(f)?.modified()?;
             newest = newest.max(Some(modified));
         }
-        inputs.insert(dataset.to_owned(), files);
+        inputs.insert(
+            dataset.to_owned(),
+            files.into_iter().map(DataFile::Local).collect::<Vec<_>>(),
+        );
     }
     // Default `created`: when the newest input was written, so that running again over the
     // same inputs gives the same bytes.
@@ -82,7 +85,7 @@ pub fn run(a: NormalizeArgs<'_>) -> Result<()> {
     }
     // The tables already in OUT are the previous build: rows they had keep their `created`.
     let mut opts = NormalizeOptions::new(as_of);
-    opts.previous = Some(a.out.to_path_buf());
+    opts.previous = Some(Previous::Dir(a.out.to_path_buf()));
     let report = match normalize(&model, &inputs, &staging, &opts) {
         Ok(r) => r,
         Err(e) => {

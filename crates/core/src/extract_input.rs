@@ -4,8 +4,9 @@
 //! (`data/bank_loans` → `account` → `client` → `branch` → `bank`, as its ERD says).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use crate::read::files::DataFile;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int16Type, Int32Type, Int64Type, Int8Type};
@@ -25,15 +26,15 @@ pub enum ExtractError {
     File { path: String, message: String },
 }
 
-fn file_err(path: &Path, message: impl std::fmt::Display) -> ExtractError {
+fn file_err(file: &DataFile, message: impl std::fmt::Display) -> ExtractError {
     ExtractError::File {
-        path: path.display().to_string(),
+        path: file.name(),
         message: message.to_string(),
     }
 }
 
 /// Every `.parquet` and `.csv` file under `dir`, sorted.
-fn data_files(dir: &Path) -> Vec<PathBuf> {
+fn data_files(dir: &Path) -> Vec<DataFile> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -53,7 +54,7 @@ fn data_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out.sort();
-    out
+    out.into_iter().map(DataFile::Local).collect()
 }
 
 /// A column of one batch, read as whatever the extract needs.
@@ -219,14 +220,15 @@ fn arrow_cast_dict(a: &ArrayRef) -> Option<ArrayRef> {
 
 /// Calls `row(cols, i)` for every row of every file, with the named columns.
 fn scan(
-    files: &[PathBuf],
+    files: &[DataFile],
     columns: &[&str],
-    mut row: impl FnMut(&[Col], usize, &Path) -> Result<(), ExtractError>,
+    mut row: impl FnMut(&[Col], usize, &DataFile) -> Result<(), ExtractError>,
 ) -> Result<(), ExtractError> {
     debug_assert!(columns.len() <= 4, "scan reads at most 4 columns");
     for path in files {
-        if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
-            let f = File::open(path).map_err(|e| file_err(path, e))?;
+        let opened = path.open().map_err(|e| file_err(path, e))?;
+        if path.is_parquet() {
+            let f = opened;
             let builder =
                 ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| file_err(path, e))?;
             let schema = builder.schema().clone();
@@ -273,8 +275,7 @@ fn scan(
         } else {
             let mut rdr = csv::ReaderBuilder::new()
                 .has_headers(true)
-                .from_path(path)
-                .map_err(|e| file_err(path, e))?;
+                .from_reader(opened.into_reader());
             let headers = rdr.byte_headers().map_err(|e| file_err(path, e))?.clone();
             let header_text = |h: &[u8]| {
                 String::from_utf8_lossy(h)
@@ -314,7 +315,7 @@ fn scan(
     Ok(())
 }
 
-fn bad_row(path: &Path, what: &str) -> ExtractError {
+fn bad_row(path: &DataFile, what: &str) -> ExtractError {
     file_err(path, format!("a row without a readable {what}"))
 }
 
@@ -334,8 +335,8 @@ fn fast_path_types(schema: &arrow_schema::Schema, idx: &[usize]) -> bool {
 
 /// A flat Parquet file, column by column with typed arrays (the hot path: one bank lookup per
 /// dictionary entry or per change of name, no allocation per row).
-fn add_flat_parquet(agg: &mut Aggregator, path: &Path) -> Result<bool, ExtractError> {
-    let f = File::open(path).map_err(|e| file_err(path, e))?;
+fn add_flat_parquet(agg: &mut Aggregator, path: &DataFile) -> Result<bool, ExtractError> {
+    let f = path.open().map_err(|e| file_err(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| file_err(path, e))?;
     let names = ["bank_name", "branch_id", "amount", "loan_date"];
     let mut idx = Vec::new();
@@ -453,11 +454,10 @@ fn add_flat_parquet(agg: &mut Aggregator, path: &Path) -> Result<bool, ExtractEr
 }
 
 /// Adds a flat loans file or folder (`bank_name`, `branch_id`, `amount`, `loan_date`).
-pub fn add_flat(agg: &mut Aggregator, files: &[PathBuf]) -> Result<(), ExtractError> {
+pub fn add_flat(agg: &mut Aggregator, files: &[DataFile]) -> Result<(), ExtractError> {
     let mut rest = Vec::new();
     for f in files {
-        let parquet = f.extension().and_then(|e| e.to_str()) == Some("parquet");
-        if !(parquet && add_flat_parquet(agg, f)?) {
+        if !(f.is_parquet() && add_flat_parquet(agg, f)?) {
             rest.push(f.clone());
         }
     }
@@ -476,36 +476,31 @@ pub fn add_flat(agg: &mut Aggregator, files: &[PathBuf]) -> Result<(), ExtractEr
 }
 
 /// Adds the operational model's datasets: loans reach their bank through account → client →
-/// branch → bank; every branch gets rows, loans or not.
-pub fn add_model(agg: &mut Aggregator, data: &Path) -> Result<(), ExtractError> {
+/// branch → bank; every branch gets rows, loans or not. `files_of(dataset)`: its data files.
+pub fn add_model(
+    agg: &mut Aggregator,
+    files_of: &dyn Fn(&str) -> Vec<DataFile>,
+) -> Result<(), ExtractError> {
     let pairs =
         |dataset: &str, key: &str, value: &str| -> Result<HashMap<i64, i64>, ExtractError> {
             let mut m = HashMap::new();
-            scan(
-                &data_files(&data.join(dataset)),
-                &[key, value],
-                |c, i, p| {
-                    m.insert(
-                        c[0].int(i).ok_or_else(|| bad_row(p, key))?,
-                        c[1].int(i).ok_or_else(|| bad_row(p, value))?,
-                    );
-                    Ok(())
-                },
-            )?;
+            scan(&files_of(dataset), &[key, value], |c, i, p| {
+                m.insert(
+                    c[0].int(i).ok_or_else(|| bad_row(p, key))?,
+                    c[1].int(i).ok_or_else(|| bad_row(p, value))?,
+                );
+                Ok(())
+            })?;
             Ok(m)
         };
     let mut banks: HashMap<i64, String> = HashMap::new();
-    scan(
-        &data_files(&data.join("bank")),
-        &["id_bank", "name"],
-        |c, i, p| {
-            banks.insert(
-                c[0].int(i).ok_or_else(|| bad_row(p, "id_bank"))?,
-                c[1].text(i).ok_or_else(|| bad_row(p, "name"))?,
-            );
-            Ok(())
-        },
-    )?;
+    scan(&files_of("bank"), &["id_bank", "name"], |c, i, p| {
+        banks.insert(
+            c[0].int(i).ok_or_else(|| bad_row(p, "id_bank"))?,
+            c[1].text(i).ok_or_else(|| bad_row(p, "name"))?,
+        );
+        Ok(())
+    })?;
     let branch_bank = pairs("branch", "id_branch", "bank_id")?;
     let client_branch = pairs("client", "id_client", "branch_id")?;
     let account_client = pairs("account", "id_account", "client_id")?;
@@ -520,7 +515,7 @@ pub fn add_model(agg: &mut Aggregator, data: &Path) -> Result<(), ExtractError> 
         agg.add_branch(name, *branch);
     }
     scan(
-        &data_files(&data.join("bank_loans")),
+        &files_of("bank_loans"),
         &["amount", "account_id", "loan_date"],
         |c, i, p| {
             let amount = c[0].micros(i).ok_or_else(|| bad_row(p, "amount"))?;
@@ -550,9 +545,10 @@ pub fn add_model(agg: &mut Aggregator, data: &Path) -> Result<(), ExtractError> 
 pub fn read_input(input: &Path) -> Result<Aggregator, ExtractError> {
     let mut agg = Aggregator::default();
     if input.is_file() {
-        add_flat(&mut agg, &[input.to_path_buf()])?;
+        add_flat(&mut agg, &[DataFile::Local(input.to_path_buf())])?;
     } else if input.join("data/bank_loans").is_dir() {
-        add_model(&mut agg, &input.join("data"))?;
+        let data = input.join("data");
+        add_model(&mut agg, &|dataset| data_files(&data.join(dataset)))?;
     } else if input.join("data/loans").is_dir() {
         add_flat(&mut agg, &data_files(&input.join("data/loans")))?;
     } else if input.is_dir() {
@@ -568,6 +564,28 @@ pub fn read_input(input: &Path) -> Result<Aggregator, ExtractError> {
             "{}: no loans found",
             input.display()
         )));
+    }
+    Ok(agg)
+}
+
+/// Flat loans files (the lake's `data/loans`, read one object at a time by the extract
+/// function).
+pub fn read_flat(files: &[DataFile]) -> Result<Aggregator, ExtractError> {
+    let mut agg = Aggregator::default();
+    add_flat(&mut agg, files)?;
+    if agg.loans == 0 {
+        return Err(ExtractError::Input("no loans found".into()));
+    }
+    Ok(agg)
+}
+
+/// The operational model's datasets as `files_of(dataset)` gives them (the lake, read one
+/// object at a time by the extract function).
+pub fn read_model(files_of: &dyn Fn(&str) -> Vec<DataFile>) -> Result<Aggregator, ExtractError> {
+    let mut agg = Aggregator::default();
+    add_model(&mut agg, files_of)?;
+    if agg.loans == 0 {
+        return Err(ExtractError::Input("no loans found".into()));
     }
     Ok(agg)
 }

@@ -955,7 +955,8 @@ fn merge(workers: Vec<Worker<'_>>) -> Profile {
 /// Profiles a dataset's curated Parquet files (the lake's values, read back as Sluice writes
 /// them as text).
 pub fn profile_lake(spec: &TableSpec, files: &[PathBuf]) -> Result<Profile, ParquetReadError> {
-    let rows = ParquetRows::open(&spec.dataset, files, &HashMap::new())?;
+    let files: Vec<crate::read::files::DataFile> = files.iter().cloned().map(Into::into).collect();
+    let rows = ParquetRows::open(&spec.dataset, &files, &HashMap::new())?;
     // The lake's text is canonical: ISO dates, `true`/`false`, no null tokens, no padding.
     let rules: Vec<ColumnRule> = spec
         .columns

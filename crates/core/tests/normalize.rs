@@ -5,12 +5,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use common::*;
 use serde_json::{json, Value as Json};
 use sluice_core::model::ModelSpec;
-use sluice_core::normalize::{normalize, stable_key, NormalizeOptions, NormalizeReport};
+use sluice_core::normalize::{
+    normalize, stable_key, DataFile, NormalizeOptions, NormalizeReport, Previous,
+};
 
 const PEOPLE: &str = r#"{"dataset": "people", "source": {"format": "csv"},
   "columns": [{"name": "id", "type": "string"}, {"name": "name", "type": "string"},
@@ -80,11 +81,11 @@ fn run_after(
     previous: Option<&std::path::Path>,
 ) -> Run {
     let mut dirs = Vec::new();
-    let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut inputs: BTreeMap<String, Vec<DataFile>> = BTreeMap::new();
     for (s, key, csv) in [(PEOPLE, "people.csv", people), (TEAMS, "teams.csv", teams)] {
         let (dir, r) = ingest_bytes(&spec(s), key, csv.as_bytes().to_vec());
         let r = r.unwrap();
-        inputs.insert(r.dataset.clone(), output_paths(dir.path(), &r));
+        inputs.insert(r.dataset.clone(), output_files(dir.path(), &r));
         dirs.push(dir);
     }
     let out = tempfile::tempdir().unwrap();
@@ -93,7 +94,7 @@ fn run_after(
         .and_hms_opt(hour, 4, 5)
         .unwrap();
     let mut opts = NormalizeOptions::new(at);
-    opts.previous = previous.map(|p| p.to_path_buf());
+    opts.previous = previous.map(|p| Previous::Dir(p.to_path_buf()));
     let report = normalize(model, &inputs, out.path(), &opts).unwrap();
     Run {
         _dirs: dirs,
@@ -272,8 +273,8 @@ fn an_unknown_source_column_is_a_clear_error() {
     let (tdir, t) = ingest_bytes(&spec(TEAMS), "t.csv", TEAMS_CSV.as_bytes().to_vec());
     let t = t.unwrap();
     let inputs = BTreeMap::from([
-        ("people".to_owned(), output_paths(dir.path(), &r)),
-        ("teams".to_owned(), output_paths(tdir.path(), &t)),
+        ("people".to_owned(), output_files(dir.path(), &r)),
+        ("teams".to_owned(), output_files(tdir.path(), &t)),
     ]);
     let out = tempfile::tempdir().unwrap();
     let opts = NormalizeOptions::new(chrono::NaiveDateTime::default());

@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use common::*;
 use serde_json::Value as Json;
 use sluice_core::model::ModelSpec;
-use sluice_core::normalize::{normalize, stable_key, NormalizeOptions, NormalizeReport};
+use sluice_core::normalize::{normalize, stable_key, DataFile, NormalizeOptions, NormalizeReport};
 use sluice_core::TableSpec;
 
 const ASPEN: &str = "aspencapital-candidate-project-data-engineer/data_engineer_raw_data.xlsx";
@@ -40,19 +40,19 @@ fn table_spec(name: &str) -> TableSpec {
 /// A lake with the given (spec, file) pairs ingested; dataset → curated files.
 struct Lake {
     _dirs: Vec<tempfile::TempDir>,
-    inputs: BTreeMap<String, Vec<PathBuf>>,
+    inputs: BTreeMap<String, Vec<DataFile>>,
 }
 
 fn lake(files: &[(TableSpec, PathBuf)]) -> Lake {
     let mut dirs = Vec::new();
-    let mut inputs: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut inputs: BTreeMap<String, Vec<DataFile>> = BTreeMap::new();
     for (spec, path) in files {
         let (dir, report) = ingest_file(spec, path);
         assert_eq!(report.rows_quarantined, 0, "{}", path.display());
         inputs
             .entry(spec.dataset.clone())
             .or_default()
-            .extend(output_paths(dir.path(), &report));
+            .extend(output_files(dir.path(), &report));
         dirs.push(dir);
     }
     Lake {

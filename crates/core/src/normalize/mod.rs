@@ -34,6 +34,7 @@ use crate::read::parquet::ParquetRows;
 use crate::spec::{ColumnSpec, SpecError};
 use crate::write::{ParquetEncoder, ParquetPart, WriteError};
 
+pub use crate::read::files::DataFile;
 use plan::{Cell, Ctx, Plan, Planner};
 use previous::load_previous;
 use sink::{Origin, Sink};
@@ -167,10 +168,10 @@ pub struct NormalizeOptions {
     pub as_of: NaiveDateTime,
     /// How quarantine records name input files (e.g. their `s3://` URI); default: the path.
     pub names: HashMap<PathBuf, String>,
-    /// Where the previous build's tables are (`<root>/data/<lake table>/…`), if any: a row
-    /// the previous build also had keeps its `created` (and `updated`, when unchanged); a
-    /// changed row gets `updated` = `as_of`.
-    pub previous: Option<PathBuf>,
+    /// Where the previous build's tables are, if anywhere: a row the previous build also had
+    /// keeps its `created` (and `updated`, when unchanged); a changed row gets `updated` =
+    /// `as_of`.
+    pub previous: Option<Previous>,
     pub batch_rows: usize,
     pub row_group_rows: usize,
     pub memory_budget_bytes: usize,
@@ -189,10 +190,18 @@ impl NormalizeOptions {
     }
 }
 
+/// The previous build of a model's tables.
+pub enum Previous {
+    /// On disk: `<root>/data/<lake table>/<lake table>.parquet`.
+    Dir(PathBuf),
+    /// Each table's file by its lake key (`data/<lake table>/<lake table>.parquet`).
+    Files(HashMap<String, DataFile>),
+}
+
 /// Builds every table of `model` from `inputs` (dataset → curated Parquet files) under `out`.
 pub fn normalize(
     model: &ModelSpec,
-    inputs: &BTreeMap<String, Vec<PathBuf>>,
+    inputs: &BTreeMap<String, Vec<DataFile>>,
     out: &Path,
     opts: &NormalizeOptions,
 ) -> Result<NormalizeReport, NormalizeError> {
@@ -316,9 +325,17 @@ impl<'a> Run<'a> {
             .take(t.columns.len())
             .map(|c| ColumnRule::new(c, &[]))
             .collect();
-        let previous = match (&self.opts.previous, &self.model.audit) {
-            (Some(root), Some(_)) => load_previous(&root.join(&output), t, &rules)?,
-            _ => FastMap::default(),
+        let previous_file = match (&self.opts.previous, &self.model.audit) {
+            (Some(Previous::Dir(root)), Some(_)) => {
+                let p = root.join(&output);
+                p.exists().then_some(DataFile::Local(p))
+            }
+            (Some(Previous::Files(files)), Some(_)) => files.get(&output).cloned(),
+            _ => None,
+        };
+        let previous = match previous_file {
+            Some(f) => load_previous(&f, t, &rules)?,
+            None => FastMap::default(),
         };
         let mut sink = Sink {
             table: t,

@@ -1,8 +1,8 @@
 //! The previous build of a table, by key: what keeps `created` and the audit columns of a row
 //! that did not change, and tells a changed row from an unchanged one.
 
+use crate::read::files::DataFile;
 use std::collections::HashMap;
-use std::path::Path;
 
 use chrono::NaiveDateTime;
 
@@ -22,19 +22,20 @@ pub(super) struct Prev {
     pub(super) updated_by: Option<String>,
 }
 
-/// The previous build of table `t` at `path` (none when the file does not exist), by key.
+/// The previous build of table `t` in `file`, by key.
 /// Fingerprints cover the model's columns as they are now: a column added since counts as a
 /// change.
 pub(super) fn load_previous(
-    path: &Path,
+    file: &DataFile,
     t: &TargetTable,
     rules: &[ColumnRule],
 ) -> Result<FastMap<KeyRepr, Prev>, NormalizeError> {
     let mut out = FastMap::default();
-    if !path.exists() {
-        return Ok(out);
-    }
-    let src = ParquetRows::open("(previous build)", &[path.to_path_buf()], &HashMap::new())?;
+    let src = ParquetRows::open(
+        "(previous build)",
+        std::slice::from_ref(file),
+        &HashMap::new(),
+    )?;
     let at = |name: &str| src.columns.iter().position(|c| c == name);
     let cols: Vec<Option<usize>> = t.columns.iter().map(|c| at(&c.name)).collect();
     let (Some(key), Some(created)) = (at(&t.primary_key), at("created")) else {

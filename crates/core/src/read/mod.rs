@@ -6,6 +6,7 @@
 //! with one row are the visitor's business (quarantine).
 
 pub mod csv;
+pub mod files;
 pub mod parquet;
 pub mod xlsx;
 

@@ -3,8 +3,9 @@
 //! table through this, batch by batch, only the columns it needs.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use super::files::DataFile;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -28,33 +29,36 @@ pub struct ParquetReadError {
 /// The curated files of a dataset, read batch by batch as text cells.
 pub struct ParquetRows {
     pub dataset: String,
-    /// (path, the name quarantine records give it)
-    pub files: Vec<(PathBuf, String)>,
+    /// (file, the name quarantine records give it)
+    pub files: Vec<(DataFile, String)>,
     /// Column names of the first file: what the model's references are checked against.
     pub columns: Vec<String>,
 }
 
 impl ParquetRows {
+    /// `names`: what quarantine records call a local file (a scratch copy's lake object).
     pub fn open(
         dataset: &str,
-        files: &[PathBuf],
+        files: &[DataFile],
         names: &HashMap<PathBuf, String>,
     ) -> Result<ParquetRows, ParquetReadError> {
-        let mut files: Vec<(PathBuf, String)> = files
+        let mut files: Vec<(DataFile, String)> = files
             .iter()
-            .map(|p| {
-                let name = names
-                    .get(p)
-                    .cloned()
-                    .unwrap_or_else(|| p.display().to_string());
-                (p.clone(), name)
+            .map(|f| {
+                let name = match f {
+                    DataFile::Local(p) => names.get(p).cloned(),
+                    DataFile::Remote { .. } => None,
+                }
+                .unwrap_or_else(|| f.name());
+                (f.clone(), name)
             })
             .collect();
-        files.sort();
+        files.sort_by_cached_key(|f| f.0.name());
         let (first, _) = files.first().ok_or_else(|| ParquetReadError {
             file: dataset.into(),
             message: "no files".into(),
         })?;
+        // The schema is read from the first file's footer only.
         let builder = ParquetRecordBatchReaderBuilder::try_new(open(first)?)
             .map_err(|e| read_err(first, e))?;
         let columns = builder
@@ -111,13 +115,13 @@ impl ParquetRows {
     }
 }
 
-fn open(path: &Path) -> Result<File, ParquetReadError> {
-    File::open(path).map_err(|e| read_err(path, e))
+fn open(file: &DataFile) -> Result<super::files::Opened, ParquetReadError> {
+    file.open().map_err(|e| read_err(file, e))
 }
 
-fn read_err(path: &Path, e: impl std::fmt::Display) -> ParquetReadError {
+fn read_err(file: &DataFile, e: impl std::fmt::Display) -> ParquetReadError {
     ParquetReadError {
-        file: path.display().to_string(),
+        file: file.name(),
         message: e.to_string(),
     }
 }

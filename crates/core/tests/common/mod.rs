@@ -80,3 +80,12 @@ pub fn read_parquet(files: &[PathBuf]) -> serde_json::Value {
 pub fn output_paths(dir: &Path, report: &IngestReport) -> Vec<PathBuf> {
     report.outputs.iter().map(|o| dir.join(&o.path)).collect()
 }
+
+/// The same, as the data files normalize reads.
+#[allow(dead_code)]
+pub fn output_files(dir: &Path, report: &IngestReport) -> Vec<sluice_core::normalize::DataFile> {
+    output_paths(dir, report)
+        .into_iter()
+        .map(Into::into)
+        .collect()
+}
