@@ -286,6 +286,16 @@ fn a_corrupt_file_fails_alone_is_reported_and_fails_the_execution() {
     assert!(again.invocations_in_last_attempt().is_empty());
 }
 
+/// The retried failures in a run's distributed-Map children (ingest runs there), each noted
+/// on the failure it follows.
+fn retries_in_children(r: &Record) -> Vec<&sluice_asl::Event> {
+    r.children
+        .values()
+        .flat_map(|c| c.events.iter())
+        .filter(|e| e.kind == "LambdaFunctionFailed" && e.detail.get("retry").is_some())
+        .collect()
+}
+
 #[test]
 fn a_transient_fault_is_retried_and_the_run_succeeds() {
     let lab = Lab::new();
@@ -295,12 +305,7 @@ fn a_transient_fault_is_retried_and_the_run_succeeds() {
     assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
     // Ingest runs in the distributed Map's child executions: the retry is in one child's
     // history, noted on the failure it follows.
-    let retries: Vec<_> = r
-        .children
-        .values()
-        .flat_map(|c| c.events.iter())
-        .filter(|e| e.kind == "LambdaFunctionFailed" && e.detail.get("retry").is_some())
-        .collect();
+    let retries = retries_in_children(&r);
     assert_eq!(retries.len(), 1, "{retries:?}");
     assert_eq!(retries[0].state, "Ingest");
     assert_eq!(retries[0].detail["error"], "Sluice.Transient");
@@ -328,12 +333,7 @@ fn a_download_that_breaks_off_mid_file_is_retried_and_never_published_half() {
     let faulty = FaultyPorts::new(&lab.ports, Fault::BreakGet(2));
     let r = lab.run_with(&faulty, scheduled(HOUR), "broken");
     assert_eq!(r.status, Status::Succeeded, "{:?} {:?}", r.error, r.cause);
-    let retries: Vec<_> = r
-        .children
-        .values()
-        .flat_map(|c| c.events.iter())
-        .filter(|e| e.kind == "LambdaFunctionFailed" && e.detail.get("retry").is_some())
-        .collect();
+    let retries = retries_in_children(&r);
     assert_eq!(retries.len(), 1, "{retries:?}");
     assert_eq!(retries[0].detail["error"], "Sluice.Transient");
     // Everything published is what a run without the fault publishes.

@@ -92,6 +92,22 @@ async fn get_item(
 }
 
 /// A list of strings as a DynamoDB list (L of S: order kept, empty strings allowed).
+/// Every item of `table`, strongly consistent, across all pages.
+async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> PortResult<Vec<Attrs>> {
+    let mut pages = client
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| port_error("dynamodb:Scan", e))?;
+        out.extend(page.items().iter().cloned());
+    }
+    Ok(out)
+}
+
 fn strings(v: &[String]) -> AttributeValue {
     AttributeValue::L(v.iter().map(|x| AttributeValue::S(x.clone())).collect())
 }
@@ -330,25 +346,12 @@ impl DynamoWork {
     /// Every work item, done ones included (a full Scan: for audits and tests, never for a
     /// run's decisions), markers left out.
     pub async fn scan_items(&self) -> PortResult<Vec<WorkItem>> {
-        let mut pages = self
-            .client
-            .get()
-            .scan()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| port_error("dynamodb:Scan", e))?;
-            for item in page.items() {
-                if get_s(item, "id").is_some_and(|id| id.starts_with("marker#")) {
-                    continue;
-                }
-                out.push(work_item_from_attrs(item).map_err(|f| bad_item(&self.table, f))?);
-            }
-        }
-        Ok(out)
+        scan(self.client.get(), &self.table)
+            .await?
+            .iter()
+            .filter(|a| !get_s(a, "id").is_some_and(|id| id.starts_with("marker#")))
+            .map(|a| work_item_from_attrs(a).map_err(|f| bad_item(&self.table, f)))
+            .collect()
     }
 }
 
@@ -529,21 +532,11 @@ impl SpecStore for DynamoSpecs {
     }
 
     async fn list_specs(&self) -> PortResult<Vec<StoredSpec>> {
-        let mut pages = self
-            .client
-            .get()
-            .scan()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| port_error("dynamodb:Scan", e))?;
-            for a in page.items() {
-                out.push(self.stored_spec(a)?);
-            }
-        }
+        let mut out = scan(self.client.get(), &self.table)
+            .await?
+            .iter()
+            .map(|a| self.stored_spec(a))
+            .collect::<PortResult<Vec<_>>>()?;
         out.sort_by(|a, b| a.spec.dataset.cmp(&b.spec.dataset));
         Ok(out)
     }
@@ -769,7 +762,11 @@ mod tests {
             condition,
             "attribute_exists(id) AND #status IN (:from0, :from1)"
         );
-        assert!(update.contains("REMOVE #error, error_message"), "{update}");
+        assert!(
+            update.contains("REMOVE expires_at, #error, error_message"),
+            "an open item never expires, and its old error goes: {update}"
+        );
+        assert!(update.contains("open_status = :to"), "{update}");
         assert!(
             update.contains("attempts = if_not_exists(attempts, :zero) + :one"),
             "{update}"

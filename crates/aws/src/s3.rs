@@ -151,6 +151,18 @@ pub fn copy_source(bucket: &str, key: &str) -> String {
     out
 }
 
+/// A listed object as the port describes it (`None`: a listing entry without a key).
+fn listed(bucket: &str, o: &aws_sdk_s3::types::Object) -> Option<ObjectInfo> {
+    Some(ObjectInfo {
+        bucket: bucket.to_owned(),
+        key: o.key()?.to_owned(),
+        size: o.size().unwrap_or(0).max(0) as u64,
+        etag: bare_etag(o.e_tag()),
+        version_id: None,
+        last_modified: o.last_modified().map(|t| t.secs()),
+    })
+}
+
 /// A download's bytes into a local file; the first write error stops it and is kept.
 struct FileSink {
     file: tokio::fs::File,
@@ -187,17 +199,7 @@ impl ObjectStore for S3Store {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| port_error("s3:ListObjectsV2", e))?;
-            for o in page.contents() {
-                let Some(key) = o.key() else { continue };
-                out.push(ObjectInfo {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    etag: bare_etag(o.e_tag()),
-                    version_id: None,
-                    last_modified: o.last_modified().map(|t| t.secs()),
-                });
-            }
+            out.extend(page.contents().iter().filter_map(|o| listed(bucket, o)));
         }
         Ok(out)
     }
@@ -223,16 +225,7 @@ impl ObjectStore for S3Store {
         Ok(page
             .contents()
             .iter()
-            .filter_map(|o| {
-                Some(ObjectInfo {
-                    bucket: bucket.to_owned(),
-                    key: o.key()?.to_owned(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    etag: bare_etag(o.e_tag()),
-                    version_id: None,
-                    last_modified: o.last_modified().map(|t| t.secs()),
-                })
-            })
+            .filter_map(|o| listed(bucket, o))
             .collect())
     }
 
