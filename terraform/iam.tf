@@ -165,6 +165,13 @@ data "aws_iam_policy_document" "ingest" {
     resources = ["${aws_s3_bucket.this["lake"].arn}/_sluice/profiles/*"]
   }
   statement {
+    sid = "StagedOutputs"
+    # Files closed before the end of their input wait here until the file is published
+    # (functions/src/stage.rs): uploaded, read as a copy source, removed.
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.this["lake"].arn}/_sluice/staging/*"]
+  }
+  statement {
     sid       = "ListDriftProfiles"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.this["lake"].arn]

@@ -56,6 +56,7 @@ locals {
     ingest_max_concurrency = "4"
     reconcile_batch        = "50000"
     work_retention_days    = "400"
+    output_roll_rows       = "5000000"
     max_file_bytes         = "10737418240"
     max_workbook_bytes     = "1073741824"
     notify_on_quarantine   = "true"

@@ -128,6 +128,25 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   }
 
   dynamic "rule" {
+    for_each = each.key == "lake" ? [1] : []
+    content {
+      id     = "staged-outputs-are-temporary"
+      status = "Enabled"
+      filter {
+        prefix = "_sluice/staging/"
+      }
+      # Parts of an ingest that never published (a bad file, a crash); a retry writes them
+      # again, a publish copies and removes them.
+      expiration {
+        days = 7
+      }
+      abort_incomplete_multipart_upload {
+        days_after_initiation = 2
+      }
+    }
+  }
+
+  dynamic "rule" {
     for_each = each.key == "athena" ? [1] : []
     content {
       id     = "query-results-are-temporary"

@@ -1581,3 +1581,28 @@ async fn the_extract_reads_the_lake_one_object_at_a_time_and_a_failed_read_is_no
         "each lake file read from the store"
     );
 }
+
+#[tokio::test]
+async fn outputs_roll_and_leave_the_disk_early_yet_publish_together() {
+    let mut p = ports();
+    p.settings
+        .values
+        .insert("output_roll_rows".into(), "2".into());
+    let out = ingest_version(&p, "credit/five.csv", "a\n1\n2\n3\n4\n5\n", "credit")
+        .await
+        .unwrap();
+    assert_eq!((out.rows_written, out.outputs), (5, 3));
+    let data = lake_files(&p, "data/credit/");
+    assert_eq!(data.len(), 3, "{data:?}");
+    assert!(data[1].ends_with("_p0002.parquet") && data[2].ends_with("_p0003.parquet"));
+    assert!(
+        lake_files(&p, "_sluice/staging/").is_empty(),
+        "staged copies are removed at publish"
+    );
+    // A corrected version replaces every part of the first.
+    let again = ingest_version(&p, "credit/five.csv", "a\n9\n", "credit")
+        .await
+        .unwrap();
+    assert_eq!(again.replaced_outputs, 3);
+    assert_eq!(lake_files(&p, "data/credit/").len(), 1);
+}

@@ -241,12 +241,20 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         key: item.key.clone(),
         version: Some(item.etag.clone()),
     };
+    // A partition past output_roll_rows rolls to a new file; the closed one leaves /tmp at
+    // once (crate::stage), so /tmp holds the files still open, not the whole output.
+    let lake = ports.names().lake_bucket.clone();
+    let roll_rows = setting_or(ports, "output_roll_rows", DEFAULT_ROLL_ROWS).await?;
+    let (on_close, closed) = crate::stage::channel();
     let opts = IngestOptions {
         profile: spec.drift.is_some(),
+        roll_rows: roll_rows.max(0) as u64,
+        on_close: Some(on_close),
         ..IngestOptions::default()
     };
+    let uploads = crate::stage::serve(ports, &lake, staging.clone(), closed);
     let (spec2, staging2, source2) = (spec.clone(), staging.clone(), source.clone());
-    let (got, report) = if format.needs_file() {
+    let (got, report, staged) = if format.needs_file() {
         let raw_path = work.path().join("raw");
         let got = ports
             .store()
@@ -257,7 +265,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
                 &raw_path,
             )
             .await?;
-        let report = tokio::task::spawn_blocking(move || {
+        let reading = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::open(&raw_path)
                 .map_err(|e| FnError::internal("reading the download", e))?;
             ingest(
@@ -268,10 +276,10 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
                 &opts,
             )
             .map_err(ingest_error)
-        })
-        .await
-        .map_err(|e| FnError::internal("the ingest task stopped", e))?;
-        (got, report)
+        });
+        let (report, staged) = tokio::join!(reading, uploads);
+        let report = report.map_err(|e| FnError::internal("the ingest task stopped", e))?;
+        (got, report, staged)
     } else {
         let (sink, reader) = crate::stream::channel(STREAM_DEPTH);
         let cut = reader.cut_flag();
@@ -293,7 +301,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
                 )
                 .await
         };
-        let (got, report) = tokio::join!(download, reading);
+        let (got, report, staged) = tokio::join!(download, reading, uploads);
         // A download that broke off is the infrastructure's failure (retried), whatever the
         // reader made of the part it got.
         let got = got?;
@@ -304,8 +312,10 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
                 item.bucket, item.key
             )));
         }
-        (got, report)
+        (got, report, staged)
     };
+    // A failed upload of a closed file stopped the ingest: that failure is the cause.
+    let staged = staged?;
     if item.version_id.is_none() && got.etag.as_deref().is_some_and(|e| e != item.etag) {
         return Err(FnError::ObjectChanged(format!(
                 "s3://{}/{} now has ETag {:?}, not {} as registered; the new content is its own work item",
@@ -327,8 +337,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
     }
     // What the lake holds for this key and dataset now (replace and reject only).
     let versions = Versions::read(ports, &spec, item).await?;
-    // Publish: everything was written locally; now upload under the same relative names.
-    let lake = ports.names().lake_bucket.clone();
+    // Publish: every file under its relative name (a staged one copied from its staged key).
     let files: Vec<String> = report
         .outputs
         .iter()
@@ -336,7 +345,7 @@ async fn run<P: Ports>(ports: &P, item: &ItemRef) -> Result<IngestOutput, FnErro
         .map(|f| f.path.clone())
         .collect();
     for f in &files {
-        ports.store().put_file(&lake, f, &staging.join(f)).await?;
+        crate::stage::publish(ports, &lake, &staging, f, &staged).await?;
     }
     let replaced_outputs = versions.replace(ports, item, &source, &files).await?;
     let drift = match (&spec.drift, &report.profile) {
@@ -470,6 +479,10 @@ pub const DEFAULT_MAX_FILE_BYTES: i64 = 10 << 30;
 /// to /tmp before it is read (it must seek), well inside the function's 4 GB of /tmp with its
 /// outputs. Excel's own limit of 1,048,576 rows a sheet keeps real workbooks far below it.
 pub const DEFAULT_MAX_WORKBOOK_BYTES: i64 = 1 << 30;
+
+/// Rows a data file of one partition holds before it rolls (SSM `output_roll_rows`): a few
+/// hundred MB of Parquet for typical rows; most files never roll.
+pub const DEFAULT_ROLL_ROWS: i64 = 5_000_000;
 
 /// Chunks of a streamed download in flight between the download and the reader.
 const STREAM_DEPTH: usize = 16;

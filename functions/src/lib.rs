@@ -31,6 +31,7 @@ pub mod queue_generator;
 pub mod registry;
 pub mod requeue;
 pub mod run;
+pub mod stage;
 pub mod stream;
 pub mod sweep;
 

@@ -694,3 +694,58 @@ fn an_upload_burst_is_registered_by_its_events_and_ingested_by_one_drain_run() {
         ["GenerateQueue", "AnythingToDo?", "NothingToDo"]
     );
 }
+
+/// Issue 13.8: a partition's output rolls past `output_roll_rows`; each closed file goes up to
+/// the staging prefix while the input is read, and the publish copies them: the lake holds the
+/// same rows as without rolling, in more files, and no staged copy is left.
+#[test]
+fn rolled_outputs_publish_the_same_rows_through_staging() {
+    let lab = Lab::new();
+    lab.rt
+        .block_on(
+            lab.clients
+                .ssm
+                .put_parameter()
+                .name(format!("{}output_roll_rows", lab.names.settings_path))
+                .value("7")
+                .overwrite(true)
+                .send(),
+        )
+        .unwrap();
+    upload_standard(&lab);
+    let clean = Lab::new();
+    upload_standard(&clean);
+    for (l, name) in [(&lab, "rolling"), (&clean, "clean")] {
+        let r = l.run(scheduled(HOUR), name);
+        assert_eq!(
+            r.status,
+            Status::Succeeded,
+            "{name}: {:?} {:?}",
+            r.error,
+            r.cause
+        );
+    }
+    let files = |l: &Lab, dataset: &str| {
+        l.lake()
+            .keys()
+            .filter(|k| k.starts_with(&format!("data/{dataset}/")))
+            .count()
+    };
+    assert!(
+        files(&lab, "credit") > files(&clean, "credit"),
+        "{} files rolled vs {}",
+        files(&lab, "credit"),
+        files(&clean, "credit")
+    );
+    for dataset in ["credit", "loans"] {
+        assert_eq!(lab.rows(dataset), clean.rows(dataset), "{dataset}");
+    }
+    let staged = lab.rt.block_on(async {
+        lab.ports
+            .store
+            .list(&lab.names.lake_bucket, "_sluice/staging/")
+            .await
+            .unwrap()
+    });
+    assert!(staged.is_empty(), "{staged:?}");
+}

@@ -46,6 +46,11 @@ pub const DEFAULT_SETTINGS: &[(&str, &str, &str)] = &[
         "workbooks larger than this are refused as Sluice.BadFile (ingest's /tmp holds the workbook and its outputs)",
     ),
     (
+        "output_roll_rows",
+        "5000000",
+        "rows a partition's output file holds before it rolls; a closed file leaves ingest's /tmp at once",
+    ),
+    (
         "work_retention_days",
         "400",
         "days a done work item is kept (DynamoDB TTL); the reconciliation lists no older object",

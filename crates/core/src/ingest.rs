@@ -35,6 +35,9 @@ pub struct Source {
     pub version: Option<String>,
 }
 
+/// Partition folders of an output file: (key, value) in folder order.
+type Partition = Vec<(String, String)>;
+
 /// Knobs that do not belong in a spec.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -57,6 +60,27 @@ pub struct IngestOptions {
     pub max_raw_bytes: usize,
     /// Profile the rows written (the report's compact `profile`: what drift checks compare).
     pub profile: bool,
+    /// Rows a data file holds before it is closed and the partition goes on in a new file
+    /// (`<stem>_p0002.parquet`, `<stem>_p0003.parquet`, …: after `<stem>.parquet` in key
+    /// order); 0: one file per partition. The same input
+    /// and setting give the same files.
+    pub roll_rows: u64,
+    /// Told of each data file closed before the end of the input (the files still open close
+    /// at the end, as usual), so it can leave the disk early. Every file is in the report.
+    pub on_close: Option<OnClose>,
+}
+
+/// See [`IngestOptions::on_close`]; an error stops the ingest.
+#[derive(Clone)]
+pub struct OnClose(pub std::sync::Arc<OnCloseFn>);
+
+/// What [`OnClose`] calls.
+pub type OnCloseFn = dyn Fn(&OutputFile) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for OnClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnClose")
+    }
 }
 
 impl Default for IngestOptions {
@@ -70,6 +94,8 @@ impl Default for IngestOptions {
             max_quarantine_records: 10_000,
             max_raw_bytes: 16 * 1024,
             profile: false,
+            roll_rows: 0,
+            on_close: None,
         }
     }
 }
@@ -219,6 +245,8 @@ fn ingest_unguarded<R: Read + Seek>(
         source_partition,
         parts: Vec::new(),
         part_index: HashMap::new(),
+        part_seq: HashMap::new(),
+        closed: Vec::new(),
         partition_column: match &spec.partitioning {
             Partitioning::Column { column, .. } => {
                 spec.columns.iter().position(|c| &c.name == column)
@@ -287,9 +315,14 @@ struct Ingestor<'s> {
     positions: Vec<Option<usize>>,
     headers: Vec<String>,
     source_partition: Option<Vec<(String, String)>>,
-    /// Open output files, in the order their partitions first appeared.
-    parts: Vec<(Vec<(String, String)>, Part)>,
+    /// Output files, in the order they were opened; a slot is emptied when its file rolls.
+    parts: Vec<Option<(Partition, Part)>>,
+    /// The open file of each partition.
     part_index: HashMap<Option<NaiveDate>, usize>,
+    /// Files a partition has rolled over so far.
+    part_seq: HashMap<Option<NaiveDate>, u32>,
+    /// Files closed before the end (rolled).
+    closed: Vec<OutputFile>,
     /// Index of the partitioning column among the spec's columns.
     partition_column: Option<usize>,
     /// The Parquet encoder thread, started with the first Parquet file.
@@ -685,8 +718,16 @@ impl Ingestor<'_> {
             None => {
                 let partition = self.partition_folders(key);
                 let dir: String = partition.iter().map(|(k, v)| format!("{k}={v}/")).collect();
+                let seq = self.part_seq.get(&key).copied().unwrap_or(0);
+                let suffix = if seq == 0 {
+                    String::new()
+                } else {
+                    // Sorts after `<stem>.parquet`, in roll order: readers see the rows in
+                    // the input's order.
+                    format!("_p{:04}", seq + 1)
+                };
                 let rel = format!(
-                    "data/{}/{}{}.{}",
+                    "data/{}/{}{}{suffix}.{}",
                     self.spec.dataset,
                     dir,
                     self.stem,
@@ -711,24 +752,60 @@ impl Ingestor<'_> {
                         Part::Csv(Box::new(CsvPart::create(&path, rel, &self.spec.columns)?))
                     }
                 };
-                self.parts.push((partition, part));
+                self.parts.push(Some((partition, part)));
                 self.part_index.insert(key, self.parts.len() - 1);
                 self.parts.len() - 1
             }
         };
-        match (&mut self.parts[idx].1, self.encoder.as_mut()) {
-            (Part::Parquet(p), Some(enc)) => p.push(enc, values)?,
-            (Part::Csv(p), _) => p.push(values)?,
-            (Part::Parquet(_), None) => return Err(WriteError::EncoderStopped),
-        }
+        let rows = match (&mut self.parts[idx], self.encoder.as_mut()) {
+            (Some((_, Part::Parquet(p))), Some(enc)) => {
+                p.push(enc, values)?;
+                p.rows()
+            }
+            (Some((_, Part::Csv(p))), _) => {
+                p.push(values)?;
+                p.rows()
+            }
+            _ => return Err(WriteError::EncoderStopped),
+        };
         self.rows_written += 1;
+        if self.opts.roll_rows > 0 && rows >= self.opts.roll_rows {
+            self.roll(key, idx)?;
+        }
+        Ok(())
+    }
+
+    /// Closes partition `key`'s file (slot `idx`) now; its next row opens the next file.
+    fn roll(&mut self, key: Option<NaiveDate>, idx: usize) -> Result<(), WriteError> {
+        let Some((partition, part)) = self.parts[idx].take() else {
+            return Ok(());
+        };
+        self.part_index.remove(&key);
+        *self.part_seq.entry(key).or_insert(0) += 1;
+        let rows = part.rows();
+        let path = match part {
+            Part::Parquet(p) => match self.encoder.as_mut() {
+                Some(enc) => p.close(enc)?,
+                None => return Err(WriteError::EncoderStopped),
+            },
+            Part::Csv(p) => p.finish()?,
+        };
+        let out = OutputFile {
+            path,
+            partition,
+            rows,
+        };
+        if let Some(on_close) = &self.opts.on_close {
+            (on_close.0)(&out).map_err(|e| WriteError::Io(std::io::Error::other(e)))?;
+        }
+        self.closed.push(out);
         Ok(())
     }
 
     fn finish(self) -> Result<IngestReport, WriteError> {
-        let mut outputs = Vec::new();
+        let mut outputs = self.closed;
         let mut encoder = self.encoder;
-        for (partition, part) in self.parts {
+        for (partition, part) in self.parts.into_iter().flatten() {
             let rows = part.rows();
             let path = match part {
                 Part::Parquet(mut p) => {
@@ -961,5 +1038,121 @@ mod tests {
             format!("{e:?}").contains("a workbook is read from a file"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn files_roll_at_roll_rows_and_each_closed_one_is_told_once_complete() {
+        use std::sync::{Arc, Mutex};
+        let spec = TableSpec::from_json(
+            "t",
+            r#"{"dataset":"t","source":{"prefix":"t/","pattern":"*","format":"csv"},"columns":[{"name":"id","type":"int"},{"name":"name","type":"string"}]}"#,
+        )
+        .unwrap();
+        let body: String = std::iter::once("id,name\n".to_owned())
+            .chain((1..=10).map(|i| format!("{i},n{i}\n")))
+            .collect();
+        let source = Source {
+            object: "s3://raw/t/f.csv".into(),
+            key: "t/f.csv".into(),
+            version: Some("e1".into()),
+        };
+        let ids = |dir: &Path, files: &[OutputFile]| -> Vec<i64> {
+            let mut out = Vec::new();
+            for f in files {
+                let file = File::open(dir.join(&f.path)).unwrap();
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .unwrap()
+                        .build()
+                        .unwrap();
+                for batch in reader {
+                    let batch = batch.unwrap();
+                    let col = batch
+                        .column(0)
+                        .as_any()
+                        .downcast_ref::<arrow_array::Int32Array>()
+                        .unwrap();
+                    out.extend(col.iter().map(|v| i64::from(v.unwrap())));
+                }
+            }
+            out
+        };
+        let whole_dir = tempfile::tempdir().unwrap();
+        let whole = ingest(
+            &spec,
+            &source,
+            std::io::Cursor::new(body.as_bytes()),
+            whole_dir.path(),
+            &IngestOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(whole.outputs.len(), 1);
+
+        let told: Arc<Mutex<Vec<(String, u64, u64)>>> = Arc::default();
+        let dir = tempfile::tempdir().unwrap();
+        let (t, d) = (told.clone(), dir.path().to_path_buf());
+        let opts = IngestOptions {
+            roll_rows: 3,
+            on_close: Some(OnClose(Arc::new(move |f: &OutputFile| {
+                // Complete on disk when told: its footer reads back.
+                let file = File::open(d.join(&f.path)).map_err(|e| e.to_string())?;
+                let rows = parquet::file::reader::FileReader::metadata(
+                    &parquet::file::serialized_reader::SerializedFileReader::new(file)
+                        .map_err(|e| e.to_string())?,
+                )
+                .file_metadata()
+                .num_rows() as u64;
+                t.lock().unwrap().push((f.path.clone(), f.rows, rows));
+                Ok(())
+            }))),
+            ..IngestOptions::default()
+        };
+        let rolled = ingest(
+            &spec,
+            &source,
+            std::io::Cursor::new(body.as_bytes()),
+            dir.path(),
+            &opts,
+        )
+        .unwrap();
+        let rows: Vec<u64> = rolled.outputs.iter().map(|o| o.rows).collect();
+        assert_eq!(rows, [3, 3, 3, 1], "{:?}", rolled.outputs);
+        let stem = whole.outputs[0]
+            .path
+            .trim_end_matches(".parquet")
+            .to_owned();
+        assert_eq!(rolled.outputs[0].path, whole.outputs[0].path);
+        assert_eq!(rolled.outputs[1].path, format!("{stem}_p0002.parquet"));
+        let told = told.lock().unwrap().clone();
+        assert_eq!(told.len(), 3, "the last file closes at the end: {told:?}");
+        assert!(told
+            .iter()
+            .all(|(_, said, on_disk)| said == on_disk && *said == 3));
+        assert_eq!(
+            ids(dir.path(), &rolled.outputs),
+            ids(whole_dir.path(), &whole.outputs)
+        );
+        assert_eq!(
+            ids(dir.path(), &rolled.outputs),
+            (1..=10).collect::<Vec<i64>>()
+        );
+
+        // A callback that fails stops the ingest: nothing is reported as written.
+        let failing = IngestOptions {
+            roll_rows: 3,
+            on_close: Some(OnClose(Arc::new(|_: &OutputFile| {
+                Err("upload refused".into())
+            }))),
+            ..IngestOptions::default()
+        };
+        let e = ingest(
+            &spec,
+            &source,
+            std::io::Cursor::new(body.as_bytes()),
+            tempfile::tempdir().unwrap().path(),
+            &failing,
+        )
+        .unwrap_err();
+        assert!(format!("{e:?}").contains("upload refused"), "{e:?}");
     }
 }

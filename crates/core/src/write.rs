@@ -166,6 +166,8 @@ pub struct ParquetEncoder {
 enum Job {
     Open(PathBuf, SchemaRef, Box<WriterProperties>),
     Batch(usize, RecordBatch),
+    /// Closes one file (its footer written, the file flushed), then says so.
+    Close(usize, SyncSender<Result<(), String>>),
 }
 
 impl ParquetEncoder {
@@ -217,6 +219,17 @@ impl ParquetEncoder {
         }
     }
 
+    /// Closes file `file` now and waits until it is complete on disk.
+    fn close(&mut self, file: usize) -> Result<(), WriteError> {
+        let (tx, rx) = sync_channel(1);
+        self.send(Job::Close(file, tx))?;
+        match rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(WriteError::Io(std::io::Error::other(e))),
+            Err(_) => Err(self.join().err().unwrap_or(WriteError::EncoderStopped)),
+        }
+    }
+
     /// Waits until every file is encoded and closed.
     pub fn finish(mut self) -> Result<(), WriteError> {
         self.join()
@@ -230,22 +243,25 @@ impl Drop for ParquetEncoder {
 }
 
 fn encode_jobs(rx: Receiver<Job>, budget: usize) -> Result<(), WriteError> {
-    let mut writers: Vec<ArrowWriter<BufWriter<File>>> = Vec::new();
+    // A closed file's slot stays (handles are indexes), empty.
+    let mut writers: Vec<Option<ArrowWriter<BufWriter<File>>>> = Vec::new();
     for job in rx {
         match job {
             Job::Open(path, schema, props) => {
                 let file = BufWriter::with_capacity(1 << 16, File::create(&path)?);
-                writers.push(ArrowWriter::try_new(file, schema, Some(*props))?);
+                writers.push(Some(ArrowWriter::try_new(file, schema, Some(*props))?));
             }
             Job::Batch(i, batch) => {
-                let Some(w) = writers.get_mut(i) else {
+                let Some(Some(w)) = writers.get_mut(i) else {
                     return Err(WriteError::EncoderStopped);
                 };
                 w.write(&batch)?;
                 loop {
-                    let total: usize = writers.iter().map(|w| w.memory_size()).sum();
+                    let open = || writers.iter().flatten();
+                    let total: usize = open().map(|w| w.memory_size()).sum();
                     let largest = writers
                         .iter_mut()
+                        .flatten()
                         .max_by_key(|w| w.memory_size())
                         .filter(|w| w.memory_size() > 0);
                     match largest {
@@ -254,9 +270,19 @@ fn encode_jobs(rx: Receiver<Job>, budget: usize) -> Result<(), WriteError> {
                     }
                 }
             }
+            Job::Close(i, done) => {
+                let closed = match writers.get_mut(i).and_then(Option::take) {
+                    Some(w) => w
+                        .into_inner()
+                        .map_err(|e| e.to_string())
+                        .and_then(|mut f| std::io::Write::flush(&mut f).map_err(|e| e.to_string())),
+                    None => Err("no such open file".to_owned()),
+                };
+                let _ = done.send(closed);
+            }
         }
     }
-    for w in writers {
+    for w in writers.into_iter().flatten() {
         w.close()?;
     }
     Ok(())
@@ -344,6 +370,13 @@ impl ParquetPart {
     /// The file's path relative to the output root.
     pub fn rel(&self) -> &str {
         &self.rel
+    }
+
+    /// Writes the buffered rows and closes the file now (complete on disk when this returns).
+    pub fn close(mut self, encoder: &mut ParquetEncoder) -> Result<String, WriteError> {
+        self.flush(encoder)?;
+        encoder.close(self.file)?;
+        Ok(self.rel)
     }
 }
 
