@@ -67,6 +67,15 @@ pub enum Opened {
 }
 
 impl Opened {
+    /// Another handle on the same bytes: a second file handle (every read seeks first), or
+    /// the same shared buffer (no copy).
+    pub fn try_clone_cheap(&self) -> std::io::Result<Opened> {
+        Ok(match self {
+            Opened::File(f) => Opened::File(f.try_clone()?),
+            Opened::Bytes(b) => Opened::Bytes(b.clone()),
+        })
+    }
+
     /// The file from start to end.
     pub fn into_reader(self) -> Box<dyn Read + Send> {
         match self {

@@ -33,6 +33,9 @@ pub struct ParquetRows {
     pub files: Vec<(DataFile, String)>,
     /// Column names of the first file: what the model's references are checked against.
     pub columns: Vec<String>,
+    /// The first file, opened (fetched) to read its schema: its first read uses it instead of
+    /// opening (fetching) it again.
+    first: std::sync::Mutex<Option<super::files::Opened>>,
 }
 
 impl ParquetRows {
@@ -58,8 +61,10 @@ impl ParquetRows {
             file: dataset.into(),
             message: "no files".into(),
         })?;
-        // The schema is read from the first file's footer only.
-        let builder = ParquetRecordBatchReaderBuilder::try_new(open(first)?)
+        // The schema is read from the first file's footer only; the file is kept for its read.
+        let opened = open(first)?;
+        let schema_handle = opened.try_clone_cheap().map_err(|e| read_err(first, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(schema_handle)
             .map_err(|e| read_err(first, e))?;
         let columns = builder
             .schema()
@@ -71,6 +76,7 @@ impl ParquetRows {
             dataset: dataset.into(),
             files,
             columns,
+            first: std::sync::Mutex::new(Some(opened)),
         })
     }
 
@@ -83,8 +89,16 @@ impl ParquetRows {
         mut f: impl FnMut(&str, u64, &[Option<String>]) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut cells: Vec<Option<String>> = vec![None; self.columns.len()];
-        for (path, name) in &self.files {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
+        for (n, (path, name)) in self.files.iter().enumerate() {
+            let kept = match n {
+                0 => self.first.lock().unwrap_or_else(|p| p.into_inner()).take(),
+                _ => None,
+            };
+            let opened = match kept {
+                Some(o) => o,
+                None => open(path)?,
+            };
+            let reader = ParquetRecordBatchReaderBuilder::try_new(opened)
                 .and_then(|b| b.with_batch_size(4096).build())
                 .map_err(|e| read_err(path, e))?;
             let mut row_no = 0u64;
@@ -178,4 +192,63 @@ fn cell_text(
         other => return Err(format!("column {col}: type {other} is not supported")),
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn parquet_bytes(values: &[i64]) -> bytes::Bytes {
+        let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "id",
+            DataType::Int64,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow_array::Int64Array::from(values.to_vec()))],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        bytes::Bytes::from(out)
+    }
+
+    #[test]
+    fn remote_files_are_fetched_once_each_even_the_first() {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let remote = |name: &str, values: &'static [i64]| {
+            let f = fetches.clone();
+            let body = parquet_bytes(values);
+            DataFile::Remote {
+                name: name.into(),
+                fetch: Arc::new(move || {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    Ok(body.clone())
+                }),
+            }
+        };
+        let files = [
+            remote("s3://lake/data/t/a.parquet", &[1, 2]),
+            remote("s3://lake/data/t/b.parquet", &[3]),
+        ];
+        let rows = ParquetRows::open("t", &files, &HashMap::new()).unwrap();
+        assert_eq!(rows.columns, ["id"]);
+        let mut seen = Vec::new();
+        rows.for_each_row::<ParquetReadError>(&[true], |name, n, cells| {
+            seen.push((name.to_owned(), n, cells[0].clone()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(
+            seen[2],
+            ("s3://lake/data/t/b.parquet".into(), 1, Some("3".into()))
+        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "one fetch per file");
+    }
 }
