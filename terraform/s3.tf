@@ -91,77 +91,36 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     }
   }
 
+  # Temporary or retained prefixes, per bucket (local.expiring_prefixes).
   dynamic "rule" {
-    for_each = each.key == "lake" ? [1] : []
+    for_each = { for r in local.expiring_prefixes : r.id => r if r.bucket == each.key }
     content {
-      id     = "manifests-are-temporary"
+      id     = rule.key
       status = "Enabled"
       filter {
-        prefix = "manifests/"
+        prefix = rule.value.prefix
       }
-      # Kept as long as Step Functions keeps the execution (90 days): a redrive (up to 14
-      # days after a stop that can come long after the start) and its report read them.
       expiration {
-        days = 90
+        days = rule.value.days
       }
       abort_incomplete_multipart_upload {
         days_after_initiation = 2
       }
     }
   }
+}
 
-  dynamic "rule" {
-    for_each = each.key == "lake" ? [1] : []
-    content {
-      id     = "quarantine-retention"
-      status = "Enabled"
-      filter {
-        prefix = "quarantine/"
-      }
-      expiration {
-        days = var.quarantine_retention_days
-      }
-      abort_incomplete_multipart_upload {
-        days_after_initiation = 2
-      }
-    }
-  }
-
-  dynamic "rule" {
-    for_each = each.key == "lake" ? [1] : []
-    content {
-      id     = "staged-outputs-are-temporary"
-      status = "Enabled"
-      filter {
-        prefix = "_sluice/staging/"
-      }
-      # Parts of an ingest that never published (a bad file, a crash); a retry writes them
-      # again, a publish copies and removes them.
-      expiration {
-        days = 7
-      }
-      abort_incomplete_multipart_upload {
-        days_after_initiation = 2
-      }
-    }
-  }
-
-  dynamic "rule" {
-    for_each = each.key == "athena" ? [1] : []
-    content {
-      id     = "query-results-are-temporary"
-      status = "Enabled"
-      filter {
-        prefix = "results/"
-      }
-      expiration {
-        days = 30
-      }
-      abort_incomplete_multipart_upload {
-        days_after_initiation = 2
-      }
-    }
-  }
+locals {
+  expiring_prefixes = [
+    # Kept as long as Step Functions keeps the execution (90 days): a redrive (up to 14 days
+    # after a stop that can come long after the start) and its report read them.
+    { bucket = "lake", id = "manifests-are-temporary", prefix = "manifests/", days = 90 },
+    { bucket = "lake", id = "quarantine-retention", prefix = "quarantine/", days = var.quarantine_retention_days },
+    # Parts of an ingest that never published (a bad file, a crash); a retry writes them again,
+    # a publish copies and removes them (functions/src/stage.rs).
+    { bucket = "lake", id = "staged-outputs-are-temporary", prefix = "_sluice/staging/", days = 7 },
+    { bucket = "athena", id = "query-results-are-temporary", prefix = "results/", days = 30 },
+  ]
 }
 
 # Uploads to the raw bucket reach the state machine through EventBridge ("Object Created").
