@@ -63,7 +63,7 @@ pub async fn handle<P: Ports>(ports: &P, input: ExtractInput) -> Result<ExtractO
     });
     let (failure, agg) = tokio::join!(crate::fetch::serve(ports, requests), reading);
     // A store error (throttled, access denied) is what it is, not missing data.
-    if let Some(e) = failure.take() {
+    if let Some(e) = failure {
         return Err(e.into());
     }
     let agg = agg

@@ -3,7 +3,7 @@
 //! async side over a channel, which reads the object from the store and hands its bytes back.
 //! Scratch disk is then not a limit on the lake's size; memory holds one file at a time.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use sluice_core::ports::{ObjectStore, PortError};
 use sluice_core::read::files::{Bytes, DataFile};
@@ -24,17 +24,6 @@ pub struct Request {
 /// `serve` to end.
 pub struct Fetcher {
     tx: mpsc::Sender<Request>,
-}
-
-/// The first store error met while serving (it decides the outcome: a throttled read is
-/// retried, not taken for a bad file).
-#[derive(Default, Clone)]
-pub struct Failure(Arc<Mutex<Option<PortError>>>);
-
-impl Failure {
-    pub fn take(&self) -> Option<PortError> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
 }
 
 pub fn channel() -> (Fetcher, mpsc::Receiver<Request>) {
@@ -65,17 +54,17 @@ impl Fetcher {
     }
 }
 
-/// Answers fetches until every [`Fetcher`] and file is dropped. Returns the first store error.
-pub async fn serve<P: Ports>(ports: &P, mut rx: mpsc::Receiver<Request>) -> Failure {
-    let failure = Failure::default();
+/// Answers fetches until every [`Fetcher`] and file is dropped. Returns the first store error
+/// (it decides the outcome: a throttled read is retried, not taken for a bad file).
+pub async fn serve<P: Ports>(ports: &P, mut rx: mpsc::Receiver<Request>) -> Option<PortError> {
+    let mut failure = None;
     while let Some(r) = rx.recv().await {
         let answer = match ports.store().get_bytes(&r.bucket, &r.key).await {
             Ok(Some(body)) => Ok(Bytes::from(body)),
             Ok(None) => Err(format!("s3://{}/{} is gone", r.bucket, r.key)),
             Err(e) => {
                 let message = e.to_string();
-                let mut slot = failure.0.lock().unwrap_or_else(|p| p.into_inner());
-                slot.get_or_insert(e);
+                failure.get_or_insert(e);
                 Err(message)
             }
         };

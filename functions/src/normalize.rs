@@ -163,7 +163,7 @@ async fn run_model<P: Ports>(
     let building = tokio::task::spawn_blocking(move || normalize(&m, &inputs, &st, &opts));
     let (failure, report) = tokio::join!(crate::fetch::serve(ports, requests), building);
     // A store error (throttled, access denied) is what it is, not a bad input file.
-    if let Some(e) = failure.take() {
+    if let Some(e) = failure {
         return Err(e.into());
     }
     let report = report
