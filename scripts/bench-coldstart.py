@@ -117,3 +117,12 @@ for name, runs in results.items():
     outcomes = sorted({r[2] for r in runs})
     note = outcomes[0] if outcomes == ["ok"] else "error: " + runs[-1][3].replace("|", "/")[:120]
     print(f"| {name} | {FUNCTIONS[name]} | {init:.1f} | {first:.1f} | {note} |")
+if os.environ.get("SLUICE_BENCH_JSONL"):  # scripts/bench collects every stage's medians
+    with open(os.environ["SLUICE_BENCH_JSONL"], "a") as f:
+        for name, runs in results.items():
+            f.write(json.dumps({
+                "coldstart": name, "event": FUNCTIONS[name],
+                "init_ms": statistics.median(r[0] for r in runs),
+                "first_ms": statistics.median(r[1] for r in runs),
+                "outcome": "ok" if {r[2] for r in runs} == {"ok"} else "error: " + runs[-1][3][:120],
+                "binary_mib": os.path.getsize(os.path.join(target, "release", name)) / 2**20}) + "\n")

@@ -126,3 +126,15 @@ ratio = statistics.median(times["sluice"]) / statistics.median(times["duckdb"])
 print(f"  sluice / duckdb: {ratio:.2f}x time")
 print(f"  same row counts in all nine tables: {same}")
 print(f"  tables: {counts(os.path.join(work, 'sluice-0'))}")
+if os.environ.get("SLUICE_BENCH_JSONL"):  # scripts/bench collects every stage's medians
+    import json
+    what = {"sluice": "sluice normalize (v5 UUID keys, every rule checked, quarantine)",
+            "duckdb": "DuckDB SQL, md5 keys, no checks (the floor for joins and writes)"}
+    with open(os.environ["SLUICE_BENCH_JSONL"], "a") as f:
+        for name in commands:
+            f.write(json.dumps({
+                "workload": f"normalize aspen {rows // 1000}k borrowers -> 9 tables",
+                "system": name, "role": "sluice" if name == "sluice" else "anchor",
+                "what": what[name], "wall_s": statistics.median(times[name]),
+                "rss_mib": max(rss[name]),
+                "check": "OK (row counts)" if same else "MISMATCH (row counts)"}) + "\n")

@@ -19,11 +19,13 @@ mod previous;
 mod sink;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::hash::Hash;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use chrono::NaiveDateTime;
 use serde::Serialize;
@@ -142,6 +144,12 @@ fn recycle<'b>(mut v: Vec<Cell<'_>>) -> Vec<Cell<'b>> {
     v.into_iter().map(|_| None).collect()
 }
 
+/// [`recycle`] for the per-row slot list (the `from` row and its join partners).
+fn recycle_slots<'b>(mut v: Vec<&[Option<String>]>) -> Vec<&'b [Option<String>]> {
+    v.clear();
+    v.into_iter().map(|_| &[][..]).collect()
+}
+
 /// The join key of a row (its `columns`, unit-separated) into `key`; false when one is NULL.
 fn join_key_of(cells: &[Option<String>], columns: &[usize], key: &mut String) -> bool {
     key.clear();
@@ -157,7 +165,42 @@ fn join_key_of(cells: &[Option<String>], columns: &[usize], key: &mut String) ->
 
 /// A name-based (version 5) UUID: the same natural key gives the same key on every run.
 pub fn stable_key(natural: &str) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, natural.as_bytes()).to_string()
+    let mut k = KeyHasher::default();
+    k.bytes(natural.as_bytes());
+    k.finish()
+}
+
+/// A v5 UUID (namespace OID, RFC 9562 §5.5) hashed as its natural key's parts arrive, so no
+/// natural-key string is built per row: `sluice/<model>/<table>`, then `\u{1f}` and each part.
+/// The same bytes as `uuid::Uuid::new_v5` (tested); SHA-1 through the CPU's SHA instructions.
+pub(crate) struct KeyHasher(sha1::Sha1);
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(uuid::Uuid::NAMESPACE_OID.as_bytes());
+        KeyHasher(h)
+    }
+}
+
+impl KeyHasher {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        sha1::Digest::update(&mut self.0, b);
+    }
+
+    /// The key in its canonical text (lower-case, hyphenated).
+    pub(crate) fn finish(self) -> String {
+        let digest = sha1::Digest::finalize(self.0);
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        let mut buf = uuid::Uuid::encode_buffer();
+        uuid::Builder::from_sha1_bytes(first)
+            .into_uuid()
+            .hyphenated()
+            .encode_lower(&mut buf)
+            .to_owned()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,6 +267,7 @@ pub fn normalize(
         keys: HashMap::new(),
         encoder: ParquetEncoder::start(opts.memory_budget_bytes),
         rows_read: BTreeMap::new(),
+        last_join: RefCell::new(None),
     };
     let mut tables = Vec::new();
     for t in &model.tables {
@@ -248,8 +292,13 @@ type JoinIndex = FastMap<String, Vec<Vec<Option<String>>>>;
 struct Join {
     left: Vec<usize>,
     names: Vec<String>,
-    index: JoinIndex,
+    index: Rc<JoinIndex>,
 }
+
+/// The last join index built (source, its key columns, the columns read, the index): the next
+/// table joining the same source the same way (Aspen's phone numbers, addresses and e-mails
+/// all join the roles by borrower) reuses it instead of reading the source again.
+type LastJoin = RefCell<Option<(String, Vec<usize>, Vec<bool>, Rc<JoinIndex>)>>;
 
 /// What [`Run::plan_derived`] makes of a derived table.
 struct Derived<'s> {
@@ -295,6 +344,7 @@ struct Run<'a> {
     keys: HashMap<String, FastMap<KeyRepr, u64>>,
     encoder: ParquetEncoder,
     rows_read: BTreeMap<String, u64>,
+    last_join: LastJoin,
 }
 
 impl<'a> Run<'a> {
@@ -371,6 +421,7 @@ impl<'a> Run<'a> {
                 quarantine,
             },
             rejects: BTreeMap::new(),
+            typed: Vec::new(),
         };
         if t.is_lookup() {
             self.lookup_rows(&mut sink)?;
@@ -515,14 +566,30 @@ impl<'a> Run<'a> {
                 planner.used.borrow_mut()[k + 1][ri] = true;
             }
             let wanted = planner.used.borrow()[k + 1].clone();
-            let mut index = JoinIndex::default();
-            let mut key = String::new();
-            src.for_each_row::<NormalizeError>(&wanted, |_, _, cells| {
-                if join_key_of(cells, &right, &mut key) {
-                    index.entry(key.clone()).or_default().push(cells.to_vec());
+            let same = |(s, r, w, _): &(String, Vec<usize>, Vec<bool>, Rc<JoinIndex>)| {
+                *s == j.source && *r == right && *w == wanted
+            };
+            let index = match self.last_join.borrow().as_ref().filter(|c| same(c)) {
+                Some((_, _, _, index)) => Some(Rc::clone(index)),
+                None => None,
+            };
+            let index = match index {
+                Some(index) => index,
+                None => {
+                    let mut index = JoinIndex::default();
+                    let mut key = String::new();
+                    src.for_each_row::<NormalizeError>(&wanted, |_, _, cells| {
+                        if join_key_of(cells, &right, &mut key) {
+                            index.entry(key.clone()).or_default().push(cells.to_vec());
+                        }
+                        Ok(())
+                    })?;
+                    let index = Rc::new(index);
+                    *self.last_join.borrow_mut() =
+                        Some((j.source.clone(), right.clone(), wanted, Rc::clone(&index)));
+                    index
                 }
-                Ok(())
-            })?;
+            };
             let names = j.on.keys().cloned().collect();
             joins.push(Join { left, names, index });
         }
@@ -580,6 +647,9 @@ impl<'a> Run<'a> {
         let mut join_key = String::new();
         let mut exploded_buf: Vec<Cell<'static>> = Vec::new();
         let mut values_buf: Vec<Cell<'static>> = Vec::with_capacity(columns.len());
+        let mut matches: Vec<&[Vec<Option<String>>]> = Vec::with_capacity(joins.len());
+        let mut pick: Vec<usize> = Vec::with_capacity(joins.len());
+        let mut slots_buf: Vec<&[Option<String>]> = Vec::with_capacity(1 + joins.len());
         from.for_each_row(&wanted, |file, row_no, cells| {
             read += 1;
             let origin = Origin {
@@ -588,7 +658,7 @@ impl<'a> Run<'a> {
                 row: row_no,
             };
             // The joined partners; a missing one quarantines the source row for this table.
-            let mut matches: Vec<&[Vec<Option<String>>]> = Vec::with_capacity(joins.len());
+            matches.clear();
             for (k, Join { left, names, index }) in joins.iter().enumerate() {
                 let found = join_key_of(cells, left, &mut join_key)
                     .then(|| index.get(join_key.as_str()))
@@ -648,8 +718,9 @@ impl<'a> Run<'a> {
             let n_entries = rowset_rows.as_ref().map_or(entries.len(), Vec::len);
             // Every combination of partners (one each when the joins are one to one), as an
             // odometer over the partner lists.
-            let mut pick = vec![0usize; matches.len()];
-            let mut slots: Vec<&[Option<String>]> = Vec::with_capacity(1 + matches.len());
+            pick.clear();
+            pick.resize(matches.len(), 0);
+            let mut slots = recycle_slots(std::mem::take(&mut slots_buf));
             loop {
                 slots.clear();
                 slots.push(cells);
@@ -712,6 +783,7 @@ impl<'a> Run<'a> {
                 let mut k = pick.len();
                 loop {
                     if k == 0 {
+                        slots_buf = recycle_slots(slots);
                         return Ok(());
                     }
                     k -= 1;
@@ -725,5 +797,29 @@ impl<'a> Run<'a> {
         })?;
         *self.rows_read.entry(from_alias.to_owned()).or_default() = read;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_hashed_part_by_part_are_uuid_v5_of_the_whole_natural_key() {
+        for natural in [
+            "",
+            "sluice/aspen/user\u{1f}42",
+            "sluice/demo/person\u{1f}2\u{1f}Zoë 🚀",
+            &"x".repeat(1000),
+        ] {
+            let want = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, natural.as_bytes());
+            assert_eq!(stable_key(natural), want.to_string());
+            // Fed in pieces, as Plan::Key does.
+            let mut k = KeyHasher::default();
+            for piece in natural.as_bytes().chunks(7) {
+                k.bytes(piece);
+            }
+            assert_eq!(k.finish(), want.to_string());
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::model::{json_text, Expr, ModelSpec, SplitPart, Test};
 use crate::spec::SpecError;
 
-use super::{stable_key, FastMap};
+use super::{FastMap, KeyHasher};
 
 /// A compiled expression: column references are (slot, index), where slot 0 is the `from`
 /// source and slot k the k-th join.
@@ -57,17 +57,18 @@ impl Plan {
                 (!out.is_empty()).then_some(Cow::Borrowed(out))
             }),
             Plan::Key(name, of) => {
-                let mut natural = String::from(name);
+                let mut key = KeyHasher::default();
+                key.bytes(name.as_bytes());
                 for p in of {
                     match p.eval(cx)? {
                         Some(v) => {
-                            natural.push('\u{1f}');
-                            natural.push_str(&v);
+                            key.bytes(b"\x1f");
+                            key.bytes(v.as_bytes());
                         }
                         None => return Ok(None),
                     }
                 }
-                Some(Cow::Owned(stable_key(&natural)))
+                Some(Cow::Owned(key.finish()))
             }
             Plan::Lookup {
                 table,

@@ -56,6 +56,14 @@ pub(super) struct Sink<'a> {
     pub(super) previous: FastMap<KeyRepr, Prev>,
     pub(super) report: TableReport,
     pub(super) rejects: BTreeMap<(String, String), u64>,
+    /// The typed row's buffer, reused from row to row.
+    pub(super) typed: Vec<Value<'static>>,
+}
+
+/// Empties the typed row's buffer and hands its allocation back with another lifetime.
+fn recycle_typed<'b>(mut v: Vec<Value<'_>>) -> Vec<Value<'b>> {
+    v.clear();
+    v.into_iter().map(|_| Value::Null).collect()
 }
 
 impl Sink<'_> {
@@ -70,7 +78,7 @@ impl Sink<'_> {
         values: &[Cell<'_>],
         origin: Option<&Origin<'_>>,
     ) -> Result<bool, NormalizeError> {
-        let mut typed: Vec<Value<'_>> = Vec::with_capacity(values.len() + 4);
+        let mut typed = recycle_typed(std::mem::take(&mut self.typed));
         for (i, v) in values.iter().enumerate() {
             let raw = v.as_deref().map_or(RawCell::Empty, RawCell::Text);
             match self.rules[i].coerce(raw) {
@@ -159,6 +167,7 @@ impl Sink<'_> {
         }
         self.part.push(&mut run.encoder, &typed)?;
         self.keys.insert(key, hash);
+        self.typed = recycle_typed(typed);
         Ok(true)
     }
 
