@@ -19,13 +19,12 @@ mod previous;
 mod sink;
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::hash::Hash;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDateTime;
 use serde::Serialize;
@@ -218,6 +217,10 @@ pub struct NormalizeOptions {
     pub batch_rows: usize,
     pub row_group_rows: usize,
     pub memory_budget_bytes: usize,
+    /// Tables that do not depend on each other (no foreign key between them) are built at the
+    /// same time on up to this many threads, each with its Parquet encoder; the outputs are
+    /// the same bytes whatever the number.
+    pub threads: usize,
 }
 
 impl NormalizeOptions {
@@ -229,6 +232,7 @@ impl NormalizeOptions {
             batch_rows: 8192,
             row_group_rows: 1 << 20,
             memory_budget_bytes: 64 << 20,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -265,17 +269,38 @@ pub fn normalize(
         opts,
         lookups: HashMap::new(),
         keys: HashMap::new(),
-        encoder: ParquetEncoder::start(opts.memory_budget_bytes),
-        rows_read: BTreeMap::new(),
-        last_join: RefCell::new(None),
+        last_join: Mutex::new(None),
     };
+    let mut rows_read = BTreeMap::new();
     let mut tables = Vec::new();
-    for t in &model.tables {
-        tables.push(run.table(t, &sources)?);
+    let mut encoder = ParquetEncoder::start(opts.memory_budget_bytes);
+    let mut next = 0;
+    while next < model.tables.len() {
+        let group = &model.tables[next..next + independent_run(model, next)];
+        next += group.len();
+        let built = if group.len() == 1 || opts.threads <= 1 {
+            group
+                .iter()
+                .map(|t| run.table(t, &sources, &mut encoder))
+                .collect::<Vec<_>>()
+        } else {
+            run.tables_in_parallel(group, &sources)
+        };
+        // Applied in the model's order, whatever order the threads finished in.
+        for (t, b) in group.iter().zip(built) {
+            let b = b?;
+            if let Some((alias, n)) = b.read {
+                rows_read.insert(alias, n);
+            }
+            for (k, v) in b.lookups {
+                run.lookups.entry(k).or_default().extend(v);
+            }
+            if let Some(keys) = b.keys {
+                run.keys.insert(t.name.clone(), keys);
+            }
+            tables.push(b.report);
+        }
     }
-    let Run {
-        encoder, rows_read, ..
-    } = run;
     encoder.finish()?;
     Ok(NormalizeReport {
         model: model.model.clone(),
@@ -285,6 +310,62 @@ pub fn normalize(
     })
 }
 
+/// How many tables from `first` on can be built at the same time: derived tables none of which
+/// references (by foreign key) or looks up another of them. Lookup tables go one at a time
+/// (later tables plan against their rows).
+fn independent_run(model: &ModelSpec, first: usize) -> usize {
+    let tables = &model.tables;
+    if tables[first].is_lookup() {
+        return 1;
+    }
+    let mut n = 1;
+    while let Some(t) = tables.get(first + n) {
+        let group = &tables[first..first + n];
+        let depends = t.is_lookup()
+            || t.columns.iter().any(|c| {
+                c.references
+                    .as_deref()
+                    .is_some_and(|r| group.iter().any(|g| g.name == r))
+                    || c.value
+                        .as_ref()
+                        .is_some_and(|v| looks_up(v, &|name| group.iter().any(|g| g.name == name)))
+            });
+        if depends {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Whether an expression looks up a table `is_in` says yes to.
+fn looks_up(e: &crate::model::Expr, is_in: &dyn Fn(&str) -> bool) -> bool {
+    use crate::model::Expr;
+    match e {
+        Expr::Lookup { table, value, .. } => is_in(table) || looks_up(value, is_in),
+        Expr::Key { of, .. } => of.iter().any(|x| looks_up(x, is_in)),
+        Expr::Case { when, otherwise } => {
+            when.iter()
+                .any(|w| looks_up(&w.test.value, is_in) || looks_up(&w.then, is_in))
+                || looks_up(otherwise, is_in)
+        }
+        Expr::Column(_)
+        | Expr::Const(_)
+        | Expr::Split { .. }
+        | Expr::Explode(_)
+        | Expr::Rowset(_) => false,
+    }
+}
+
+/// What building one table adds to the run: its report, its keys (when a later table
+/// references it), the rows read from its `from` source, a lookup table's values.
+struct Built {
+    report: TableReport,
+    keys: Option<FastMap<KeyRepr, u64>>,
+    read: Option<(String, u64)>,
+    lookups: HashMap<(String, String), FastMap<String, String>>,
+}
+
 /// A joined source's rows by their join key.
 type JoinIndex = FastMap<String, Vec<Vec<Option<String>>>>;
 
@@ -292,13 +373,13 @@ type JoinIndex = FastMap<String, Vec<Vec<Option<String>>>>;
 struct Join {
     left: Vec<usize>,
     names: Vec<String>,
-    index: Rc<JoinIndex>,
+    index: Arc<JoinIndex>,
 }
 
 /// The last join index built (source, its key columns, the columns read, the index): the next
 /// table joining the same source the same way (Aspen's phone numbers, addresses and e-mails
 /// all join the roles by borrower) reuses it instead of reading the source again.
-type LastJoin = RefCell<Option<(String, Vec<usize>, Vec<bool>, Rc<JoinIndex>)>>;
+type LastJoin = Mutex<Option<(String, Vec<usize>, Vec<bool>, Arc<JoinIndex>)>>;
 
 /// What [`Run::plan_derived`] makes of a derived table.
 struct Derived<'s> {
@@ -342,17 +423,53 @@ struct Run<'a> {
     lookups: HashMap<(String, String), FastMap<String, String>>,
     /// Table → key → hash of the row written under it.
     keys: HashMap<String, FastMap<KeyRepr, u64>>,
-    encoder: ParquetEncoder,
-    rows_read: BTreeMap<String, u64>,
     last_join: LastJoin,
 }
 
 impl<'a> Run<'a> {
+    /// Builds `group` (independent tables) on up to `opts.threads` threads, each table with a
+    /// Parquet encoder of its own; the results in the group's order.
+    fn tables_in_parallel(
+        &self,
+        group: &'a [TargetTable],
+        sources: &BTreeMap<&str, ParquetRows>,
+    ) -> Vec<Result<Built, NormalizeError>> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done: Mutex<Vec<Option<Result<Built, NormalizeError>>>> =
+            Mutex::new(group.iter().map(|_| None).collect());
+        std::thread::scope(|scope| {
+            for _ in 0..self.opts.threads.min(group.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(t) = group.get(i) else { break };
+                    let mut encoder = ParquetEncoder::start(self.opts.memory_budget_bytes);
+                    let built = self
+                        .table(t, sources, &mut encoder)
+                        .and_then(|b| encoder.finish().map(|()| b).map_err(Into::into));
+                    done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(built);
+                });
+            }
+        });
+        done.into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .map(|b| {
+                b.unwrap_or_else(|| {
+                    Err(NormalizeError::Read {
+                        file: String::from("(normalize)"),
+                        message: String::from("a table's builder stopped without a result"),
+                    })
+                })
+            })
+            .collect()
+    }
+
     fn table(
-        &mut self,
+        &self,
         t: &'a TargetTable,
         sources: &BTreeMap<&str, ParquetRows>,
-    ) -> Result<TableReport, NormalizeError> {
+        encoder: &mut ParquetEncoder,
+    ) -> Result<Built, NormalizeError> {
         let lake = self.model.lake_table(&t.name);
         let lake_cols: Vec<ColumnSpec> = self.model.lake_columns(t);
         let output = format!("data/{lake}/{lake}.parquet");
@@ -363,7 +480,7 @@ impl<'a> Run<'a> {
             }
         }
         let part = ParquetPart::create(
-            &mut self.encoder,
+            encoder,
             &self.out.join(&output),
             output.clone(),
             &lake_cols,
@@ -423,12 +540,14 @@ impl<'a> Run<'a> {
             rejects: BTreeMap::new(),
             typed: Vec::new(),
         };
+        let mut lookups = HashMap::new();
+        let mut read = None;
         if t.is_lookup() {
-            self.lookup_rows(&mut sink)?;
+            self.lookup_rows(&mut sink, encoder, &mut lookups)?;
         } else {
-            self.derived_rows(&mut sink, sources)?;
+            read = Some(self.derived_rows(&mut sink, sources, encoder)?);
         }
-        sink.part.flush(&mut self.encoder)?;
+        sink.part.flush(encoder)?;
         sink.quarantine.flush()?;
         let Sink {
             keys,
@@ -450,13 +569,20 @@ impl<'a> Run<'a> {
                 .iter()
                 .any(|c| c.references.as_deref() == Some(t.name.as_str()))
         });
-        if referenced {
-            self.keys.insert(t.name.clone(), keys);
-        }
-        Ok(report)
+        Ok(Built {
+            report,
+            keys: referenced.then_some(keys),
+            read,
+            lookups,
+        })
     }
 
-    fn lookup_rows(&mut self, sink: &mut Sink<'_>) -> Result<(), NormalizeError> {
+    fn lookup_rows(
+        &self,
+        sink: &mut Sink<'_>,
+        encoder: &mut ParquetEncoder,
+        lookups: &mut HashMap<(String, String), FastMap<String, String>>,
+    ) -> Result<(), NormalizeError> {
         let t = sink.table;
         for row in &t.rows {
             let values: Vec<Cell<'_>> = t
@@ -464,11 +590,11 @@ impl<'a> Run<'a> {
                 .iter()
                 .map(|c| row.get(&c.name).and_then(json_text).map(Cow::Owned))
                 .collect();
-            if sink.accept(self, &values, None)? {
+            if sink.accept(self, encoder, &values, None)? {
                 if let Some(key) = &values[sink.key_col] {
                     for (c, v) in t.columns.iter().zip(&values) {
                         if let Some(v) = v {
-                            self.lookups
+                            lookups
                                 .entry((t.name.clone(), c.name.clone()))
                                 .or_default()
                                 .insert(v.to_string(), key.to_string());
@@ -566,15 +692,14 @@ impl<'a> Run<'a> {
                 planner.used.borrow_mut()[k + 1][ri] = true;
             }
             let wanted = planner.used.borrow()[k + 1].clone();
-            let same = |(s, r, w, _): &(String, Vec<usize>, Vec<bool>, Rc<JoinIndex>)| {
+            let same = |(s, r, w, _): &(String, Vec<usize>, Vec<bool>, Arc<JoinIndex>)| {
                 *s == j.source && *r == right && *w == wanted
             };
-            let index = match self.last_join.borrow().as_ref().filter(|c| same(c)) {
-                Some((_, _, _, index)) => Some(Rc::clone(index)),
-                None => None,
-            };
-            let index = match index {
-                Some(index) => index,
+            // Held while building: a table beside this one joining the same way waits for the
+            // index and reuses it.
+            let mut last = self.last_join.lock().unwrap_or_else(|p| p.into_inner());
+            let index = match last.as_ref().filter(|c| same(c)) {
+                Some((_, _, _, index)) => Arc::clone(index),
                 None => {
                     let mut index = JoinIndex::default();
                     let mut key = String::new();
@@ -584,12 +709,12 @@ impl<'a> Run<'a> {
                         }
                         Ok(())
                     })?;
-                    let index = Rc::new(index);
-                    *self.last_join.borrow_mut() =
-                        Some((j.source.clone(), right.clone(), wanted, Rc::clone(&index)));
+                    let index = Arc::new(index);
+                    *last = Some((j.source.clone(), right.clone(), wanted, Arc::clone(&index)));
                     index
                 }
             };
+            drop(last);
             let names = j.on.keys().cloned().collect();
             joins.push(Join { left, names, index });
         }
@@ -620,12 +745,13 @@ impl<'a> Run<'a> {
     }
 
     /// Streams the `from` source: each row joined to its partners, exploded, evaluated and
-    /// written (or quarantined with the rule that failed).
+    /// written (or quarantined with the rule that failed). The rows read, by source alias.
     fn derived_rows(
-        &mut self,
+        &self,
         sink: &mut Sink<'_>,
         sources: &BTreeMap<&str, ParquetRows>,
-    ) -> Result<(), NormalizeError> {
+        encoder: &mut ParquetEncoder,
+    ) -> Result<(String, u64), NormalizeError> {
         let t = sink.table;
         let from_alias = t.from.as_deref().unwrap_or_default();
         let Derived {
@@ -774,7 +900,7 @@ impl<'a> Run<'a> {
                             &values,
                         )?;
                     } else {
-                        sink.accept(self, &values, Some(&origin))?;
+                        sink.accept(self, encoder, &values, Some(&origin))?;
                     }
                     values_buf = recycle(values);
                     exploded_buf = recycle(exploded);
@@ -795,14 +921,44 @@ impl<'a> Run<'a> {
                 }
             }
         })?;
-        *self.rows_read.entry(from_alias.to_owned()).or_default() = read;
-        Ok(())
+        Ok((from_alias.to_owned(), read))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_with_no_foreign_key_between_them_are_grouped() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let model = ModelSpec::load(&root.join("config/models/aspen.json")).unwrap();
+        let mut groups = Vec::new();
+        let mut next = 0;
+        while next < model.tables.len() {
+            let n = independent_run(&model, next);
+            let names: Vec<&str> = model.tables[next..next + n]
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
+            groups.push(names.join("+"));
+            next += n;
+        }
+        // user references user_profile, role_profile references user, the last three all
+        // reference role_profile and not one another; lookups go one at a time.
+        assert_eq!(
+            groups,
+            [
+                "phone_number_type",
+                "email_type",
+                "role_profile_type",
+                "user_profile",
+                "user",
+                "role_profile",
+                "phone_number+address+email"
+            ]
+        );
+    }
 
     #[test]
     fn keys_hashed_part_by_part_are_uuid_v5_of_the_whole_natural_key() {

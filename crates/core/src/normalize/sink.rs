@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::coerce::{ColumnRule, RawCell, Value};
 use crate::model::{ModelSpec, TargetTable};
-use crate::write::ParquetPart;
+use crate::write::{ParquetEncoder, ParquetPart};
 
 use super::plan::Cell;
 use super::previous::Prev;
@@ -74,7 +74,8 @@ impl Sink<'_> {
     /// Checks a row against the model and writes it, or quarantines it. True when written.
     pub(super) fn accept(
         &mut self,
-        run: &mut Run<'_>,
+        run: &Run<'_>,
+        encoder: &mut ParquetEncoder,
         values: &[Cell<'_>],
         origin: Option<&Origin<'_>>,
     ) -> Result<bool, NormalizeError> {
@@ -165,7 +166,7 @@ impl Sink<'_> {
             typed.push(updated.map_or(Value::Null, Value::Timestamp));
             typed.push(updated_by.map_or(Value::Null, |u| Value::Str(u.into())));
         }
-        self.part.push(&mut run.encoder, &typed)?;
+        self.part.push(encoder, &typed)?;
         self.keys.insert(key, hash);
         self.typed = recycle_typed(typed);
         Ok(true)
