@@ -15,6 +15,7 @@ with AWS_ENDPOINT_URL and SLUICE_ENV set for a bootstrapped emulator environment
 import http.server
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -117,6 +118,12 @@ for name, runs in results.items():
     outcomes = sorted({r[2] for r in runs})
     note = outcomes[0] if outcomes == ["ok"] else "error: " + runs[-1][3].replace("|", "/")[:120]
     print(f"| {name} | {FUNCTIONS[name]} | {init:.1f} | {first:.1f} | {note} |")
+def error_type(payload):
+    """The error's name from a Runtime API error body (`{"errorType": ...}`), else its start."""
+    m = re.search(r'"errorType"\s*:\s*"([^"]+)"', payload)
+    return "error: " + (m.group(1) if m else payload[:60])
+
+
 if os.environ.get("SLUICE_BENCH_JSONL"):  # scripts/bench collects every stage's medians
     with open(os.environ["SLUICE_BENCH_JSONL"], "a") as f:
         for name, runs in results.items():
@@ -124,5 +131,5 @@ if os.environ.get("SLUICE_BENCH_JSONL"):  # scripts/bench collects every stage's
                 "coldstart": name, "event": FUNCTIONS[name],
                 "init_ms": statistics.median(r[0] for r in runs),
                 "first_ms": statistics.median(r[1] for r in runs),
-                "outcome": "ok" if {r[2] for r in runs} == {"ok"} else "error: " + runs[-1][3][:120],
+                "outcome": "ok" if {r[2] for r in runs} == {"ok"} else error_type(runs[-1][3]),
                 "binary_mib": os.path.getsize(os.path.join(target, "release", name)) / 2**20}) + "\n")

@@ -48,6 +48,12 @@ def fastest_anchor(workload):
     return min(walls) if walls else None
 
 
+def floor_of(workload):
+    walls = [r["wall_s"] for r in rows
+             if r["workload"] == workload and r["role"] == "floor" and r["wall_s"] is not None]
+    return min(walls) if walls else None
+
+
 def get(workload, system):
     for r in rows:
         if r["workload"] == workload and r["system"] == system and r["wall_s"] is not None:
@@ -64,14 +70,17 @@ L = [f"Measured {datetime.date.today().isoformat()} at commit `{a.commit}` with 
      f"{' --reps ' + str(shared['reps']) if shared else ''}` ({os.cpu_count()} cores, load "
      f"average at the end {load1:.2f}; every system interleaved rep by rep with its anchors; "
      "medians; peak RSS from GNU time). × fastest anchor: this row's wall time over the fastest "
-     "anchor's (pandas, polars, DuckDB) in the same workload and run; floors are not anchors.", ""]
-L.append("| workload | system | role | median wall s | CPU s | peak RSS MiB | × fastest anchor | output check |")
-L.append("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+     "anchor's (pandas, polars, DuckDB) in the same workload and run; × floor: over the "
+     "workload's floor (reading the file, `COPY`), where it has one.", ""]
+L.append("| workload | system | role | median wall s | CPU s | peak RSS MiB | × fastest anchor | × floor | output check |")
+L.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
 for r in rows:
-    best = fastest_anchor(r["workload"])
-    ratio = f"{r['wall_s'] / best:.2f}×" if best and r["wall_s"] is not None else "–"
+    best, floor = fastest_anchor(r["workload"]), floor_of(r["workload"])
+    measured = r["wall_s"] is not None and r["role"] != "floor"
+    ratio = f"{r['wall_s'] / best:.2f}×" if best and measured else "–"
+    over = f"{r['wall_s'] / floor:.2f}×" if floor and measured else "–"
     L.append(f"| {r['workload']} | {r['system']} | {r['role']} | {f(r['wall_s'])} | "
-             f"{f(r.get('cpu_s'), 2)} | {f(r['rss_mib'], 0)} | {ratio} | {r['check']} |")
+             f"{f(r.get('cpu_s'), 2)} | {f(r['rss_mib'], 0)} | {ratio} | {over} | {r['check']} |")
 
 # The targets (issue 17, and the load/pull/profile issues' for their workloads).
 T = []
