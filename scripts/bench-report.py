@@ -79,7 +79,8 @@ for r in rows:
     measured = r["wall_s"] is not None and r["role"] != "floor"
     ratio = f"{r['wall_s'] / best:.2f}×" if best and measured else "–"
     over = f"{r['wall_s'] / floor:.2f}×" if floor and measured else "–"
-    L.append(f"| {r['workload']} | {r['system']} | {r['role']} | {f(r['wall_s'])} | "
+    name = r["workload"].replace("|", "\\|")
+    L.append(f"| {name} | {r['system']} | {r['role']} | {f(r['wall_s'])} | "
              f"{f(r.get('cpu_s'), 2)} | {f(r['rss_mib'], 0)} | {ratio} | {over} | {r['check']} |")
 
 # The targets (issue 17, and the load/pull/profile issues' for their workloads).
