@@ -53,8 +53,9 @@ impl RawCell<'_> {
 }
 
 /// A typed lake value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value<'a> {
+    #[default]
     Null,
     Int(i32),
     BigInt(i64),

@@ -136,17 +136,11 @@ impl KeyRepr {
     }
 }
 
-/// Empties a vector and hands back its allocation with another lifetime (the in-place
-/// `collect` of an empty iterator reuses the buffer), so rows do not allocate.
-fn recycle<'b>(mut v: Vec<Cell<'_>>) -> Vec<Cell<'b>> {
+/// Empties a vector and hands back its allocation for the same type with another lifetime
+/// (the in-place `collect` of an empty iterator reuses the buffer), so rows do not allocate.
+fn recycle<T, U: Default>(mut v: Vec<T>) -> Vec<U> {
     v.clear();
-    v.into_iter().map(|_| None).collect()
-}
-
-/// [`recycle`] for the per-row slot list (the `from` row and its join partners).
-fn recycle_slots<'b>(mut v: Vec<&[Option<String>]>) -> Vec<&'b [Option<String>]> {
-    v.clear();
-    v.into_iter().map(|_| &[][..]).collect()
+    v.into_iter().map(|_| U::default()).collect()
 }
 
 /// The join key of a row (its `columns`, unit-separated) into `key`; false when one is NULL.
@@ -311,8 +305,9 @@ pub fn normalize(
 }
 
 /// How many tables from `first` on can be built at the same time: derived tables none of which
-/// references (by foreign key) or looks up another of them. Lookup tables go one at a time
-/// (later tables plan against their rows).
+/// references another of them by foreign key. Lookup tables go one at a time (later tables
+/// plan against their rows); a lookup expression can only name a lookup table (the model's
+/// check), so it never ties two derived tables together.
 fn independent_run(model: &ModelSpec, first: usize) -> usize {
     let tables = &model.tables;
     if tables[first].is_lookup() {
@@ -321,40 +316,17 @@ fn independent_run(model: &ModelSpec, first: usize) -> usize {
     let mut n = 1;
     while let Some(t) = tables.get(first + n) {
         let group = &tables[first..first + n];
+        let in_group = |name: &str| group.iter().any(|g| g.name == name);
         let depends = t.is_lookup()
-            || t.columns.iter().any(|c| {
-                c.references
-                    .as_deref()
-                    .is_some_and(|r| group.iter().any(|g| g.name == r))
-                    || c.value
-                        .as_ref()
-                        .is_some_and(|v| looks_up(v, &|name| group.iter().any(|g| g.name == name)))
-            });
+            || t.columns
+                .iter()
+                .any(|c| c.references.as_deref().is_some_and(in_group));
         if depends {
             break;
         }
         n += 1;
     }
     n
-}
-
-/// Whether an expression looks up a table `is_in` says yes to.
-fn looks_up(e: &crate::model::Expr, is_in: &dyn Fn(&str) -> bool) -> bool {
-    use crate::model::Expr;
-    match e {
-        Expr::Lookup { table, value, .. } => is_in(table) || looks_up(value, is_in),
-        Expr::Key { of, .. } => of.iter().any(|x| looks_up(x, is_in)),
-        Expr::Case { when, otherwise } => {
-            when.iter()
-                .any(|w| looks_up(&w.test.value, is_in) || looks_up(&w.then, is_in))
-                || looks_up(otherwise, is_in)
-        }
-        Expr::Column(_)
-        | Expr::Const(_)
-        | Expr::Split { .. }
-        | Expr::Explode(_)
-        | Expr::Rowset(_) => false,
-    }
 }
 
 /// What building one table adds to the run: its report, its keys (when a later table
@@ -435,33 +407,30 @@ impl<'a> Run<'a> {
         sources: &BTreeMap<&str, ParquetRows>,
     ) -> Vec<Result<Built, NormalizeError>> {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let done: Mutex<Vec<Option<Result<Built, NormalizeError>>>> =
-            Mutex::new(group.iter().map(|_| None).collect());
-        std::thread::scope(|scope| {
-            for _ in 0..self.opts.threads.min(group.len()) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(t) = group.get(i) else { break };
-                    let mut encoder = ParquetEncoder::start(self.opts.memory_budget_bytes);
-                    let built = self
-                        .table(t, sources, &mut encoder)
-                        .and_then(|b| encoder.finish().map(|()| b).map_err(Into::into));
-                    done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(built);
-                });
-            }
-        });
-        done.into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .into_iter()
-            .map(|b| {
-                b.unwrap_or_else(|| {
-                    Err(NormalizeError::Read {
-                        file: String::from("(normalize)"),
-                        message: String::from("a table's builder stopped without a result"),
+        let mut built: Vec<(usize, Result<Built, NormalizeError>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..self.opts.threads.min(group.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(t) = group.get(i) else { break mine };
+                            let mut encoder = ParquetEncoder::start(self.opts.memory_budget_bytes);
+                            let b = self
+                                .table(t, sources, &mut encoder)
+                                .and_then(|b| encoder.finish().map(|()| b).map_err(Into::into));
+                            mine.push((i, b));
+                        }
                     })
                 })
-            })
-            .collect()
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        built.sort_by_key(|(i, _)| *i);
+        built.into_iter().map(|(_, b)| b).collect()
     }
 
     fn table(
@@ -846,7 +815,7 @@ impl<'a> Run<'a> {
             // odometer over the partner lists.
             pick.clear();
             pick.resize(matches.len(), 0);
-            let mut slots = recycle_slots(std::mem::take(&mut slots_buf));
+            let mut slots = recycle(std::mem::take(&mut slots_buf));
             loop {
                 slots.clear();
                 slots.push(cells);
@@ -909,7 +878,7 @@ impl<'a> Run<'a> {
                 let mut k = pick.len();
                 loop {
                     if k == 0 {
-                        slots_buf = recycle_slots(slots);
+                        slots_buf = recycle(slots);
                         return Ok(());
                     }
                     k -= 1;

@@ -15,7 +15,7 @@ use crate::write::{ParquetEncoder, ParquetPart};
 
 use super::plan::Cell;
 use super::previous::Prev;
-use super::{FastMap, KeyRepr, NormalizeError, Run, TableReport};
+use super::{recycle, FastMap, KeyRepr, NormalizeError, Run, TableReport};
 
 /// Where a target row came from, for quarantine records.
 #[derive(Debug, Clone, Serialize)]
@@ -60,12 +60,6 @@ pub(super) struct Sink<'a> {
     pub(super) typed: Vec<Value<'static>>,
 }
 
-/// Empties the typed row's buffer and hands its allocation back with another lifetime.
-fn recycle_typed<'b>(mut v: Vec<Value<'_>>) -> Vec<Value<'b>> {
-    v.clear();
-    v.into_iter().map(|_| Value::Null).collect()
-}
-
 impl Sink<'_> {
     pub(super) fn loaded_previous(&self) -> bool {
         !self.previous.is_empty()
@@ -79,7 +73,7 @@ impl Sink<'_> {
         values: &[Cell<'_>],
         origin: Option<&Origin<'_>>,
     ) -> Result<bool, NormalizeError> {
-        let mut typed = recycle_typed(std::mem::take(&mut self.typed));
+        let mut typed = recycle(std::mem::take(&mut self.typed));
         for (i, v) in values.iter().enumerate() {
             let raw = v.as_deref().map_or(RawCell::Empty, RawCell::Text);
             match self.rules[i].coerce(raw) {
@@ -168,7 +162,7 @@ impl Sink<'_> {
         }
         self.part.push(encoder, &typed)?;
         self.keys.insert(key, hash);
-        self.typed = recycle_typed(typed);
+        self.typed = recycle(typed);
         Ok(true)
     }
 
