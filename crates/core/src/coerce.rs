@@ -447,15 +447,51 @@ fn datetime_text(dt: &NaiveDateTime) -> String {
 
 /// A decimal's unscaled value as text at its scale (`12345`, 2 → `123.45`).
 pub fn decimal_text(v: i128, scale: u8) -> String {
+    let mut s = String::new();
+    push_decimal_text(&mut s, v, scale);
+    s
+}
+
+/// [`decimal_text`] appended to `out`, without allocating: CSV outputs write one per cell.
+pub fn push_decimal_text(out: &mut String, v: i128, scale: u8) {
+    use std::fmt::Write as _;
     let scale = usize::from(scale);
-    let digits = v.unsigned_abs().to_string();
-    let sign = if v < 0 { "-" } else { "" };
-    if scale == 0 {
-        return format!("{sign}{digits}");
+    if v < 0 {
+        out.push('-');
     }
-    let padded = format!("{digits:0>w$}", w = scale + 1);
-    let (i, f) = padded.split_at(padded.len() - scale);
-    format!("{sign}{i}.{f}")
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{:0>w$}", v.unsigned_abs(), w = scale + 1);
+    if scale > 0 {
+        out.insert(out.len() - scale, '.');
+    }
+}
+
+/// A date as `YYYY-MM-DD` appended to `out` (chrono's `%Y-%m-%d`, written by hand for the
+/// years 0..=9999 since CSV outputs write one per cell; other years go through chrono, which
+/// signs them).
+pub fn push_iso_date(out: &mut String, d: NaiveDate) {
+    use std::fmt::Write as _;
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if (0..=9999).contains(&y) {
+        let digit = |x: i32| char::from(b'0' + (x % 10) as u8);
+        let (m, day) = (m as i32, day as i32);
+        for c in [
+            digit(y / 1000),
+            digit(y / 100),
+            digit(y / 10),
+            digit(y),
+            '-',
+            digit(m / 10),
+            digit(m),
+            '-',
+            digit(day / 10),
+            digit(day),
+        ] {
+            out.push(c);
+        }
+    } else {
+        let _ = write!(out, "{}", d.format("%Y-%m-%d"));
+    }
 }
 
 #[cfg(test)]
@@ -521,6 +557,30 @@ mod tests {
         );
         assert_eq!(decimal_text(-5, 2), "-0.05");
         assert_eq!(decimal_text(123456, 2), "1234.56");
+        assert_eq!(decimal_text(-123456, 0), "-123456");
+        assert_eq!(decimal_text(7, 3), "0.007");
+        assert_eq!(decimal_text(0, 2), "0.00");
+        assert_eq!(
+            decimal_text(i128::MIN, 2),
+            "-1701411834604692317316873037158841057.28"
+        );
+    }
+
+    #[test]
+    fn iso_dates_are_written_as_chrono_writes_them() {
+        for (y, m, d) in [
+            (2023, 12, 31),
+            (1, 1, 1),
+            (0, 2, 29),
+            (9999, 9, 9),
+            (10000, 1, 1),
+            (-1, 3, 4),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            let mut out = String::from("x");
+            push_iso_date(&mut out, date);
+            assert_eq!(out, format!("x{}", date.format("%Y-%m-%d")), "{date:?}");
+        }
     }
 
     #[test]

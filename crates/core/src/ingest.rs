@@ -246,7 +246,7 @@ fn ingest_unguarded<R: Read + Seek>(
         headers: Vec::new(),
         source_partition,
         parts: Vec::new(),
-        part_index: HashMap::new(),
+        part_index: HashMap::default(),
         part_seq: HashMap::new(),
         closed: Vec::new(),
         partition_column: match &spec.partitioning {
@@ -319,8 +319,8 @@ struct Ingestor<'s> {
     source_partition: Option<Vec<(String, String)>>,
     /// Output files, in the order they were opened; a slot is emptied when its file rolls.
     parts: Vec<Option<(Partition, Part)>>,
-    /// The open file of each partition.
-    part_index: HashMap<Option<NaiveDate>, usize>,
+    /// The open file of each partition (looked up once per row: foldhash, not SipHash).
+    part_index: HashMap<Option<NaiveDate>, usize, foldhash::fast::RandomState>,
     /// Files a partition has rolled over so far.
     part_seq: HashMap<Option<NaiveDate>, u32>,
     /// Files closed before the end (rolled).

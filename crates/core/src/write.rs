@@ -30,7 +30,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::coerce::{date_from_days, decimal_text, Value};
+use crate::coerce::{date_from_days, push_decimal_text, push_iso_date, Value};
 use crate::spec::{ColumnSpec, ColumnType};
 
 #[derive(Debug, thiserror::Error)]
@@ -448,14 +448,16 @@ pub fn push_value_text(f: &mut String, v: &Value<'_>, t: ColumnType) {
                 ColumnType::Decimal { scale, .. } => scale,
                 _ => 0,
             };
-            f.push_str(&decimal_text(*x, scale));
+            push_decimal_text(f, *x, scale);
             Ok(())
         }
         Value::Bool(b) => write!(f, "{b}"),
-        Value::Date(d) => match date_from_days(*d) {
-            Some(day) => write!(f, "{}", day.format("%Y-%m-%d")),
-            None => Ok(()),
-        },
+        Value::Date(d) => {
+            if let Some(day) = date_from_days(*d) {
+                push_iso_date(f, day);
+            }
+            Ok(())
+        }
         Value::Timestamp(us) => match chrono::DateTime::from_timestamp_micros(*us) {
             Some(ts) => write!(f, "{}", ts.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")),
             None => Ok(()),
