@@ -400,7 +400,7 @@ pub fn sniff_delimiter(first_line: &str) -> char {
 }
 
 /// Drafts the spec of `input`.
-pub fn infer<R: Read + Seek>(input: R, opts: &InferOptions) -> Result<Inferred, ReadError> {
+pub fn infer<R: Read + Seek + Send>(input: R, opts: &InferOptions) -> Result<Inferred, ReadError> {
     let mut s = Sampler {
         cols: Vec::new(),
         rows: 0,

@@ -180,7 +180,7 @@ impl<R> Seek for Stream<R> {
 /// Reads `input` per `spec` and writes under `staging`. A panic met on the way (a bug some
 /// file provokes) is this file's failure, [`ReadError::Internal`], never a crash that would
 /// leave its work item stranded.
-pub fn ingest<R: Read + Seek>(
+pub fn ingest<R: Read + Seek + Send>(
     spec: &TableSpec,
     source: &Source,
     input: R,
@@ -198,7 +198,7 @@ pub fn ingest<R: Read + Seek>(
     })
 }
 
-fn ingest_unguarded<R: Read + Seek>(
+fn ingest_unguarded<R: Read + Seek + Send>(
     spec: &TableSpec,
     source: &Source,
     input: R,
@@ -360,7 +360,7 @@ fn header_key(h: &str, m: HeaderMatch) -> String {
 
 /// Reads `input` as the spec's source (`format`: the key's), calling `visitor` for its header
 /// and rows.
-pub fn read_source<R: Read + Seek>(
+pub fn read_source<R: Read + Seek + Send>(
     spec: &TableSpec,
     format: SourceFormat,
     input: R,

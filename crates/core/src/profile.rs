@@ -847,7 +847,7 @@ impl RowVisitor for FileVisitor<'_> {
 /// coerced and profiled by [`WORKERS`] threads, in bounded memory (a few batches in flight).
 /// A panic met on the way (a bug some file provokes) is this file's error,
 /// [`ReadError::Internal`], never a crash.
-pub fn profile_file<R: Read + Seek>(
+pub fn profile_file<R: Read + Seek + Send>(
     spec: &TableSpec,
     key: &str,
     input: R,
@@ -858,7 +858,7 @@ pub fn profile_file<R: Read + Seek>(
     .unwrap_or_else(|panic| Err(ReadError::from_panic(panic.as_ref())))
 }
 
-fn profile_file_unguarded<R: Read + Seek>(
+fn profile_file_unguarded<R: Read + Seek + Send>(
     spec: &TableSpec,
     key: &str,
     input: R,

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::rc::Rc;
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 
 use encoding_rs::Encoding;
 
@@ -72,13 +73,137 @@ impl<R: Read> Read for Metered<R> {
 
 const RECORD_TOO_LARGE: &str = "record too large";
 
+/// Records parsed on the reading thread, handed to the visitor's thread in order: the first
+/// `used` of `rows`, each with its line. The rows' buffers are reused batch after batch.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<(u64, Row)>,
+    used: usize,
+    bytes: usize,
+}
+
+impl Batch {
+    /// The next row to fill, cleared.
+    fn next_row(&mut self) -> &mut (u64, Row) {
+        if self.used == self.rows.len() {
+            self.rows.push((0, Row::default()));
+        }
+        self.used += 1;
+        let slot = &mut self.rows[self.used - 1];
+        slot.1.clear();
+        slot
+    }
+
+    fn is_full(&self) -> bool {
+        self.used >= BATCH_RECORDS || self.bytes >= BATCH_BYTES
+    }
+
+    /// Emptied for reuse. Rows keep their buffers, unless together they hold more than
+    /// [`BATCH_BYTES`] × 4 (huge records once passed through): then they give them back.
+    fn recycled(mut self) -> Batch {
+        let held: usize = self.rows.iter().map(|(_, r)| r.capacity()).sum();
+        if held > BATCH_BYTES * 4 {
+            self.rows.clear();
+        }
+        self.used = 0;
+        self.bytes = 0;
+        self
+    }
+}
+
+/// A batch is handed over at this many records or source bytes (whichever comes first). At
+/// most [`BATCHES_IN_FLIGHT`] + 2 batches exist at once, each holding a megabyte or so, plus
+/// one record up to [`Limits::max_record_bytes`], whatever the file.
+const BATCH_RECORDS: usize = 256;
+const BATCH_BYTES: usize = 64 << 10;
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// Reads a delimited text file and feeds `visitor`.
-pub fn read_csv<R: Read>(
+///
+/// Parsing (the `csv` crate's state machine, UTF-8 checks or transcoding, line numbers) runs on
+/// a thread of its own, a batch of records ahead of the visitor, which gets the same rows with
+/// the same line numbers in the same order as a single thread would give. A reading error
+/// reaches the caller after the rows before it.
+pub fn read_csv<R: Read + Send>(
     input: R,
     opts: &CsvOptions,
     header_row: u32,
     limits: &Limits,
     visitor: &mut dyn RowVisitor,
+) -> Result<(), ReadError> {
+    let (full, batches) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (spent, empty) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let parser = scope.spawn(move || parse(input, opts, limits, full, empty));
+        // Returns early when the visitor refuses: the parser, its next batch unwanted, stops.
+        let visited = visit(batches, spent, header_row, visitor);
+        let parsed = parser
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let (header_len, records_seen) = visited?;
+        parsed?;
+        match header_len {
+            Some(_) => Ok(()),
+            None if records_seen == 0 => Err(ReadError::Empty),
+            None => Err(ReadError::HeaderNotFound(header_row)),
+        }
+    })
+}
+
+/// The visitor's side of [`read_csv`]: the header, then each non-blank row. Returns the
+/// header's length (None: not found) and the records seen.
+fn visit(
+    batches: Receiver<Batch>,
+    spent: Sender<Batch>,
+    header_row: u32,
+    visitor: &mut dyn RowVisitor,
+) -> Result<(Option<usize>, u64), ReadError> {
+    let mut header_len = None;
+    let mut records_seen: u64 = 0;
+    for mut batch in batches {
+        for (line, row) in &mut batch.rows[..batch.used] {
+            let line = *line;
+            records_seen += 1;
+            match header_len {
+                None => {
+                    // The header is the first record at or below line `header_row` (the csv
+                    // crate skips blank lines, so count lines, not records).
+                    if line >= u64::from(header_row) {
+                        let headers: Vec<String> = (0..row.len())
+                            .map(|i| row.get(i).display().into_owned())
+                            .collect();
+                        header_len = Some(headers.len());
+                        visitor.header(&headers)?;
+                    }
+                }
+                Some(n) => {
+                    if row.len() != n {
+                        // A lone empty field on a line is a blank line, not a ragged row.
+                        if row.len() == 1 && row.is_blank() {
+                            continue;
+                        }
+                        row.ragged = Some(row.len());
+                    } else if row.is_blank() {
+                        continue;
+                    }
+                    visitor.row(line, row)?;
+                }
+            }
+        }
+        // The parser may have finished already; then the batch is simply dropped.
+        let _ = spent.send(batch.recycled());
+    }
+    Ok((header_len, records_seen))
+}
+
+/// The parsing side of [`read_csv`]: records, in batches, to `full`; stops quietly when the
+/// visitor's side has stopped listening.
+fn parse<R: Read>(
+    input: R,
+    opts: &CsvOptions,
+    limits: &Limits,
+    full: SyncSender<Batch>,
+    empty: Receiver<Batch>,
 ) -> Result<(), ReadError> {
     let encoding = Encoding::for_label(opts.encoding.as_bytes()).unwrap_or(encoding_rs::UTF_8);
     let is_utf8 = encoding == encoding_rs::UTF_8;
@@ -101,29 +226,29 @@ pub fn read_csv<R: Read>(
         .from_reader(metered);
 
     let mut record = ::csv::ByteRecord::new();
-    let mut row = Row::default();
-    let mut decoded = String::new();
-    let mut header_len = None;
-    let mut records_seen: u32 = 0;
-    loop {
+    let mut batch = Batch::default();
+    let read = loop {
         let start = rdr.position().byte();
-        let more = rdr.read_byte_record(&mut record).map_err(|e| {
-            let line = tracker.borrow_mut().line_of(start);
-            match e.kind() {
-                ::csv::ErrorKind::Io(io) if io.to_string() == RECORD_TOO_LARGE => {
-                    ReadError::RecordTooLarge {
-                        line,
-                        limit: limits.max_record_bytes,
+        let more = match rdr.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                let line = tracker.borrow_mut().line_of(start);
+                break Err(match e.kind() {
+                    ::csv::ErrorKind::Io(io) if io.to_string() == RECORD_TOO_LARGE => {
+                        ReadError::RecordTooLarge {
+                            line,
+                            limit: limits.max_record_bytes,
+                        }
                     }
-                }
-                _ => ReadError::Csv {
-                    line,
-                    message: e.to_string(),
-                },
+                    _ => ReadError::Csv {
+                        line,
+                        message: e.to_string(),
+                    },
+                });
             }
-        })?;
+        };
         if !more {
-            break;
+            break Ok(());
         }
         let line = {
             let mut t = tracker.borrow_mut();
@@ -131,10 +256,13 @@ pub fn read_csv<R: Read>(
             let offset = record.position().map(|p| p.byte()).unwrap_or(start);
             t.line_of(offset)
         };
-        row.clear();
+        let (at, row) = batch.next_row();
+        *at = line;
         if is_utf8 {
-            let text = std::str::from_utf8(record.as_slice())
-                .map_err(|_| ReadError::InvalidUtf8 { line })?;
+            let Ok(text) = std::str::from_utf8(record.as_slice()) else {
+                batch.used -= 1;
+                break Err(ReadError::InvalidUtf8 { line });
+            };
             let mut start = 0;
             for i in 0..record.len() {
                 let end = record.range(i).map(|r| r.end).unwrap_or(start);
@@ -143,44 +271,23 @@ pub fn read_csv<R: Read>(
             }
         } else {
             for field in record.iter() {
-                decoded.clear();
                 let (cow, _had_errors) = encoding.decode_without_bom_handling(field);
-                decoded.push_str(&cow);
-                row.push_text(&decoded);
+                row.push_text(&cow);
             }
         }
-        records_seen += 1;
-        match header_len {
-            None => {
-                // The header is the first record at or below line `header_row` (the csv
-                // crate skips blank lines, so count lines, not records).
-                if line >= u64::from(header_row) {
-                    let headers: Vec<String> = (0..row.len())
-                        .map(|i| row.get(i).display().into_owned())
-                        .collect();
-                    header_len = Some(headers.len());
-                    visitor.header(&headers)?;
-                }
-            }
-            Some(n) => {
-                if row.len() != n {
-                    // A lone empty field on a line is a blank line, not a ragged row.
-                    if row.len() == 1 && row.is_blank() {
-                        continue;
-                    }
-                    row.ragged = Some(row.len());
-                } else if row.is_blank() {
-                    continue;
-                }
-                visitor.row(line, &row)?;
+        batch.bytes += record.as_slice().len();
+        if batch.is_full() {
+            let next = empty.try_recv().unwrap_or_default();
+            if full.send(std::mem::replace(&mut batch, next)).is_err() {
+                return Ok(());
             }
         }
+    };
+    // The rows before an error are the visitor's too, as a single thread would have given them.
+    if batch.used > 0 {
+        let _ = full.send(batch);
     }
-    match header_len {
-        Some(_) => Ok(()),
-        None if records_seen == 0 => Err(ReadError::Empty),
-        None => Err(ReadError::HeaderNotFound(header_row)),
-    }
+    read
 }
 
 #[cfg(test)]

@@ -119,6 +119,11 @@ impl Row {
         self.ragged = None;
     }
 
+    /// The bytes the row's buffers hold on to.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity() + self.slots.capacity() * std::mem::size_of::<Slot>()
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len()
     }
