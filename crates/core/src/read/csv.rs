@@ -414,4 +414,89 @@ mod tests {
         let e = read_csv(&data[..], &CsvOptions::default(), 1, &limits, &mut c).unwrap_err();
         assert!(matches!(e, ReadError::RecordTooLarge { .. }), "{e}");
     }
+
+    #[test]
+    fn rows_across_many_batches_keep_their_order_and_lines() {
+        let mut data = String::from("id,note\n");
+        let mut expected = Vec::new();
+        let mut line = 2;
+        for i in 0..3000u64 {
+            if i % 7 == 0 {
+                data.push('\n');
+                line += 1;
+            }
+            // Now and then a field long enough to close a batch by its bytes.
+            let note = if i % 500 == 0 {
+                "x".repeat(BATCH_BYTES)
+            } else {
+                format!("n{i}")
+            };
+            data.push_str(&format!("{i},\"{note}\"\n"));
+            expected.push((line, vec![i.to_string(), note], None));
+            line += 1;
+        }
+        let c = read(data.as_bytes(), CsvOptions::default(), 1).unwrap();
+        assert_eq!(c.rows.len(), 3000);
+        assert_eq!(c.rows, expected);
+    }
+
+    struct StopAt {
+        seen: u64,
+        stop: u64,
+    }
+
+    impl RowVisitor for StopAt {
+        fn header(&mut self, _: &[String]) -> Result<(), ReadError> {
+            Ok(())
+        }
+        fn row(&mut self, line: u64, _: &Row) -> Result<(), ReadError> {
+            self.seen += 1;
+            if self.seen == self.stop {
+                return Err(ReadError::Rejected(format!("stopped at line {line}")));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_visitor_refusal_stops_reading_and_is_the_error() {
+        let mut data = b"a\n".to_vec();
+        for i in 0..5000 {
+            data.extend(format!("{i}\n").bytes());
+        }
+        let mut v = StopAt { seen: 0, stop: 700 };
+        let e = read_csv(
+            &data[..],
+            &CsvOptions::default(),
+            1,
+            &Limits::default(),
+            &mut v,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "stopped at line 701");
+        assert_eq!(v.seen, 700);
+    }
+
+    #[test]
+    fn a_reading_error_comes_after_every_row_before_it() {
+        let mut data = b"a\n".to_vec();
+        for i in 0..2000 {
+            data.extend(format!("{i}\n").bytes());
+        }
+        data.extend(b"Jos\xe9\nafter\n");
+        let mut v = StopAt {
+            seen: 0,
+            stop: u64::MAX,
+        };
+        let e = read_csv(
+            &data[..],
+            &CsvOptions::default(),
+            1,
+            &Limits::default(),
+            &mut v,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ReadError::InvalidUtf8 { line: 2002 }), "{e}");
+        assert_eq!(v.seen, 2000);
+    }
 }
