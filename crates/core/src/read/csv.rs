@@ -8,11 +8,11 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::rc::Rc;
-use std::sync::mpsc::{Receiver, Sender, SyncSender};
 
 use encoding_rs::Encoding;
 
-use super::{Limits, ReadError, Row, RowVisitor};
+use super::ahead::{read_ahead, Ahead};
+use super::{Limits, ReadError, RowVisitor};
 use crate::spec::CsvOptions;
 
 /// What the CSV parser has been handed: bytes since the last record (to bound a record's size)
@@ -73,57 +73,11 @@ impl<R: Read> Read for Metered<R> {
 
 const RECORD_TOO_LARGE: &str = "record too large";
 
-/// Records parsed on the reading thread, handed to the visitor's thread in order: the first
-/// `used` of `rows`, each with its line. The rows' buffers are reused batch after batch.
-#[derive(Default)]
-struct Batch {
-    rows: Vec<(u64, Row)>,
-    used: usize,
-    bytes: usize,
-}
-
-impl Batch {
-    /// The next row to fill, cleared.
-    fn next_row(&mut self) -> &mut (u64, Row) {
-        if self.used == self.rows.len() {
-            self.rows.push((0, Row::default()));
-        }
-        self.used += 1;
-        let slot = &mut self.rows[self.used - 1];
-        slot.1.clear();
-        slot
-    }
-
-    fn is_full(&self) -> bool {
-        self.used >= BATCH_RECORDS || self.bytes >= BATCH_BYTES
-    }
-
-    /// Emptied for reuse. Rows keep their buffers, unless together they hold more than
-    /// [`BATCH_BYTES`] × 4 (huge records once passed through): then they give them back.
-    fn recycled(mut self) -> Batch {
-        let held: usize = self.rows.iter().map(|(_, r)| r.capacity()).sum();
-        if held > BATCH_BYTES * 4 {
-            self.rows.clear();
-        }
-        self.used = 0;
-        self.bytes = 0;
-        self
-    }
-}
-
-/// A batch is handed over at this many records or source bytes (whichever comes first). At
-/// most [`BATCHES_IN_FLIGHT`] + 2 batches exist at once, each holding a megabyte or so, plus
-/// one record up to [`Limits::max_record_bytes`], whatever the file.
-const BATCH_RECORDS: usize = 256;
-const BATCH_BYTES: usize = 64 << 10;
-const BATCHES_IN_FLIGHT: usize = 2;
-
 /// Reads a delimited text file and feeds `visitor`.
 ///
-/// Parsing (the `csv` crate's state machine, UTF-8 checks or transcoding, line numbers) runs on
-/// a thread of its own, a batch of records ahead of the visitor, which gets the same rows with
-/// the same line numbers in the same order as a single thread would give. A reading error
-/// reaches the caller after the rows before it.
+/// Parsing (the `csv` crate's state machine, UTF-8 checks or transcoding, line numbers, the
+/// header, blank and ragged rows) runs a batch of rows ahead of the visitor, on a thread of its
+/// own ([`read_ahead`]).
 pub fn read_csv<R: Read + Send>(
     input: R,
     opts: &CsvOptions,
@@ -131,79 +85,17 @@ pub fn read_csv<R: Read + Send>(
     limits: &Limits,
     visitor: &mut dyn RowVisitor,
 ) -> Result<(), ReadError> {
-    let (full, batches) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
-    let (spent, empty) = std::sync::mpsc::channel();
-    std::thread::scope(|scope| {
-        let parser = scope.spawn(move || parse(input, opts, limits, full, empty));
-        // Returns early when the visitor refuses: the parser, its next batch unwanted, stops.
-        let visited = visit(batches, spent, header_row, visitor);
-        let parsed = parser
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let (header_len, records_seen) = visited?;
-        parsed?;
-        match header_len {
-            Some(_) => Ok(()),
-            None if records_seen == 0 => Err(ReadError::Empty),
-            None => Err(ReadError::HeaderNotFound(header_row)),
-        }
+    read_ahead(visitor, |ahead| {
+        parse(input, opts, header_row, limits, ahead)
     })
 }
 
-/// The visitor's side of [`read_csv`]: the header, then each non-blank row. Returns the
-/// header's length (None: not found) and the records seen.
-fn visit(
-    batches: Receiver<Batch>,
-    spent: Sender<Batch>,
-    header_row: u32,
-    visitor: &mut dyn RowVisitor,
-) -> Result<(Option<usize>, u64), ReadError> {
-    let mut header_len = None;
-    let mut records_seen: u64 = 0;
-    for mut batch in batches {
-        for (line, row) in &mut batch.rows[..batch.used] {
-            let line = *line;
-            records_seen += 1;
-            match header_len {
-                None => {
-                    // The header is the first record at or below line `header_row` (the csv
-                    // crate skips blank lines, so count lines, not records).
-                    if line >= u64::from(header_row) {
-                        let headers: Vec<String> = (0..row.len())
-                            .map(|i| row.get(i).display().into_owned())
-                            .collect();
-                        header_len = Some(headers.len());
-                        visitor.header(&headers)?;
-                    }
-                }
-                Some(n) => {
-                    if row.len() != n {
-                        // A lone empty field on a line is a blank line, not a ragged row.
-                        if row.len() == 1 && row.is_blank() {
-                            continue;
-                        }
-                        row.ragged = Some(row.len());
-                    } else if row.is_blank() {
-                        continue;
-                    }
-                    visitor.row(line, row)?;
-                }
-            }
-        }
-        // The parser may have finished already; then the batch is simply dropped.
-        let _ = spent.send(batch.recycled());
-    }
-    Ok((header_len, records_seen))
-}
-
-/// The parsing side of [`read_csv`]: records, in batches, to `full`; stops quietly when the
-/// visitor's side has stopped listening.
 fn parse<R: Read>(
     input: R,
     opts: &CsvOptions,
+    header_row: u32,
     limits: &Limits,
-    full: SyncSender<Batch>,
-    empty: Receiver<Batch>,
+    ahead: &mut Ahead,
 ) -> Result<(), ReadError> {
     let encoding = Encoding::for_label(opts.encoding.as_bytes()).unwrap_or(encoding_rs::UTF_8);
     let is_utf8 = encoding == encoding_rs::UTF_8;
@@ -226,29 +118,27 @@ fn parse<R: Read>(
         .from_reader(metered);
 
     let mut record = ::csv::ByteRecord::new();
-    let mut batch = Batch::default();
-    let read = loop {
+    let mut header_len = None;
+    let mut records_seen: u64 = 0;
+    loop {
         let start = rdr.position().byte();
-        let more = match rdr.read_byte_record(&mut record) {
-            Ok(more) => more,
-            Err(e) => {
-                let line = tracker.borrow_mut().line_of(start);
-                break Err(match e.kind() {
-                    ::csv::ErrorKind::Io(io) if io.to_string() == RECORD_TOO_LARGE => {
-                        ReadError::RecordTooLarge {
-                            line,
-                            limit: limits.max_record_bytes,
-                        }
-                    }
-                    _ => ReadError::Csv {
+        let more = rdr.read_byte_record(&mut record).map_err(|e| {
+            let line = tracker.borrow_mut().line_of(start);
+            match e.kind() {
+                ::csv::ErrorKind::Io(io) if io.to_string() == RECORD_TOO_LARGE => {
+                    ReadError::RecordTooLarge {
                         line,
-                        message: e.to_string(),
-                    },
-                });
+                        limit: limits.max_record_bytes,
+                    }
+                }
+                _ => ReadError::Csv {
+                    line,
+                    message: e.to_string(),
+                },
             }
-        };
+        })?;
         if !more {
-            break Ok(());
+            break;
         }
         let line = {
             let mut t = tracker.borrow_mut();
@@ -256,12 +146,12 @@ fn parse<R: Read>(
             let offset = record.position().map(|p| p.byte()).unwrap_or(start);
             t.line_of(offset)
         };
-        let (at, row) = batch.next_row();
-        *at = line;
+        records_seen += 1;
+        let row = ahead.row(line);
         if is_utf8 {
             let Ok(text) = std::str::from_utf8(record.as_slice()) else {
-                batch.used -= 1;
-                break Err(ReadError::InvalidUtf8 { line });
+                ahead.drop_last();
+                return Err(ReadError::InvalidUtf8 { line });
             };
             let mut start = 0;
             for i in 0..record.len() {
@@ -275,25 +165,46 @@ fn parse<R: Read>(
                 row.push_text(&cow);
             }
         }
-        batch.bytes += record.as_slice().len();
-        if batch.is_full() {
-            let next = empty.try_recv().unwrap_or_default();
-            if full.send(std::mem::replace(&mut batch, next)).is_err() {
-                return Ok(());
+        match header_len {
+            None => {
+                // The header is the first record at or below line `header_row` (the csv crate
+                // skips blank lines, so count lines, not records).
+                if line >= u64::from(header_row) {
+                    header_len = Some(row.len());
+                    ahead.mark_header();
+                } else {
+                    ahead.drop_last();
+                    continue;
+                }
+            }
+            Some(n) => {
+                if row.len() != n {
+                    // A lone empty field on a line is a blank line, not a ragged row.
+                    if row.len() == 1 && row.is_blank() {
+                        ahead.drop_last();
+                        continue;
+                    }
+                    row.ragged = Some(row.len());
+                } else if row.is_blank() {
+                    ahead.drop_last();
+                    continue;
+                }
             }
         }
-    };
-    // The rows before an error are the visitor's too, as a single thread would have given them.
-    if batch.used > 0 {
-        let _ = full.send(batch);
+        ahead.keep(record.as_slice().len())?;
     }
-    read
+    match header_len {
+        Some(_) => Ok(()),
+        None if records_seen == 0 => Err(ReadError::Empty),
+        None => Err(ReadError::HeaderNotFound(header_row)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::coerce::RawCell;
+    use crate::read::Row;
 
     #[derive(Default)]
     struct Collect {
@@ -427,7 +338,7 @@ mod tests {
             }
             // Now and then a field long enough to close a batch by its bytes.
             let note = if i % 500 == 0 {
-                "x".repeat(BATCH_BYTES)
+                "x".repeat(100_000)
             } else {
                 format!("n{i}")
             };

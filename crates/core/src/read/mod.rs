@@ -5,6 +5,7 @@
 //! with the number of rows. Problems with the file as a whole are a [`ReadError`]; problems
 //! with one row are the visitor's business (quarantine).
 
+mod ahead;
 pub mod csv;
 pub mod files;
 pub mod parquet;
@@ -55,6 +56,8 @@ pub enum ReadError {
         limit: u64,
         ratio: u64,
     },
+    #[error("xlsx part '{0}' inflates past the size it declares: refusing a possible zip bomb")]
+    LiedAboutSize(String),
     #[error("line {line}: a record larger than {limit} bytes")]
     RecordTooLarge { line: u64, limit: u64 },
     #[error("line {line}: invalid UTF-8 (declare source.csv.encoding, e.g. windows-1252, if the file is not UTF-8)")]
