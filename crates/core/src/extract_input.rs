@@ -17,6 +17,7 @@ use parquet::arrow::ProjectionMask;
 
 use crate::coerce::parse_decimal;
 use crate::extract::{Aggregator, Month, SCALE};
+use crate::read::ahead::{run_ahead, Ahead};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
@@ -290,26 +291,42 @@ fn scan(
                     .ok_or_else(|| file_err(path, format!("no column {c:?}")))?;
                 indices.push(i);
             }
-            let mut rec = csv::ByteRecord::new();
-            while rdr
-                .read_byte_record(&mut rec)
-                .map_err(|e| file_err(path, e))?
-            {
-                let mut cells = [
-                    Col::Cell(None),
-                    Col::Cell(None),
-                    Col::Cell(None),
-                    Col::Cell(None),
-                ];
-                for (slot, &i) in cells.iter_mut().zip(&indices) {
-                    *slot = Col::Cell(
-                        rec.get(i)
-                            .and_then(|b| std::str::from_utf8(b).ok())
-                            .filter(|s| !s.is_empty()),
-                    );
-                }
-                row(&cells[..indices.len()], 0, path)?;
-            }
+            // Records are parsed a batch ahead, on a thread of their own (`run_ahead`).
+            let name = path.name();
+            run_ahead(
+                |ahead: &mut Ahead<csv::ByteRecord>| loop {
+                    let more =
+                        rdr.read_byte_record(ahead.next())
+                            .map_err(|e| ExtractError::File {
+                                path: name.clone(),
+                                message: e.to_string(),
+                            })?;
+                    if !more {
+                        ahead.drop_last();
+                        return Ok(());
+                    }
+                    let bytes = ahead.last().map_or(0, |r| r.as_slice().len());
+                    ahead
+                        .keep(bytes)
+                        .map_err(|_| ExtractError::Input("stopped".into()))?;
+                },
+                |rec| {
+                    let mut cells = [
+                        Col::Cell(None),
+                        Col::Cell(None),
+                        Col::Cell(None),
+                        Col::Cell(None),
+                    ];
+                    for (slot, &i) in cells.iter_mut().zip(&indices) {
+                        *slot = Col::Cell(
+                            rec.get(i)
+                                .and_then(|b| std::str::from_utf8(b).ok())
+                                .filter(|s| !s.is_empty()),
+                        );
+                    }
+                    row(&cells[..indices.len()], 0, path)
+                },
+            )?;
         }
     }
     Ok(())

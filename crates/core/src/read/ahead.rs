@@ -1,41 +1,51 @@
-//! A reader running ahead of its visitor: the reader (parsing, UTF-8 checks, XML, inflating)
-//! fills batches of rows on a thread of its own, and the visitor (coercion, writing) takes them
-//! on the caller's thread, in order. The visitor sees exactly the rows, line numbers and order
-//! a single thread would give it; a reading error reaches the caller after the rows before it.
+//! A reader running ahead of its consumer: the reader (parsing, UTF-8 checks, XML, inflating)
+//! fills batches of items on a thread of its own, and the consumer (coercion, writing,
+//! aggregating) takes them on the caller's thread, in order. The consumer sees exactly the
+//! items, line numbers and order a single thread would give it; a reading error reaches the
+//! caller after the items before it.
 
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::{ReadError, Row, RowVisitor};
 
-/// A batch is handed over at this many rows or source bytes, whichever comes first. At most
+/// A batch is handed over at this many items or source bytes, whichever comes first. At most
 /// [`BATCHES_IN_FLIGHT`] + 2 batches exist at once, each holding well under a megabyte once
-/// recycled, plus the largest row being read, whatever the file.
-const BATCH_ROWS: usize = 256;
+/// recycled, plus the largest item being read, whatever the file.
+const BATCH_ITEMS: usize = 256;
 const BATCH_BYTES: usize = 64 << 10;
 const BATCHES_IN_FLIGHT: usize = 2;
 
-struct Entry {
-    /// The header (its cells are the header's texts) rather than a data row.
-    header: bool,
-    line: u64,
-    row: Row,
+/// What a batch holds; reused batch after batch.
+pub trait Item: Default + Send {
+    /// The bytes its buffers hold on to.
+    fn held(&self) -> usize {
+        0
+    }
 }
 
-/// The first `used` entries are the batch; the rest are buffers kept for reuse.
-#[derive(Default)]
-struct Batch {
-    entries: Vec<Entry>,
+impl Item for ::csv::ByteRecord {}
+
+/// The first `used` items are the batch; the rest are buffers kept for reuse.
+struct Batch<T> {
+    items: Vec<T>,
     used: usize,
     bytes: usize,
 }
 
-impl Batch {
-    /// Emptied for reuse. Rows keep their buffers, unless together they hold more than
-    /// [`BATCH_BYTES`] × 4 (huge rows once passed through): then they give them back.
-    fn recycled(mut self) -> Batch {
-        let held: usize = self.entries.iter().map(|e| e.row.capacity()).sum();
-        if held > BATCH_BYTES * 4 {
-            self.entries.clear();
+impl<T: Item> Batch<T> {
+    fn new() -> Batch<T> {
+        Batch {
+            items: Vec::new(),
+            used: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Emptied for reuse. Items keep their buffers, unless together they hold more than
+    /// [`BATCH_BYTES`] × 4 (huge ones once passed through): then they give them back.
+    fn recycled(mut self) -> Batch<T> {
+        if self.items.iter().map(Item::held).sum::<usize>() > BATCH_BYTES * 4 {
+            self.items.clear();
         }
         self.used = 0;
         self.bytes = 0;
@@ -43,26 +53,121 @@ impl Batch {
     }
 }
 
-/// The reader's end: rows go in here.
-pub struct Ahead {
-    batch: Batch,
-    full: SyncSender<Batch>,
-    empty: Receiver<Batch>,
+/// The consumer has stopped (its error is the one the caller gets): stop reading.
+#[derive(Debug)]
+pub struct Stopped;
+
+impl From<Stopped> for ReadError {
+    fn from(_: Stopped) -> ReadError {
+        ReadError::Rejected("the visitor stopped".into())
+    }
 }
 
-impl Ahead {
-    /// A new, empty data row at `line`, to fill; [`Ahead::keep`] or [`Ahead::drop_last`] it.
-    pub fn row(&mut self, line: u64) -> &mut Row {
+/// The reader's end: items go in here.
+pub struct Ahead<T> {
+    batch: Batch<T>,
+    full: SyncSender<Batch<T>>,
+    empty: Receiver<Batch<T>>,
+}
+
+impl<T: Item> Ahead<T> {
+    /// The next item to fill (a reused one: clear what it held); [`Ahead::keep`] or
+    /// [`Ahead::drop_last`] it.
+    pub fn next(&mut self) -> &mut T {
         let b = &mut self.batch;
-        if b.used == b.entries.len() {
-            b.entries.push(Entry {
-                header: false,
-                line: 0,
-                row: Row::default(),
-            });
+        if b.used == b.items.len() {
+            b.items.push(T::default());
         }
         b.used += 1;
-        let e = &mut b.entries[b.used - 1];
+        &mut b.items[b.used - 1]
+    }
+
+    /// The item [`Ahead::next`] gave last.
+    pub fn last(&mut self) -> Option<&mut T> {
+        let i = self.batch.used.checked_sub(1)?;
+        self.batch.items.get_mut(i)
+    }
+
+    /// Forgets the last item (a blank line, or one that failed).
+    pub fn drop_last(&mut self) {
+        self.batch.used = self.batch.used.saturating_sub(1);
+    }
+
+    /// Keeps the last item, `bytes` long in the source; hands the batch over when it is full.
+    pub fn keep(&mut self, bytes: usize) -> Result<(), Stopped> {
+        self.batch.bytes += bytes;
+        if self.batch.used >= BATCH_ITEMS || self.batch.bytes >= BATCH_BYTES {
+            let next = self.empty.try_recv().unwrap_or_else(|_| Batch::new());
+            self.full
+                .send(std::mem::replace(&mut self.batch, next))
+                .map_err(|_| Stopped)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `read` on a thread of its own, handing its items to `take` on this one, in order.
+/// The first error wins: `take`'s (which stops the reader), or else `read`'s.
+pub fn run_ahead<T, E, R, C>(read: R, mut take: C) -> Result<(), E>
+where
+    T: Item,
+    E: Send,
+    R: FnOnce(&mut Ahead<T>) -> Result<(), E> + Send,
+    C: FnMut(&mut T) -> Result<(), E>,
+{
+    let (full, batches) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (spent, empty) = std::sync::mpsc::channel::<Batch<T>>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut ahead = Ahead {
+                batch: Batch::new(),
+                full,
+                empty,
+            };
+            let read = read(&mut ahead);
+            // The items before an error are the consumer's too.
+            if ahead.batch.used > 0 {
+                let _ = ahead.full.send(ahead.batch);
+            }
+            read
+        });
+        // Returns early when `take` refuses: the reader, its next batch unwanted, stops.
+        let taken = (|| {
+            for mut batch in batches {
+                for item in &mut batch.items[..batch.used] {
+                    take(item)?;
+                }
+                // The reader may have finished already; then the batch is simply dropped.
+                let _ = spent.send(batch.recycled());
+            }
+            Ok(())
+        })();
+        let read = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        taken.and(read)
+    })
+}
+
+/// A row for a [`RowVisitor`]: a data row at its line, or the header.
+#[derive(Default)]
+pub struct Entry {
+    /// The header (its cells are the header's texts) rather than a data row.
+    header: bool,
+    line: u64,
+    row: Row,
+}
+
+impl Item for Entry {
+    fn held(&self) -> usize {
+        self.row.capacity()
+    }
+}
+
+impl Ahead<Entry> {
+    /// A new, empty data row at `line`, to fill; [`Ahead::keep`] or [`Ahead::drop_last`] it.
+    pub fn row(&mut self, line: u64) -> &mut Row {
+        let e = self.next();
         e.header = false;
         e.line = line;
         e.row.clear();
@@ -71,79 +176,25 @@ impl Ahead {
 
     /// Makes the last row the header: the visitor gets its cells as texts.
     pub fn mark_header(&mut self) {
-        if let Some(e) = self
-            .batch
-            .used
-            .checked_sub(1)
-            .map(|i| &mut self.batch.entries[i])
-        {
+        if let Some(e) = self.last() {
             e.header = true;
         }
-    }
-
-    /// Forgets the last row (a blank line, or one that failed).
-    pub fn drop_last(&mut self) {
-        self.batch.used = self.batch.used.saturating_sub(1);
-    }
-
-    /// Keeps the last row, `bytes` long in the source; hands the batch over when it is full.
-    /// An error means the visitor has stopped: stop reading (the visitor's error is the one
-    /// the caller gets).
-    pub fn keep(&mut self, bytes: usize) -> Result<(), ReadError> {
-        self.batch.bytes += bytes;
-        if self.batch.used >= BATCH_ROWS || self.batch.bytes >= BATCH_BYTES {
-            let next = self.empty.try_recv().unwrap_or_default();
-            self.full
-                .send(std::mem::replace(&mut self.batch, next))
-                .map_err(|_| ReadError::Rejected("the visitor stopped".into()))?;
-        }
-        Ok(())
     }
 }
 
 /// Runs `read` on a thread of its own, feeding its rows to `visitor` on this one.
 pub fn read_ahead<F>(visitor: &mut dyn RowVisitor, read: F) -> Result<(), ReadError>
 where
-    F: FnOnce(&mut Ahead) -> Result<(), ReadError> + Send,
+    F: FnOnce(&mut Ahead<Entry>) -> Result<(), ReadError> + Send,
 {
-    let (full, batches) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
-    let (spent, empty) = std::sync::mpsc::channel::<Batch>();
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(move || {
-            let mut ahead = Ahead {
-                batch: Batch::default(),
-                full,
-                empty,
-            };
-            let read = read(&mut ahead);
-            // The rows before an error are the visitor's too.
-            if ahead.batch.used > 0 {
-                let _ = ahead.full.send(ahead.batch);
-            }
-            read
-        });
-        // Returns early when the visitor refuses: the reader, its next batch unwanted, stops.
-        let visited = (|| {
-            for mut batch in batches {
-                for e in &batch.entries[..batch.used] {
-                    if e.header {
-                        let headers: Vec<String> = (0..e.row.len())
-                            .map(|i| e.row.get(i).display().into_owned())
-                            .collect();
-                        visitor.header(&headers)?;
-                    } else {
-                        visitor.row(e.line, &e.row)?;
-                    }
-                }
-                batch = batch.recycled();
-                // The reader may have finished already; then the batch is simply dropped.
-                let _ = spent.send(batch);
-            }
-            Ok(())
-        })();
-        let read = reader
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        visited.and(read)
+    run_ahead(read, |e: &mut Entry| {
+        if e.header {
+            let headers: Vec<String> = (0..e.row.len())
+                .map(|i| e.row.get(i).display().into_owned())
+                .collect();
+            visitor.header(&headers)
+        } else {
+            visitor.row(e.line, &e.row)
+        }
     })
 }

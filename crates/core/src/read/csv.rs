@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use encoding_rs::Encoding;
 
-use super::ahead::{read_ahead, Ahead};
+use super::ahead::{read_ahead, Ahead, Entry};
 use super::{Limits, ReadError, RowVisitor};
 use crate::spec::CsvOptions;
 
@@ -95,7 +95,7 @@ fn parse<R: Read>(
     opts: &CsvOptions,
     header_row: u32,
     limits: &Limits,
-    ahead: &mut Ahead,
+    ahead: &mut Ahead<Entry>,
 ) -> Result<(), ReadError> {
     let encoding = Encoding::for_label(opts.encoding.as_bytes()).unwrap_or(encoding_rs::UTF_8);
     let is_utf8 = encoding == encoding_rs::UTF_8;

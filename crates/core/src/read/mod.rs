@@ -5,7 +5,7 @@
 //! with the number of rows. Problems with the file as a whole are a [`ReadError`]; problems
 //! with one row are the visitor's business (quarantine).
 
-mod ahead;
+pub(crate) mod ahead;
 pub mod csv;
 pub mod files;
 pub mod parquet;

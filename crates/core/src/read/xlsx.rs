@@ -12,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom};
 use calamine::{DataRef, Reader, Xlsx};
 use chrono::{NaiveDate, NaiveDateTime};
 
-use super::ahead::{read_ahead, Ahead};
+use super::ahead::{read_ahead, Ahead, Entry};
 use super::{Limits, ReadError, Row, RowVisitor, MAX_XLSX_COLUMNS};
 use crate::coerce::{float_text, RawCell};
 use crate::spec::SheetRef;
@@ -36,7 +36,7 @@ fn read_sheet<RS: Read + Seek>(
     sheet: Option<&SheetRef>,
     header_row: u32,
     limits: &Limits,
-    ahead: &mut Ahead,
+    ahead: &mut Ahead<Entry>,
 ) -> Result<(), ReadError> {
     check_zip(&mut input, limits)?;
     input.seek(SeekFrom::Start(0))?;
