@@ -213,9 +213,11 @@ impl Sink<'_> {
 }
 
 /// A row's fingerprint over its typed values, to tell a repeated row from a different row
-/// under the same key: SipHash (std's, fixed keys: the same on every run).
+/// under the same key: foldhash's quality hasher with a fixed seed, the same on every run (a
+/// previous build's rows are fingerprinted again when it is read, by the same code).
 pub(super) fn row_hash(values: &[Value<'_>]) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
+    use std::hash::BuildHasher as _;
+    let mut h = foldhash::quality::FixedState::with_seed(0x51u64).build_hasher();
     for v in values {
         match v {
             Value::Null => 0u8.hash(&mut h),

@@ -15,6 +15,7 @@ use arrow_array::types::{
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
 
 use crate::coerce::{date_from_days, decimal_text, float_text};
 
@@ -99,7 +100,23 @@ impl ParquetRows {
                 None => open(path)?,
             };
             let reader = ParquetRecordBatchReaderBuilder::try_new(opened)
-                .and_then(|b| b.with_batch_size(4096).build())
+                .and_then(|b| {
+                    // Only the wanted columns are decoded (at least one: the row count).
+                    let fields = b.schema().fields().clone();
+                    let mut roots: Vec<usize> = (0..fields.len())
+                        .filter(|&i| {
+                            self.columns
+                                .iter()
+                                .zip(wanted)
+                                .any(|(c, w)| *w && c == fields[i].name())
+                        })
+                        .collect();
+                    if roots.is_empty() && !fields.is_empty() {
+                        roots.push(0);
+                    }
+                    let mask = ProjectionMask::roots(b.parquet_schema(), roots);
+                    b.with_projection(mask).with_batch_size(4096).build()
+                })
                 .map_err(|e| read_err(path, e))?;
             let mut row_no = 0u64;
             for batch in reader {
