@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use chrono::{NaiveDateTime, Timelike as _};
 use sluice_core::model::ModelSpec;
 use sluice_core::normalize::{normalize, DataFile, NormalizeOptions, NormalizeReport, Previous};
+use sluice_core::read::files::parquet_files;
 
 pub struct NormalizeArgs<'a> {
     pub model: &'a str,
@@ -26,30 +27,14 @@ fn model_path(model: &str) -> PathBuf {
     }
 }
 
-/// Every Parquet file below `dir`, appended to `found`.
-pub(crate) fn parquet_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for e in entries {
-        let path = e?.path();
-        if path.is_dir() {
-            parquet_files(&path, found)?;
-        } else if path.extension().is_some_and(|x| x == "parquet") {
-            found.push(path);
-        }
-    }
-    Ok(())
-}
-
 pub fn run(a: NormalizeArgs<'_>) -> Result<()> {
     let model = ModelSpec::load(&model_path(a.model))?;
     let mut inputs = BTreeMap::new();
     let mut newest = None;
     for dataset in model.datasets() {
-        let mut files = Vec::new();
-        parquet_files(&a.input.join("data").join(dataset), &mut files)?;
-        files.sort();
+        let dir = a.input.join("data").join(dataset);
+        let files =
+            parquet_files(&dir).with_context(|| format!("{}: cannot read", dir.display()))?;
         if files.is_empty() {
             bail!(
                 "{}: no Parquet files of dataset {dataset} under data/{dataset}/ (ingest them first, with --format parquet)",

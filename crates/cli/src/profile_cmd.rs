@@ -47,9 +47,8 @@ pub fn run(a: ProfileArgs<'_>) -> Result<()> {
         }
         (None, Some(input)) => {
             let dir = input.join("data").join(&spec.dataset);
-            let mut files = Vec::new();
-            crate::normalize_cmd::parquet_files(&dir, &mut files)?;
-            files.sort();
+            let files = sluice_core::read::files::parquet_files(&dir)
+                .with_context(|| format!("{}: cannot read", dir.display()))?;
             if files.is_empty() {
                 bail!(
                     "{}: no Parquet files of dataset {} (ingest them first, with --format parquet)",

@@ -7,22 +7,11 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sluice_core::model::ModelSpec;
 use sluice_core::normalize::{normalize, DataFile, NormalizeOptions};
-
-fn parquet_files(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let path = e?.path();
-        if path.is_dir() {
-            parquet_files(&path, found)?;
-        } else if path.extension().is_some_and(|x| x == "parquet") {
-            found.push(path);
-        }
-    }
-    Ok(())
-}
+use sluice_core::read::files::parquet_files;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,9 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = ModelSpec::load(Path::new(model))?;
     let mut inputs = BTreeMap::new();
     for dataset in model.datasets() {
-        let mut files = Vec::new();
-        parquet_files(&Path::new(input).join("data").join(dataset), &mut files)?;
-        files.sort();
+        let files = parquet_files(&Path::new(input).join("data").join(dataset))?;
         inputs.insert(
             dataset.to_owned(),
             files.into_iter().map(DataFile::Local).collect::<Vec<_>>(),
@@ -43,7 +30,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let as_of = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .ok_or("as_of")?;
-    let report = normalize(&model, &inputs, Path::new(out), &NormalizeOptions::new(as_of))?;
+    let report = normalize(
+        &model,
+        &inputs,
+        Path::new(out),
+        &NormalizeOptions::new(as_of),
+    )?;
     for t in &report.tables {
         println!(
             "{} written {} quarantined {}",

@@ -33,10 +33,8 @@ pub struct LocalLake {
 impl Lake for LocalLake {
     async fn list(&self, lake_table: &str) -> Result<Vec<LakeObject>, String> {
         let dir = self.root.join("data").join(lake_table);
-        let mut files = Vec::new();
-        if dir.is_dir() {
-            walk(&dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
+        let files = sluice_core::read::files::parquet_files(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut out = Vec::with_capacity(files.len());
         for path in files {
             let rel = path
@@ -58,18 +56,6 @@ impl Lake for LocalLake {
     async fn fetch(&self, object: &LakeObject) -> Result<PathBuf, String> {
         Ok(self.root.join(&object.key))
     }
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// A local file's version: FNV-1a of its bytes, read in blocks.

@@ -369,6 +369,10 @@ mod tests {
         }
     }
 
+    fn read_into(data: &[u8], v: &mut dyn RowVisitor) -> Result<(), ReadError> {
+        read_csv(data, &CsvOptions::default(), 1, &Limits::default(), v)
+    }
+
     #[test]
     fn a_visitor_refusal_stops_reading_and_is_the_error() {
         let mut data = b"a\n".to_vec();
@@ -376,14 +380,7 @@ mod tests {
             data.extend(format!("{i}\n").bytes());
         }
         let mut v = StopAt { seen: 0, stop: 700 };
-        let e = read_csv(
-            &data[..],
-            &CsvOptions::default(),
-            1,
-            &Limits::default(),
-            &mut v,
-        )
-        .unwrap_err();
+        let e = read_into(&data, &mut v).unwrap_err();
         assert_eq!(e.to_string(), "stopped at line 701");
         assert_eq!(v.seen, 700);
     }
@@ -399,14 +396,7 @@ mod tests {
             seen: 0,
             stop: u64::MAX,
         };
-        let e = read_csv(
-            &data[..],
-            &CsvOptions::default(),
-            1,
-            &Limits::default(),
-            &mut v,
-        )
-        .unwrap_err();
+        let e = read_into(&data, &mut v).unwrap_err();
         assert!(matches!(e, ReadError::InvalidUtf8 { line: 2002 }), "{e}");
         assert_eq!(v.seen, 2000);
     }

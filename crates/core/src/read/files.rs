@@ -6,11 +6,36 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use bytes::Bytes;
 use parquet::file::reader::{ChunkReader, Length};
+
+/// Every Parquet file below `dir` (any depth: partition folders), sorted. A folder that does not
+/// exist has none; any other error reading one is returned.
+pub fn parquet_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for e in entries {
+            let path = e?.path();
+            if path.is_dir() {
+                walk(&path, found)?;
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                found.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut found = Vec::new();
+    walk(dir, &mut found)?;
+    found.sort();
+    Ok(found)
+}
 
 /// Fetches one object's bytes (the functions bridge it to the object store).
 pub type Fetch = Arc<dyn Fn() -> Result<Bytes, String> + Send + Sync>;
