@@ -17,7 +17,7 @@ use parquet::arrow::ProjectionMask;
 
 use crate::coerce::parse_decimal;
 use crate::extract::{Aggregator, Month, SCALE};
-use crate::read::ahead::{run_ahead, Ahead};
+use crate::read::ahead::{run_ahead, Ahead, Stopped};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
@@ -25,6 +25,12 @@ pub enum ExtractError {
     Input(String),
     #[error("{path}: {message}")]
     File { path: String, message: String },
+}
+
+impl From<Stopped> for ExtractError {
+    fn from(_: Stopped) -> ExtractError {
+        ExtractError::Input("the aggregation stopped".into())
+    }
 }
 
 fn file_err(file: &DataFile, message: impl std::fmt::Display) -> ExtractError {
@@ -295,20 +301,17 @@ fn scan(
             let name = path.name();
             run_ahead(
                 |ahead: &mut Ahead<csv::ByteRecord>| loop {
-                    let more =
-                        rdr.read_byte_record(ahead.next())
-                            .map_err(|e| ExtractError::File {
-                                path: name.clone(),
-                                message: e.to_string(),
-                            })?;
+                    let rec = ahead.next();
+                    let more = rdr.read_byte_record(rec).map_err(|e| ExtractError::File {
+                        path: name.clone(),
+                        message: e.to_string(),
+                    })?;
+                    let bytes = rec.as_slice().len();
                     if !more {
                         ahead.drop_last();
                         return Ok(());
                     }
-                    let bytes = ahead.last().map_or(0, |r| r.as_slice().len());
-                    ahead
-                        .keep(bytes)
-                        .map_err(|_| ExtractError::Input("stopped".into()))?;
+                    ahead.keep(bytes)?;
                 },
                 |rec| {
                     let mut cells = [
