@@ -29,9 +29,12 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDateTime;
 use serde::Serialize;
 
+use crate::coerce::RawCell;
 use crate::coerce::{micros_since_epoch, ColumnRule};
 use crate::model::{json_text, ModelSpec, TargetTable};
+use crate::read::ahead::{run_ahead, Ahead, Item, Stopped};
 use crate::read::parquet::ParquetRows;
+use crate::read::Row;
 use crate::spec::{ColumnSpec, SpecError};
 use crate::write::{ParquetEncoder, ParquetPart, WriteError};
 
@@ -62,6 +65,16 @@ impl From<crate::read::parquet::ParquetReadError> for NormalizeError {
         NormalizeError::Read {
             file: e.file,
             message: e.message,
+        }
+    }
+}
+
+impl From<Stopped> for NormalizeError {
+    fn from(_: Stopped) -> Self {
+        // Only when the writing side failed first: its error is the one returned.
+        NormalizeError::Read {
+            file: String::new(),
+            message: "the table's writer stopped".into(),
         }
     }
 }
@@ -114,26 +127,61 @@ pub struct RuleCount {
 }
 
 /// A key as held in memory: a canonical UUID (what `key` expressions make) as its 128 bits,
-/// any other text as it is. Both are exact: two keys are equal when their texts are.
+/// any other text as it is. Both are exact: two keys are equal when their texts are. The bits
+/// are two `u64`s rather than a `u128` (aligned to 16 bytes): 24 bytes a key instead of 32,
+/// and a map entry with its row hash 32 bytes instead of 48, so more of a table's keys stay
+/// in the cache while later tables look them up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum KeyRepr {
-    Uuid(u128),
+    Uuid(u64, u64),
     Text(Box<str>),
 }
 
 impl KeyRepr {
     fn of(text: &str) -> KeyRepr {
-        let b = text.as_bytes();
-        let canonical = b.len() == 36
-            && b.iter().enumerate().all(|(i, c)| match i {
-                8 | 13 | 18 | 23 => *c == b'-',
-                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
-            });
-        match uuid::Uuid::try_parse(text) {
-            Ok(u) if canonical => KeyRepr::Uuid(u.as_u128()),
-            _ => KeyRepr::Text(text.into()),
+        match uuid_bits(text.as_bytes()) {
+            Some((high, low)) => KeyRepr::Uuid(high, low),
+            None => KeyRepr::Text(text.into()),
         }
     }
+}
+
+/// The 128 bits of a UUID in its canonical text (lower-case hex digits, hyphens after the 8th,
+/// 12th, 16th and 20th); none for any other text, which is then kept as text.
+fn uuid_bits(b: &[u8]) -> Option<(u64, u64)> {
+    /// Where the 32 digits are.
+    const DIGITS: [usize; 32] = [
+        0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 19, 20, 21, 22, 24, 25, 26, 27, 28,
+        29, 30, 31, 32, 33, 34, 35,
+    ];
+    /// A byte's value as a lower-case hex digit; 0xff for any other byte.
+    const HEX: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    let b: &[u8; 36] = b.try_into().ok()?;
+    if [b[8], b[13], b[18], b[23]] != [b'-'; 4] {
+        return None;
+    }
+    let mut halves = [0u64; 2];
+    let mut bad = 0u8;
+    for (n, &at) in DIGITS.iter().enumerate() {
+        let digit = HEX[usize::from(b[at])];
+        bad |= digit;
+        halves[n / 16] = halves[n / 16] << 4 | u64::from(digit & 0xf);
+    }
+    // Any byte that is not a digit set the high bits.
+    (bad < 16).then_some((halves[0], halves[1]))
 }
 
 /// Empties a vector and hands back its allocation for the same type with another lifetime
@@ -257,44 +305,63 @@ pub fn normalize(
             })?;
         sources.insert(alias, ParquetRows::open(&s.dataset, files, &opts.names)?);
     }
+    let last_join = LastJoin::default();
     let mut run = Run {
         model,
         out,
         opts,
         lookups: HashMap::new(),
         keys: HashMap::new(),
-        last_join: Mutex::new(None),
+        last_join: &last_join,
     };
     let mut rows_read = BTreeMap::new();
     let mut tables = Vec::new();
     let mut encoder = ParquetEncoder::start(opts.memory_budget_bytes);
-    let mut next = 0;
-    while next < model.tables.len() {
-        let group = &model.tables[next..next + independent_run(model, next)];
-        next += group.len();
-        let built = if group.len() == 1 || opts.threads <= 1 {
-            group
-                .iter()
-                .map(|t| run.table(t, &sources, &mut encoder))
-                .collect::<Vec<_>>()
-        } else {
-            run.tables_in_parallel(group, &sources)
-        };
-        // Applied in the model's order, whatever order the threads finished in.
-        for (t, b) in group.iter().zip(built) {
-            let b = b?;
-            if let Some((alias, n)) = b.read {
-                rows_read.insert(alias, n);
-            }
-            for (k, v) in b.lookups {
-                run.lookups.entry(k).or_default().extend(v);
-            }
-            if let Some(keys) = b.keys {
-                run.keys.insert(t.name.clone(), keys);
-            }
-            tables.push(b.report);
+    std::thread::scope(|scope| {
+        // The first join's index is built beside the tables before it, which leave part of a
+        // core idle (each is one reader and one writer in turn), instead of alone when its
+        // table starts. The table then finds it made, or waits for it; it plans again itself
+        // (with the lookups built by then), so nothing of this early plan but the index is
+        // used, and any error in it is the table's to report.
+        let early = model.tables.iter().find(|t| !t.join.is_empty());
+        if let Some(t) = early.filter(|_| opts.threads > 1) {
+            let planner = Run {
+                lookups: HashMap::new(),
+                keys: HashMap::new(),
+                ..run
+            };
+            let sources = &sources;
+            scope.spawn(move || drop(planner.plan_derived(t, sources)));
         }
-    }
+        let mut next = 0;
+        while next < model.tables.len() {
+            let group = &model.tables[next..next + independent_run(model, next)];
+            next += group.len();
+            let built = if group.len() == 1 || opts.threads <= 1 {
+                group
+                    .iter()
+                    .map(|t| run.table(t, &sources, &mut encoder))
+                    .collect::<Vec<_>>()
+            } else {
+                run.tables_in_parallel(group, &sources)
+            };
+            // Applied in the model's order, whatever order the threads finished in.
+            for (t, b) in group.iter().zip(built) {
+                let b = b?;
+                if let Some((alias, n)) = b.read {
+                    rows_read.insert(alias, n);
+                }
+                for (k, v) in b.lookups {
+                    run.lookups.entry(k).or_default().extend(v);
+                }
+                if let Some(keys) = b.keys {
+                    run.keys.insert(t.name.clone(), keys);
+                }
+                tables.push(b.report);
+            }
+        }
+        Ok::<_, NormalizeError>(())
+    })?;
     encoder.finish()?;
     Ok(NormalizeReport {
         model: model.model.clone(),
@@ -395,7 +462,7 @@ struct Run<'a> {
     lookups: HashMap<(String, String), FastMap<String, String>>,
     /// Table → key → hash of the row written under it.
     keys: HashMap<String, FastMap<KeyRepr, u64>>,
-    last_join: LastJoin,
+    last_join: &'a LastJoin,
 }
 
 impl<'a> Run<'a> {
@@ -715,6 +782,10 @@ impl<'a> Run<'a> {
 
     /// Streams the `from` source: each row joined to its partners, exploded, evaluated and
     /// written (or quarantined with the rule that failed). The rows read, by source alias.
+    ///
+    /// Two threads share the work: a reader decodes the source and makes the target rows
+    /// (joins, keys, lookups) a batch ahead, and this thread checks them against the model and
+    /// writes them, in the source's order, so the outputs are the same bytes as one thread's.
     fn derived_rows(
         &self,
         sink: &mut Sink<'_>,
@@ -723,175 +794,284 @@ impl<'a> Run<'a> {
     ) -> Result<(String, u64), NormalizeError> {
         let t = sink.table;
         let from_alias = t.from.as_deref().unwrap_or_default();
-        let Derived {
-            from,
-            columns,
-            explode,
-            joins,
-            wanted,
-            rowset,
-        } = self.plan_derived(t, sources)?;
+        let derived = self.plan_derived(t, sources)?;
+        let from = derived.from;
+        let skip = sink.skip.clone();
         let mut read = 0u64;
-        let no_explode: Vec<Vec<Plan>> = vec![Vec::new()];
-        let entries = if explode.is_empty() {
-            &no_explode
-        } else {
-            &explode
-        };
-        // Buffers reused from row to row.
-        let mut join_key = String::new();
-        let mut exploded_buf: Vec<Cell<'static>> = Vec::new();
-        let mut values_buf: Vec<Cell<'static>> = Vec::with_capacity(columns.len());
-        let mut matches: Vec<&[Vec<Option<String>>]> = Vec::with_capacity(joins.len());
-        let mut pick: Vec<usize> = Vec::with_capacity(joins.len());
-        let mut slots_buf: Vec<&[Option<String>]> = Vec::with_capacity(1 + joins.len());
-        from.for_each_row(&wanted, |file, row_no, cells| {
-            read += 1;
-            let origin = Origin {
-                dataset: &from.dataset,
-                file,
-                row: row_no,
-            };
-            // The joined partners; a missing one quarantines the source row for this table.
-            matches.clear();
-            for (k, Join { left, names, index }) in joins.iter().enumerate() {
-                let found = join_key_of(cells, left, &mut join_key)
-                    .then(|| index.get(join_key.as_str()))
-                    .flatten();
-                match found {
-                    Some(rows) => matches.push(rows),
-                    None => {
-                        let value: Option<String> = left
-                            .iter()
-                            .map(|&i| cells[i].clone())
-                            .collect::<Option<Vec<_>>>()
-                            .map(|k| k.join(","));
-                        let message = format!(
-                            "no {} row matches {} = {}",
-                            t.join[k].source,
-                            names.join(","),
-                            value.as_deref().unwrap_or("NULL")
-                        );
-                        return sink.reject(
-                            self.model,
-                            "join_no_match",
-                            &names.join(","),
-                            value.as_deref(),
-                            &message,
-                            Some(&origin),
-                            &[],
-                        );
+        let read_count = &mut read;
+        let mut cells_buf: Vec<Cell<'static>> = Vec::new();
+        run_ahead(
+            move |ahead: &mut Ahead<Made<'_>>| {
+                *read_count = make_rows(t, &derived, &skip, ahead)?;
+                Ok(())
+            },
+            |made: &mut Made<'_>| {
+                let origin = Origin {
+                    dataset: &from.dataset,
+                    file: made.file,
+                    row: made.row,
+                };
+                let mut values = recycle(std::mem::take(&mut cells_buf));
+                values.extend((0..made.values.len()).map(|i| match made.values.get(i) {
+                    RawCell::Text(v) => Some(Cow::Borrowed(v)),
+                    _ => None,
+                }));
+                let done = match &made.what {
+                    Verdict::Accept => sink.accept(self, encoder, &values, Some(&origin)).map(drop),
+                    Verdict::Skip => {
+                        sink.report.skipped_absent += 1;
+                        Ok(())
+                    }
+                    Verdict::Reject {
+                        rule,
+                        column,
+                        value,
+                        message,
+                    } => sink.reject(
+                        self.model,
+                        rule,
+                        column,
+                        value.as_deref(),
+                        message,
+                        Some(&origin),
+                        &values,
+                    ),
+                };
+                cells_buf = recycle(values);
+                done
+            },
+        )?;
+        Ok((from_alias.to_owned(), read))
+    }
+}
+
+/// One target row made on [`Run::derived_rows`]'s reader thread: what the sink is to do with
+/// it, where its source row is, and its values. Reused batch after batch.
+#[derive(Default)]
+struct Made<'s> {
+    what: Verdict,
+    file: &'s str,
+    /// 1-based row within the curated file.
+    row: u64,
+    /// The target row's values (none for a source row rejected before it made any).
+    values: Row,
+}
+
+#[derive(Default)]
+enum Verdict {
+    /// To check against the model and write.
+    #[default]
+    Accept,
+    /// A `skip_when_null` column is NULL: no row, only counted.
+    Skip,
+    /// Could not be made: no join partner, an unreadable rowset, a lookup without a row.
+    Reject {
+        rule: &'static str,
+        column: String,
+        value: Option<String>,
+        message: String,
+    },
+}
+
+impl Item for Made<'_> {
+    fn held(&self) -> usize {
+        self.values.capacity()
+    }
+}
+
+impl<'s> Made<'s> {
+    /// Fills the next item of `ahead` and hands it on.
+    fn send(
+        ahead: &mut Ahead<Made<'s>>,
+        what: Verdict,
+        origin: (&'s str, u64),
+        values: &[Cell<'_>],
+    ) -> Result<(), Stopped> {
+        let made = ahead.next();
+        made.what = what;
+        (made.file, made.row) = origin;
+        made.values.clear();
+        let mut bytes = 0;
+        for (i, v) in values.iter().enumerate() {
+            bytes += v.as_deref().map_or(0, str::len);
+            made.values
+                .put(i, v.as_deref().map_or(RawCell::Empty, RawCell::Text));
+        }
+        ahead.keep(bytes)
+    }
+}
+
+/// The reader's half of a derived table: streams the `from` source, joins each row to its
+/// partners, explodes it and evaluates the table's columns, handing every target row (or the
+/// reason it could not be made) to `ahead`. The number of source rows read.
+fn make_rows<'s>(
+    t: &TargetTable,
+    derived: &Derived<'s>,
+    skip: &[usize],
+    ahead: &mut Ahead<Made<'s>>,
+) -> Result<u64, NormalizeError> {
+    let Derived {
+        from,
+        columns,
+        explode,
+        joins,
+        wanted,
+        rowset,
+    } = derived;
+    let mut read = 0u64;
+    let no_explode: Vec<Vec<Plan>> = vec![Vec::new()];
+    let entries = if explode.is_empty() {
+        &no_explode
+    } else {
+        explode
+    };
+    // Buffers reused from row to row.
+    let mut join_key = String::new();
+    let mut exploded_buf: Vec<Cell<'static>> = Vec::new();
+    let mut values_buf: Vec<Cell<'static>> = Vec::with_capacity(columns.len());
+    let mut matches: Vec<&[Vec<Option<String>>]> = Vec::with_capacity(joins.len());
+    let mut pick: Vec<usize> = Vec::with_capacity(joins.len());
+    let mut slots_buf: Vec<&[Option<String>]> = Vec::with_capacity(1 + joins.len());
+    from.for_each_row::<NormalizeError>(wanted, |file, row_no, cells| {
+        read += 1;
+        let origin = (file, row_no);
+        // The joined partners; a missing one quarantines the source row for this table.
+        matches.clear();
+        for (k, Join { left, names, index }) in joins.iter().enumerate() {
+            let found = join_key_of(cells, left, &mut join_key)
+                .then(|| index.get(join_key.as_str()))
+                .flatten();
+            match found {
+                Some(rows) => matches.push(rows),
+                None => {
+                    let value: Option<String> = left
+                        .iter()
+                        .map(|&i| cells[i].clone())
+                        .collect::<Option<Vec<_>>>()
+                        .map(|k| k.join(","));
+                    let message = format!(
+                        "no {} row matches {} = {}",
+                        t.join[k].source,
+                        names.join(","),
+                        value.as_deref().unwrap_or("NULL")
+                    );
+                    let what = Verdict::Reject {
+                        rule: "join_no_match",
+                        column: names.join(","),
+                        value,
+                        message,
+                    };
+                    return Ok(Made::send(ahead, what, origin, &[])?);
+                }
+            }
+        }
+        // A rowset: its z:rows, typed by its schema, are this source row's exploded values.
+        let rowset_rows: Option<Vec<Vec<Option<String>>>> = match rowset {
+            None => None,
+            Some((ci, names)) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                match cells[*ci]
+                    .as_deref()
+                    .map(|x| crate::rowset::rows_for(x, &names))
+                {
+                    None => Some(Vec::new()),
+                    Some(Ok(rows)) => Some(rows),
+                    Some(Err(message)) => {
+                        let what = Verdict::Reject {
+                            rule: "rowset_unreadable",
+                            column: t.rowset.clone().unwrap_or_default(),
+                            value: None,
+                            message,
+                        };
+                        return Ok(Made::send(ahead, what, origin, &[])?);
                     }
                 }
             }
-            // A rowset: its z:rows, typed by its schema, are this source row's exploded values.
-            let rowset_rows: Option<Vec<Vec<Option<String>>>> = match &rowset {
-                None => None,
-                Some((ci, names)) => {
-                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                    match cells[*ci]
-                        .as_deref()
-                        .map(|x| crate::rowset::rows_for(x, &names))
-                    {
-                        None => Some(Vec::new()),
-                        Some(Ok(rows)) => Some(rows),
-                        Some(Err(message)) => {
-                            let column = t.rowset.as_deref().unwrap_or_default();
-                            return sink.reject(
-                                self.model,
-                                "rowset_unreadable",
-                                column,
-                                None,
-                                &message,
-                                Some(&origin),
-                                &[],
-                            );
-                        }
+        };
+        let n_entries = rowset_rows.as_ref().map_or(entries.len(), Vec::len);
+        // Every combination of partners (one each when the joins are one to one), as an
+        // odometer over the partner lists.
+        pick.clear();
+        pick.resize(matches.len(), 0);
+        let mut slots = recycle(std::mem::take(&mut slots_buf));
+        loop {
+            slots.clear();
+            slots.push(cells);
+            slots.extend(matches.iter().zip(&pick).map(|(m, &p)| m[p].as_slice()));
+            for e_i in 0..n_entries {
+                let base = Ctx {
+                    slots: &slots,
+                    exploded: &[],
+                };
+                let mut exploded = recycle(std::mem::take(&mut exploded_buf));
+                let mut miss = None;
+                match &rowset_rows {
+                    Some(rows) => {
+                        exploded.extend(rows[e_i].iter().map(|v| v.as_deref().map(Cow::Borrowed)))
                     }
-                }
-            };
-            let n_entries = rowset_rows.as_ref().map_or(entries.len(), Vec::len);
-            // Every combination of partners (one each when the joins are one to one), as an
-            // odometer over the partner lists.
-            pick.clear();
-            pick.resize(matches.len(), 0);
-            let mut slots = recycle(std::mem::take(&mut slots_buf));
-            loop {
-                slots.clear();
-                slots.push(cells);
-                slots.extend(matches.iter().zip(&pick).map(|(m, &p)| m[p].as_slice()));
-                for e_i in 0..n_entries {
-                    let base = Ctx {
-                        slots: &slots,
-                        exploded: &[],
-                    };
-                    let mut exploded = recycle(std::mem::take(&mut exploded_buf));
-                    let mut miss = None;
-                    match &rowset_rows {
-                        Some(rows) => exploded
-                            .extend(rows[e_i].iter().map(|v| v.as_deref().map(Cow::Borrowed))),
-                        None => {
-                            for p in &entries[e_i] {
-                                match p.eval(&base) {
-                                    Ok(v) => exploded.push(v),
-                                    Err(m) => {
-                                        exploded.push(None);
-                                        miss.get_or_insert((String::from("(explode)"), m));
-                                    }
+                    None => {
+                        for p in &entries[e_i] {
+                            match p.eval(&base) {
+                                Ok(v) => exploded.push(v),
+                                Err(m) => {
+                                    exploded.push(None);
+                                    miss.get_or_insert((String::from("(explode)"), m));
                                 }
                             }
                         }
                     }
-                    let cx = Ctx {
-                        exploded: &exploded,
-                        ..base
-                    };
-                    let mut values = recycle(std::mem::take(&mut values_buf));
-                    for (c, p) in t.columns.iter().zip(&columns) {
-                        match p.eval(&cx) {
-                            Ok(v) => values.push(v),
-                            Err(m) => {
-                                values.push(None);
-                                miss.get_or_insert((c.name.clone(), m));
-                            }
+                }
+                let cx = Ctx {
+                    exploded: &exploded,
+                    ..base
+                };
+                let mut values = recycle(std::mem::take(&mut values_buf));
+                for (c, p) in t.columns.iter().zip(columns) {
+                    match p.eval(&cx) {
+                        Ok(v) => values.push(v),
+                        Err(m) => {
+                            values.push(None);
+                            miss.get_or_insert((c.name.clone(), m));
                         }
                     }
-                    if sink.skip.iter().any(|&i| values[i].is_none()) {
-                        sink.report.skipped_absent += 1;
-                    } else if let Some((column, m)) = miss {
-                        sink.reject(
-                            self.model,
-                            m.rule,
-                            &column,
-                            m.value.as_deref(),
-                            &m.message,
-                            Some(&origin),
-                            &values,
-                        )?;
-                    } else {
-                        sink.accept(self, encoder, &values, Some(&origin))?;
-                    }
-                    values_buf = recycle(values);
-                    exploded_buf = recycle(exploded);
                 }
-                // Next combination.
-                let mut k = pick.len();
-                loop {
-                    if k == 0 {
-                        slots_buf = recycle(slots);
-                        return Ok(());
+                let what = if skip.iter().any(|&i| values[i].is_none()) {
+                    Verdict::Skip
+                } else if let Some((column, m)) = miss {
+                    Verdict::Reject {
+                        rule: m.rule,
+                        column,
+                        value: m.value,
+                        message: m.message,
                     }
-                    k -= 1;
-                    pick[k] += 1;
-                    if pick[k] < matches[k].len() {
-                        break;
-                    }
-                    pick[k] = 0;
-                }
+                } else {
+                    Verdict::Accept
+                };
+                let values_sent: &[Cell<'_>] = match what {
+                    Verdict::Skip => &[],
+                    _ => &values,
+                };
+                Made::send(ahead, what, origin, values_sent)?;
+                values_buf = recycle(values);
+                exploded_buf = recycle(exploded);
             }
-        })?;
-        Ok((from_alias.to_owned(), read))
-    }
+            // Next combination.
+            let mut k = pick.len();
+            loop {
+                if k == 0 {
+                    slots_buf = recycle(slots);
+                    return Ok(());
+                }
+                k -= 1;
+                pick[k] += 1;
+                if pick[k] < matches[k].len() {
+                    break;
+                }
+                pick[k] = 0;
+            }
+        }
+    })?;
+    Ok(read)
 }
 
 #[cfg(test)]
@@ -927,6 +1107,36 @@ mod tests {
                 "phone_number+address+email"
             ]
         );
+    }
+
+    #[test]
+    fn only_canonical_uuid_texts_are_held_as_bits() {
+        let text = "6ba7b812-9dad-11d1-80b4-00c04fd430c8";
+        let (high, low) = uuid::Uuid::parse_str(text).unwrap().as_u64_pair();
+        assert_eq!(KeyRepr::of(text), KeyRepr::Uuid(high, low));
+        assert_eq!(
+            KeyRepr::of("00000000-0000-0000-0000-000000000000"),
+            KeyRepr::Uuid(0, 0)
+        );
+        assert_eq!(
+            KeyRepr::of("ffffffff-ffff-ffff-ffff-ffffffffffff"),
+            KeyRepr::Uuid(u64::MAX, u64::MAX)
+        );
+        // Texts the uuid crate would also read, but which are other texts than the canonical
+        // one: held as they are, so two keys are equal only when their texts are.
+        for other in [
+            "6BA7B812-9DAD-11D1-80B4-00C04FD430C8",
+            "6ba7b8129dad11d180b400c04fd430c8",
+            "{6ba7b812-9dad-11d1-80b4-00c04fd430c8}",
+            "urn:uuid:6ba7b812-9dad-11d1-80b4-00c04fd430c8",
+            "6ba7b812-9dad-11d1-80b4-00c04fd430cg",
+            "6ba7b812-9dad-11d1-80b4+00c04fd430c8",
+            "6ba7b8129-dad-11d1-80b4-00c04fd430c8",
+            "42",
+            "",
+        ] {
+            assert_eq!(KeyRepr::of(other), KeyRepr::Text(other.into()), "{other}");
+        }
     }
 
     #[test]

@@ -84,10 +84,10 @@ impl ParquetRows {
     /// Calls `f(file, 1-based row, cells)` for every row, cells in `self.columns` order (a
     /// column a later file lacks is NULL). Only the `wanted` columns are read; the others are
     /// NULL.
-    pub fn for_each_row<E: From<ParquetReadError>>(
-        &self,
+    pub fn for_each_row<'a, E: From<ParquetReadError>>(
+        &'a self,
         wanted: &[bool],
-        mut f: impl FnMut(&str, u64, &[Option<String>]) -> Result<(), E>,
+        mut f: impl FnMut(&'a str, u64, &[Option<String>]) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut cells: Vec<Option<String>> = vec![None; self.columns.len()];
         for (n, (path, name)) in self.files.iter().enumerate() {
