@@ -749,6 +749,7 @@ impl Ingestor<'_> {
                         &self.spec.columns,
                         self.opts.batch_rows,
                         self.opts.row_group_rows,
+                        &[],
                     )?),
                     OutputFormat::Csv => {
                         Part::Csv(Box::new(CsvPart::create(&path, rel, &self.spec.columns)?))

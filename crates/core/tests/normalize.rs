@@ -227,6 +227,39 @@ fn audit_columns_and_lake_names() {
     assert_eq!(model(json!({})).lake_table("person"), "demo_person");
 }
 
+#[test]
+fn key_columns_are_written_without_dictionary_or_statistics() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let r = run(&model(json!({})), PEOPLE_CSV, TEAMS_CSV);
+    let file = std::fs::File::open(r.out.path().join(&r.table("phone").output)).unwrap();
+    let meta = SerializedFileReader::new(file).unwrap().metadata().clone();
+    let group = meta.row_group(0);
+    let layout: Vec<(String, bool, bool)> = group
+        .columns()
+        .iter()
+        .map(|c| {
+            (
+                c.column_path().string(),
+                c.dictionary_page_offset().is_some(),
+                c.statistics().is_some(),
+            )
+        })
+        .collect();
+    // phone_id and person_id are made by `key` expressions: random v5 UUIDs, where a
+    // dictionary saves nothing and min/max skip nothing. The other columns keep both.
+    assert_eq!(
+        layout,
+        [
+            ("phone_id".to_owned(), false, false),
+            ("person_id".to_owned(), false, false),
+            ("team".to_owned(), true, true),
+            ("type".to_owned(), true, true),
+            ("number".to_owned(), true, true),
+        ]
+    );
+    assert_eq!(r.rows("phone").len(), 2);
+}
+
 fn model_error(edit: impl FnOnce(&mut Json)) -> String {
     let mut m: Json = serde_json::to_value(model(json!({}))).unwrap();
     edit(&mut m);

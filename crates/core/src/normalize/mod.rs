@@ -515,6 +515,13 @@ impl<'a> Run<'a> {
                 std::fs::create_dir_all(dir)?;
             }
         }
+        // The columns made by `key` expressions hold random keys (see writer_properties).
+        let random_keys: Vec<&str> = t
+            .columns
+            .iter()
+            .filter(|c| matches!(c.value, Some(crate::model::Expr::Key { .. })))
+            .map(|c| c.name.as_str())
+            .collect();
         let part = ParquetPart::create(
             encoder,
             &self.out.join(&output),
@@ -522,6 +529,7 @@ impl<'a> Run<'a> {
             &lake_cols,
             self.opts.batch_rows,
             self.opts.row_group_rows,
+            &random_keys,
         )?;
         let rules: Vec<ColumnRule> = lake_cols
             .iter()
