@@ -583,6 +583,7 @@ impl<'a> Run<'a> {
             },
             rejects: BTreeMap::new(),
             typed: Vec::new(),
+            found: vec![None; t.columns.len()],
         };
         let mut lookups = HashMap::new();
         let mut read = None;

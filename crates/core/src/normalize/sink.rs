@@ -2,6 +2,7 @@
 //! lengths, types, foreign keys, keys already holding another row), the Parquet output, and
 //! the quarantine with the rule, column, value and origin of every rejected row.
 
+use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
@@ -58,13 +59,11 @@ pub(super) struct Sink<'a> {
     pub(super) rejects: BTreeMap<(String, String), u64>,
     /// The typed row's buffer, reused from row to row.
     pub(super) typed: Vec<Value<'static>>,
+    /// Per column: the last foreign key found in its parent table.
+    pub(super) found: Vec<Option<String>>,
 }
 
 impl Sink<'_> {
-    pub(super) fn loaded_previous(&self) -> bool {
-        !self.previous.is_empty()
-    }
-
     /// Checks a row against the model and writes it, or quarantines it. True when written.
     pub(super) fn accept(
         &mut self,
@@ -93,10 +92,15 @@ impl Sink<'_> {
                 }
             }
             if let (Some(parent), Some(v)) = (self.references[i], v) {
-                if !run
-                    .keys
-                    .get(parent)
-                    .is_some_and(|k| k.contains_key(&KeyRepr::of(v)))
+                // The parent was built before this table and does not change while it is: a
+                // value found there once (the previous row's, say: a borrower's two phone
+                // numbers point at one role) is there again.
+                let known = &mut self.found[i];
+                if known.as_deref() != Some(v.as_ref())
+                    && !run
+                        .keys
+                        .get(parent)
+                        .is_some_and(|k| k.contains_key(&KeyRepr::of(v)))
                 {
                     let column = self.rules[i].name.clone();
                     let message = format!("{parent} has no row with key {v}");
@@ -111,17 +115,25 @@ impl Sink<'_> {
                     )?;
                     return Ok(false);
                 }
+                match known {
+                    Some(k) => {
+                        k.clear();
+                        k.push_str(v);
+                    }
+                    None => *known = Some(v.to_string()),
+                }
             }
         }
         let key_text = values[self.key_col].as_deref().unwrap_or_default();
-        let key = KeyRepr::of(key_text);
         let hash = row_hash(&typed);
-        match self.keys.get(&key) {
-            Some(h) if *h == hash => {
+        // One probe: a new key's slot is taken here and filled once the row is written.
+        let slot = match self.keys.entry(KeyRepr::of(key_text)) {
+            Entry::Vacant(slot) => slot,
+            Entry::Occupied(seen) if *seen.get() == hash => {
                 self.report.duplicates_collapsed += 1;
                 return Ok(false);
             }
-            Some(_) => {
+            Entry::Occupied(_) => {
                 let column = self.rules[self.key_col].name.clone();
                 self.reject(
                     run.model,
@@ -134,11 +146,10 @@ impl Sink<'_> {
                 )?;
                 return Ok(false);
             }
-            None => {}
-        }
+        };
         if let Some(by) = &self.audit {
             let now = self.as_of_micros;
-            let (created, created_by, updated, updated_by) = match self.previous.get(&key) {
+            let (created, created_by, updated, updated_by) = match self.previous.get(slot.key()) {
                 Some(p) => {
                     let created_by = p.created_by.as_deref().unwrap_or(by);
                     if p.hash == hash {
@@ -149,7 +160,7 @@ impl Sink<'_> {
                     }
                 }
                 None => {
-                    if self.loaded_previous() {
+                    if !self.previous.is_empty() {
                         self.report.rows_new += 1;
                     }
                     (now, by.as_str(), None, None)
@@ -161,7 +172,7 @@ impl Sink<'_> {
             typed.push(updated_by.map_or(Value::Null, |u| Value::Str(u.into())));
         }
         self.part.push(encoder, &typed)?;
-        self.keys.insert(key, hash);
+        slot.insert(hash);
         self.typed = recycle(typed);
         Ok(true)
     }
