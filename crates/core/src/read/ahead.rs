@@ -108,14 +108,25 @@ impl<T: Item> Ahead<T> {
 
 /// Runs `read` on a thread of its own, handing its items to `take` on this one, in order.
 /// The first error wins: `take`'s (which stops the reader), or else `read`'s.
-pub fn run_ahead<T, E, R, C>(read: R, mut take: C) -> Result<(), E>
+pub fn run_ahead<T, E, R, C>(read: R, take: C) -> Result<(), E>
 where
     T: Item,
     E: Send,
     R: FnOnce(&mut Ahead<T>) -> Result<(), E> + Send,
     C: FnMut(&mut T) -> Result<(), E>,
 {
-    let (full, batches) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    run_ahead_by(BATCHES_IN_FLIGHT, read, take)
+}
+
+/// [`run_ahead`] with up to `in_flight` full batches waiting for the consumer (at least one).
+pub fn run_ahead_by<T, E, R, C>(in_flight: usize, read: R, mut take: C) -> Result<(), E>
+where
+    T: Item,
+    E: Send,
+    R: FnOnce(&mut Ahead<T>) -> Result<(), E> + Send,
+    C: FnMut(&mut T) -> Result<(), E>,
+{
+    let (full, batches) = std::sync::mpsc::sync_channel(in_flight.max(1));
     let (spent, empty) = std::sync::mpsc::channel::<Batch<T>>();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
