@@ -138,50 +138,23 @@ enum KeyRepr {
 }
 
 impl KeyRepr {
+    /// Only the canonical text (lower-case hex, hyphenated) is held as bits: the uuid crate
+    /// also reads upper case, braces, URNs and the simple form, which are other texts.
     fn of(text: &str) -> KeyRepr {
-        match uuid_bits(text.as_bytes()) {
-            Some((high, low)) => KeyRepr::Uuid(high, low),
-            None => KeyRepr::Text(text.into()),
+        let b = text.as_bytes();
+        let canonical = b.len() == 36
+            && b.iter().enumerate().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => *c == b'-',
+                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+            });
+        match uuid::Uuid::try_parse(text) {
+            Ok(u) if canonical => {
+                let (high, low) = u.as_u64_pair();
+                KeyRepr::Uuid(high, low)
+            }
+            _ => KeyRepr::Text(text.into()),
         }
     }
-}
-
-/// The 128 bits of a UUID in its canonical text (lower-case hex digits, hyphens after the 8th,
-/// 12th, 16th and 20th); none for any other text, which is then kept as text.
-fn uuid_bits(b: &[u8]) -> Option<(u64, u64)> {
-    /// Where the 32 digits are.
-    const DIGITS: [usize; 32] = [
-        0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 19, 20, 21, 22, 24, 25, 26, 27, 28,
-        29, 30, 31, 32, 33, 34, 35,
-    ];
-    /// A byte's value as a lower-case hex digit; 0xff for any other byte.
-    const HEX: [u8; 256] = {
-        let mut t = [0xffu8; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
-    };
-    let b: &[u8; 36] = b.try_into().ok()?;
-    if [b[8], b[13], b[18], b[23]] != [b'-'; 4] {
-        return None;
-    }
-    let mut halves = [0u64; 2];
-    let mut bad = 0u8;
-    for (n, &at) in DIGITS.iter().enumerate() {
-        let digit = HEX[usize::from(b[at])];
-        bad |= digit;
-        halves[n / 16] = halves[n / 16] << 4 | u64::from(digit & 0xf);
-    }
-    // Any byte that is not a digit set the high bits.
-    (bad < 16).then_some((halves[0], halves[1]))
 }
 
 /// Empties a vector and hands back its allocation for the same type with another lifetime
@@ -964,15 +937,15 @@ fn make_rows<'s>(
                         .map(|&i| cells[i].clone())
                         .collect::<Option<Vec<_>>>()
                         .map(|k| k.join(","));
+                    let column = names.join(",");
                     let message = format!(
-                        "no {} row matches {} = {}",
+                        "no {} row matches {column} = {}",
                         t.join[k].source,
-                        names.join(","),
                         value.as_deref().unwrap_or("NULL")
                     );
                     let what = Verdict::Reject {
                         rule: "join_no_match",
-                        column: names.join(","),
+                        column,
                         value,
                         message,
                     };
