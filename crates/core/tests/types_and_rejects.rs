@@ -381,3 +381,75 @@ fn csv_output_text_cannot_become_a_formula_and_numbers_stay_numbers() {
         "a,n\n\"'=HYPERLINK(\"\"http://x\"\")\",-5\n'+1,1\n'@SUM(A1),2\n'-x,3\nplain,4\n"
     );
 }
+
+/// (column, has a dictionary page, has min/max statistics) of a Parquet file's first row group.
+fn column_layout(path: &std::path::Path) -> Vec<(String, bool, bool)> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let meta = SerializedFileReader::new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .metadata()
+        .clone();
+    meta.row_group(0)
+        .columns()
+        .iter()
+        .map(|c| {
+            (
+                c.column_path().string(),
+                c.dictionary_page_offset().is_some(),
+                c.statistics().is_some_and(|s| s.min_bytes_opt().is_some()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn mostly_distinct_columns_are_written_without_dictionary_but_with_statistics() {
+    let spec = spec(
+        r#"{ "dataset": "layout", "source": { "format": "csv" },
+             "columns": [ { "name": "id", "type": "bigint" },
+                          { "name": "amount", "type": "decimal(12,2)" },
+                          { "name": "note", "type": "string" },
+                          { "name": "status", "type": "string" },
+                          { "name": "day", "type": "date" } ] }"#,
+    );
+    let file = |rows: u32| {
+        let mut csv = String::from("id,amount,note,status,day\n");
+        for i in 0..rows {
+            let status = ["open", "closed", "late"][i as usize % 3];
+            let day = 1 + i % 28;
+            csv.push_str(&format!(
+                "{i},{}.{:02},note {i},{status},2023-02-{day:02}\n",
+                i * 7,
+                i % 100
+            ));
+        }
+        csv.into_bytes()
+    };
+    // Ids, amounts and free text are nearly all distinct: a dictionary would be as large as
+    // the column and cost a lookup per value, so they go plain. Repeating values keep theirs.
+    let (dir, report) = ingest_bytes(&spec, "big.csv", file(5000));
+    let report = report.unwrap();
+    assert_eq!(report.rows_written, 5000);
+    let paths = output_paths(dir.path(), &report);
+    assert_eq!(
+        column_layout(&paths[0]),
+        [
+            ("id".to_owned(), false, true),
+            ("amount".to_owned(), false, true),
+            ("note".to_owned(), false, true),
+            ("status".to_owned(), true, true),
+            ("day".to_owned(), true, true),
+        ]
+    );
+    let rows = read_parquet(&paths)["rows"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 5000);
+    assert_eq!(rows[4999]["note"], "note 4999");
+    assert_eq!(rows[4999]["amount"], "34993.99");
+    // Too few values to judge: every column keeps the writer's default, a dictionary.
+    let (dir, report) = ingest_bytes(&spec, "small.csv", file(100));
+    let layout = column_layout(&output_paths(dir.path(), &report.unwrap())[0]);
+    assert!(
+        layout.iter().all(|(_, dict, stats)| *dict && *stats),
+        "{layout:?}"
+    );
+}
