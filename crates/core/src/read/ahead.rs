@@ -25,6 +25,8 @@ pub trait Item: Default + Send {
 
 impl Item for ::csv::ByteRecord {}
 
+impl Item for ::simd_csv::ByteRecord {}
+
 /// The first `used` items are the batch; the rest are buffers kept for reuse.
 struct Batch<T> {
     items: Vec<T>,
