@@ -153,12 +153,7 @@ fn parse<R: Read>(
                 ahead.drop_last();
                 return Err(ReadError::InvalidUtf8 { line });
             };
-            let mut start = 0;
-            for i in 0..record.len() {
-                let end = record.range(i).map(|r| r.end).unwrap_or(start);
-                row.push_text(&text[start..end]);
-                start = end;
-            }
+            row.push_texts(text, (0..record.len()).filter_map(|i| record.range(i)));
         } else {
             for field in record.iter() {
                 let (cow, _had_errors) = encoding.decode_without_bom_handling(field);

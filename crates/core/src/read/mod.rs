@@ -173,6 +173,15 @@ impl Row {
         self.slots[col] = slot;
     }
 
+    /// Appends the cells `fields` marks in `text` (byte ranges on character boundaries, in
+    /// order), copying `text` once.
+    pub fn push_texts(&mut self, text: &str, fields: impl Iterator<Item = std::ops::Range<usize>>) {
+        let base = self.text.len();
+        self.text.push_str(text);
+        self.slots
+            .extend(fields.map(|r| Slot::Text(base + r.start, base + r.end)));
+    }
+
     pub fn push_text(&mut self, t: &str) {
         let a = self.text.len();
         self.text.push_str(t);
