@@ -740,17 +740,20 @@ impl Ingestor<'_> {
                     std::fs::create_dir_all(parent)?;
                 }
                 let part = match self.format {
-                    OutputFormat::Parquet => Part::Parquet(ParquetPart::create(
-                        self.encoder.get_or_insert_with(|| {
-                            ParquetEncoder::start(self.opts.memory_budget_bytes)
-                        }),
-                        &path,
-                        rel,
-                        &self.spec.columns,
-                        self.opts.batch_rows,
-                        self.opts.row_group_rows,
-                        &[],
-                    )?),
+                    OutputFormat::Parquet => Part::Parquet(
+                        ParquetPart::create(
+                            self.encoder.get_or_insert_with(|| {
+                                ParquetEncoder::start(self.opts.memory_budget_bytes)
+                            }),
+                            &path,
+                            rel,
+                            &self.spec.columns,
+                            self.opts.batch_rows,
+                            self.opts.row_group_rows,
+                            &[],
+                        )?
+                        .staggered(self.parts.len()),
+                    ),
                     OutputFormat::Csv => {
                         Part::Csv(Box::new(CsvPart::create(&path, rel, &self.spec.columns)?))
                     }

@@ -413,6 +413,9 @@ pub struct ParquetPart {
     builders: Vec<Builder>,
     file: usize,
     batch_rows: usize,
+    /// Rows the current batch is handed over at: `batch_rows`, except the first batch of a
+    /// staggered file ([`ParquetPart::staggered`]).
+    flush_at: usize,
     rows: u64,
 }
 
@@ -473,6 +476,7 @@ impl ParquetPart {
             builders,
             file,
             batch_rows: batch_rows.max(1),
+            flush_at: batch_rows.max(1),
             rows: 0,
         })
     }
@@ -490,15 +494,25 @@ impl ParquetPart {
         if self
             .builders
             .first()
-            .is_some_and(|b| b.len() >= self.batch_rows)
+            .is_some_and(|b| b.len() >= self.flush_at)
         {
             self.flush(encoder)?;
         }
         Ok(())
     }
 
+    /// Hands over this file's first batch early, at `(8 - phase % 8) / 8` of a batch. Files
+    /// of one ingest fill at about the same pace (a row per partition in turn), so without
+    /// this they all hand over their batches at once, and the encoder's short queue stops
+    /// the coercion until it has worked through the burst.
+    pub fn staggered(mut self, phase: usize) -> ParquetPart {
+        self.flush_at = (self.batch_rows - (phase % 8) * self.batch_rows / 8).max(1);
+        self
+    }
+
     /// Hands any buffered rows to the encoder.
     pub fn flush(&mut self, encoder: &mut ParquetEncoder) -> Result<(), WriteError> {
+        self.flush_at = self.batch_rows;
         if self.builders.first().is_none_or(|b| b.len() == 0) {
             return Ok(());
         }
