@@ -136,6 +136,7 @@ impl Row {
     }
 
     /// The cell at `i`; past the end is [`RawCell::Empty`].
+    #[inline]
     pub fn get(&self, i: usize) -> RawCell<'_> {
         match self.slots.get(i) {
             None | Some(Slot::Empty) => RawCell::Empty,
