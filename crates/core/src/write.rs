@@ -328,10 +328,18 @@ fn encode_jobs(rx: Receiver<Job>, budget: usize) -> Result<(), WriteError> {
             }
         }
     }
-    for slot in &mut files {
-        close(slot)?;
-    }
-    Ok(())
+    // The files still open are closed at the end of the input all at once (each one's last
+    // row group encoded, its footer written): two threads share them.
+    let half = files.len() / 2;
+    let (first, second) = files.split_at_mut(half);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| first.iter_mut().try_for_each(close));
+        let mine = second.iter_mut().try_for_each(close);
+        other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .and(mine)
+    })
 }
 
 /// Writes a file's footer and flushes it (a file that got no batch is still a valid, empty
