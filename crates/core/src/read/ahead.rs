@@ -28,8 +28,6 @@ pub trait Item: Default + Send {
 
 impl Item for ::csv::ByteRecord {}
 
-impl Item for ::simd_csv::ByteRecord {}
-
 /// The first `used` items are the batch; the rest are buffers kept for reuse.
 struct Batch<T> {
     items: Vec<T>,
