@@ -280,14 +280,11 @@ fn scan(
                 }
             }
         } else {
-            // simd-csv finds a record's structural bytes a vector at a time. It reads a quote
-            // inside an unquoted field differently from the csv crate (it turned
-            // `Bank "North"` into `ank "North`), so every field holding a quote must be quoted
-            // whole (RFC 4180, as our writer and DuckDB write): anything else is this file's
-            // error, never a silently different value.
-            let mut rdr = simd_csv::ZeroCopyReaderBuilder::new()
+            // The csv crate, not a SIMD parser: this also reads files written by anyone
+            // (`sluice extract --input`), and a quote inside an unquoted field is kept as
+            // written (simd-csv, tried, turned `Bank "North"` into `ank "North`).
+            let mut rdr = csv::ReaderBuilder::new()
                 .has_headers(true)
-                .buffer_capacity(1 << 16)
                 .from_reader(opened.into_reader());
             let headers = rdr.byte_headers().map_err(|e| file_err(path, e))?.clone();
             let header_text = |h: &[u8]| {
@@ -303,40 +300,21 @@ fn scan(
                     .ok_or_else(|| file_err(path, format!("no column {c:?}")))?;
                 indices.push(i);
             }
-            // Records are parsed a batch ahead, on a thread of their own (`run_ahead`); a
-            // batch item holds the wanted fields only, unescaped, in `indices` order.
+            // Records are parsed a batch ahead, on a thread of their own (`run_ahead`).
             let name = path.name();
-            let file_error = |message: String| ExtractError::File {
-                path: name.clone(),
-                message,
-            };
             run_ahead(
-                |ahead: &mut Ahead<csv::ByteRecord>| {
-                    let mut record_no: u64 = 1;
-                    loop {
-                        let Some(rec) = rdr
-                            .read_byte_record()
-                            .map_err(|e| file_error(e.to_string()))?
-                        else {
-                            return Ok(());
-                        };
-                        record_no += 1;
-                        if memchr::memchr(b'"', rec.as_slice()).is_some() {
-                            if let Some(bad) = rec.iter().find(|c| !quoted_whole(c)) {
-                                return Err(file_error(format!(
-                                    "record {record_no}: a quote inside an unquoted field ({}); \
-                                     a field holding a quote must be quoted whole, its quotes doubled (RFC 4180)",
-                                    String::from_utf8_lossy(bad)
-                                )));
-                            }
-                        }
-                        let item = ahead.next();
-                        item.clear();
-                        for &i in &indices {
-                            item.push_field(&rec.unescape(i).unwrap_or_default());
-                        }
-                        ahead.keep(rec.as_slice().len())?;
+                |ahead: &mut Ahead<csv::ByteRecord>| loop {
+                    let rec = ahead.next();
+                    let more = rdr.read_byte_record(rec).map_err(|e| ExtractError::File {
+                        path: name.clone(),
+                        message: e.to_string(),
+                    })?;
+                    let bytes = rec.as_slice().len();
+                    if !more {
+                        ahead.drop_last();
+                        return Ok(());
                     }
+                    ahead.keep(bytes)?;
                 },
                 |rec| {
                     let mut cells = [
@@ -345,9 +323,9 @@ fn scan(
                         Col::Cell(None),
                         Col::Cell(None),
                     ];
-                    for (k, slot) in cells.iter_mut().enumerate().take(indices.len()) {
+                    for (slot, &i) in cells.iter_mut().zip(&indices) {
                         *slot = Col::Cell(
-                            rec.get(k)
+                            rec.get(i)
                                 .and_then(|b| std::str::from_utf8(b).ok())
                                 .filter(|s| !s.is_empty()),
                         );
@@ -358,25 +336,6 @@ fn scan(
         }
     }
     Ok(())
-}
-
-/// A raw CSV field without a quote, or quoted whole with its inner quotes doubled: one that
-/// every RFC 4180 reader reads the same.
-fn quoted_whole(cell: &[u8]) -> bool {
-    if memchr::memchr(b'"', cell).is_none() {
-        return true;
-    }
-    let Some(inner) = cell.strip_prefix(b"\"").and_then(|c| c.strip_suffix(b"\"")) else {
-        return false;
-    };
-    let mut rest = inner;
-    while let Some(at) = memchr::memchr(b'"', rest) {
-        if rest.get(at + 1) != Some(&b'"') {
-            return false;
-        }
-        rest = &rest[at + 2..];
-    }
-    true
 }
 
 fn bad_row(path: &DataFile, what: &str) -> ExtractError {
@@ -682,7 +641,7 @@ mod csv_tests {
              2,Aurora,3,1.25,2023-01-31,ñandú 日本語\r\n\
              3,\"Beta, Trust\",7,4.50,2023-02-01,\r\n\
              4,Aurora,3,\" 2.00\",2023-02-28,\"x\"\r\n\
-             5,\"Bank \"\"North\"\"\",9,3.00,2023-02-10,\"5\"\" pipe\"\n",
+             5,Bank \"North\",9,3.00,2023-02-10,5\" pipe\n",
         )
         .unwrap();
         let agg = read_input(&path).unwrap();
@@ -710,45 +669,12 @@ mod csv_tests {
             [
                 row("Aurora", "2023-01", 3, 1, 1_250_000),
                 row("Aurora", "2023-02", 3, 1, 2_000_000),
-                // A quoted field's doubled quotes are one quote.
+                // Quotes inside an unquoted field are kept as written.
                 row("Bank \"North\"", "2023-01", 9, 0, 0),
                 row("Bank \"North\"", "2023-02", 9, 1, 3_000_000),
                 row("Beta, Trust", "2023-01", 7, 1, 10_500_000),
                 row("Beta, Trust", "2023-02", 7, 1, 4_500_000),
             ]
         );
-    }
-
-    #[test]
-    fn a_quote_inside_an_unquoted_field_is_the_files_error() {
-        let dir = tempfile::tempdir().unwrap();
-        for (n, bad) in [
-            "1,Bank \"North\",7,1.00,2023-01-05,x",
-            "1,Aurora,7,1.00,2023-01-05,5\" pipe\n2,Aurora,7,1.00,2023-01-05,x\"y",
-            "1,\"Aurora\"s,7,1.00,2023-01-05,x",
-            "1,\"Au\"ror\"a\",7,1.00,2023-01-05,x",
-        ]
-        .iter()
-        .enumerate()
-        {
-            let path = dir.path().join(format!("bad{n}.csv"));
-            std::fs::write(
-                &path,
-                format!("loan_id,bank_name,branch_id,amount,loan_date,notes\n2,Aurora,7,1.00,2023-01-05,ok\n{bad}\n"),
-            )
-            .unwrap();
-            let e = read_input(&path)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert!(
-                e.contains("record 3: a quote inside an unquoted field"),
-                "{bad}: {e}"
-            );
-        }
-        // Read literally by the csv crate, these were once summed under a bank named as
-        // written; now the file stops with its record number instead of a renamed bank.
-        assert!(quoted_whole(b"\"a\"\"b\"") && quoted_whole(b"\"\"") && quoted_whole(b"plain"));
-        assert!(!quoted_whole(b"\"") && !quoted_whole(b"a\"b") && !quoted_whole(b"\"a\"b\""));
     }
 }
