@@ -624,11 +624,6 @@ mod tests {
         assert_eq!(days_to_month(19_416), Month::new(2023, 2)); // 2023-02-28
         assert_eq!(days_to_month(-1), Month::new(1969, 12));
     }
-}
-
-#[cfg(test)]
-mod csv_tests {
-    use super::*;
 
     #[test]
     fn quoted_fields_line_ends_and_a_bom_read_as_written() {

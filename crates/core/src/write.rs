@@ -275,9 +275,8 @@ impl Slot {
             else {
                 return Err(WriteError::EncoderStopped);
             };
-            let keys: Vec<&str> = settings.random_keys.iter().map(String::as_str).collect();
             let plain = first.map(plain_columns).unwrap_or_default();
-            let props = writer_properties(settings.row_group_rows, &keys, &plain);
+            let props = writer_properties(settings.row_group_rows, &settings.random_keys, &plain);
             *self = Slot::Open(Box::new(ArrowWriter::try_new(file, schema, Some(props))?));
         }
         match self {
@@ -437,7 +436,7 @@ pub struct ParquetPart {
 /// columns that get no dictionary but keep their statistics (see [`plain_columns`]).
 pub fn writer_properties(
     row_group_rows: usize,
-    random_keys: &[&str],
+    random_keys: &[String],
     plain: &[String],
 ) -> WriterProperties {
     let mut props = WriterProperties::builder()
@@ -448,7 +447,7 @@ pub fn writer_properties(
         props = props.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), false);
     }
     for column in random_keys {
-        let path = ColumnPath::from(*column);
+        let path = ColumnPath::from(column.as_str());
         props = props
             .set_column_dictionary_enabled(path.clone(), false)
             .set_column_statistics_enabled(path, EnabledStatistics::None);

@@ -782,11 +782,12 @@ impl<'a> Run<'a> {
         let mut read = 0u64;
         let read_count = &mut read;
         let mut cells_buf: Vec<Cell<'static>> = Vec::new();
-        // A deeper queue than the file readers': the work per batch varies on both sides (a
-        // batch of exploded or rejected rows; a batch the Parquet encoder must wait for), and
-        // 8 batches waiting keep both threads busier than 2 (200k Aspen borrowers, four
-        // interleaved A/B runs of 6-10 reps: median 1.67 -> 1.59, 1.70 -> 1.57, 1.55 -> 1.47
-        // and 1.44 -> 1.44 s). 8 batches of 256 rows are well under a megabyte.
+        // Its own queue depth, measured for this pair of threads: the work per batch varies on
+        // both sides (a batch of exploded or rejected rows; a batch the Parquet encoder must
+        // wait for), and 8 batches waiting keep both threads busier than 2 (200k Aspen
+        // borrowers, four interleaved A/B runs of 6-10 reps: median 1.67 -> 1.59,
+        // 1.70 -> 1.57, 1.55 -> 1.47 and 1.44 -> 1.44 s). 8 batches of 256 rows are well under
+        // a megabyte.
         run_ahead_by(
             8,
             move |ahead: &mut Ahead<Made<'_>>| {
