@@ -309,6 +309,27 @@ impl Aggregator {
         self.branches.insert((b, branch_id));
     }
 
+    /// Adds everything `other` holds (the same as adding its loans and branches here).
+    pub fn merge(&mut self, other: Aggregator) {
+        let bank: Vec<u32> = other.banks.iter().map(|name| self.bank(name)).collect();
+        for ((b, branch, month), c) in other.cells {
+            let mine = self
+                .cells
+                .entry((bank[b as usize], branch, month))
+                .or_default();
+            mine.count += c.count;
+            mine.total += c.total;
+        }
+        for (b, branch) in other.branches {
+            self.branches.insert((bank[b as usize], branch));
+        }
+        self.loans += other.loans;
+        for m in other.first.into_iter().chain(other.last) {
+            self.first = Some(self.first.map_or(m, |f| f.min(m)));
+            self.last = Some(self.last.map_or(m, |l| l.max(m)));
+        }
+    }
+
     /// One loan: its amount in micro-units and its month.
     pub fn add_loan(&mut self, bank: &str, branch_id: i64, amount_micros: i128, month: Month) {
         let b = self.bank(bank);

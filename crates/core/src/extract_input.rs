@@ -18,6 +18,9 @@ use parquet::arrow::ProjectionMask;
 use crate::coerce::parse_decimal;
 use crate::extract::{Aggregator, Month, SCALE};
 use crate::read::ahead::{run_ahead, Ahead, Stopped};
+use crate::read::files::Opened;
+use crate::read::split::guess_cuts;
+use parquet::file::reader::Length;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
@@ -65,6 +68,7 @@ fn data_files(dir: &Path) -> Vec<DataFile> {
 }
 
 /// A column of one batch, read as whatever the extract needs.
+#[derive(Clone, Copy)]
 enum Col<'a> {
     Arrow(&'a ArrayRef),
     /// A CSV cell (empty cells are `None`); the row index is ignored.
@@ -225,13 +229,27 @@ fn arrow_cast_dict(a: &ArrayRef) -> Option<ArrayRef> {
     Some(std::sync::Arc::new(out))
 }
 
-/// Calls `row(cols, i)` for every row of every file, with the named columns.
-fn scan(
+/// What a scan does with the rows: `row` adds one to a state, which starts `fresh()` for each
+/// part of a CSV file read at once; `merge` folds the parts' states in file order.
+struct Fold<'f, S> {
+    fresh: &'f (dyn Fn() -> S + Sync),
+    merge: &'f (dyn Fn(&mut S, S) + Sync),
+    #[allow(clippy::type_complexity)]
+    row: &'f (dyn Fn(&mut S, &[Col], usize, &DataFile) -> Result<(), ExtractError> + Sync),
+}
+
+/// A CSV file is read in parts at once when each part gets at least this many bytes.
+const PART_BYTES: u64 = 8 << 20;
+
+/// Adds every row of every file, with the named columns, to `state`.
+fn scan<S: Send>(
     files: &[DataFile],
     columns: &[&str],
-    mut row: impl FnMut(&[Col], usize, &DataFile) -> Result<(), ExtractError>,
+    state: &mut S,
+    fold: &Fold<S>,
 ) -> Result<(), ExtractError> {
     debug_assert!(columns.len() <= 4, "scan reads at most 4 columns");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for path in files {
         let opened = path.open().map_err(|e| file_err(path, e))?;
         if path.is_parquet() {
@@ -276,66 +294,178 @@ fn scan(
                     .collect();
                 let cols: Vec<Col> = arrays.iter().map(Col::Arrow).collect();
                 for i in 0..batch.num_rows() {
-                    row(&cols, i, path)?;
+                    (fold.row)(state, &cols, i, path)?;
                 }
             }
         } else {
-            // The csv crate, not a SIMD parser: this also reads files written by anyone
-            // (`sluice extract --input`), and a quote inside an unquoted field is kept as
-            // written (simd-csv, tried, turned `Bank "North"` into `ank "North`).
-            let mut rdr = csv::ReaderBuilder::new()
-                .has_headers(true)
-                .from_reader(opened.into_reader());
-            let headers = rdr.byte_headers().map_err(|e| file_err(path, e))?.clone();
-            let header_text = |h: &[u8]| {
-                String::from_utf8_lossy(h)
-                    .trim_start_matches('\u{feff}')
-                    .to_owned()
-            };
-            let mut indices = Vec::new();
-            for c in columns {
-                let i = headers
-                    .iter()
-                    .position(|h| header_text(h) == *c)
-                    .ok_or_else(|| file_err(path, format!("no column {c:?}")))?;
-                indices.push(i);
-            }
-            // Records are parsed a batch ahead, on a thread of their own (`run_ahead`).
-            let name = path.name();
-            run_ahead(
-                |ahead: &mut Ahead<csv::ByteRecord>| loop {
-                    let rec = ahead.next();
-                    let more = rdr.read_byte_record(rec).map_err(|e| ExtractError::File {
-                        path: name.clone(),
-                        message: e.to_string(),
-                    })?;
-                    let bytes = rec.as_slice().len();
-                    if !more {
-                        ahead.drop_last();
-                        return Ok(());
-                    }
-                    ahead.keep(bytes)?;
-                },
-                |rec| {
-                    let mut cells = [
-                        Col::Cell(None),
-                        Col::Cell(None),
-                        Col::Cell(None),
-                        Col::Cell(None),
-                    ];
-                    for (slot, &i) in cells.iter_mut().zip(&indices) {
-                        *slot = Col::Cell(
-                            rec.get(i)
-                                .and_then(|b| std::str::from_utf8(b).ok())
-                                .filter(|s| !s.is_empty()),
-                        );
-                    }
-                    row(&cells[..indices.len()], 0, path)
-                },
-            )?;
+            let parts = cores
+                .min((Length::len(&opened) / PART_BYTES) as usize)
+                .clamp(1, 8);
+            scan_csv(path, &opened, columns, parts, state, fold)?;
         }
     }
     Ok(())
+}
+
+/// One CSV file, in up to `parts` parts read at once (see [`crate::read::split`]); returns how
+/// many parts it was read in. Any doubt about a part (a cut the part before did not land on, an
+/// error or a record of the wrong width after a cut) and the file is read again from the start
+/// in one part, so rows, errors and their positions are those of a reading from start to end.
+///
+/// The csv crate, not a SIMD parser: this also reads files written by anyone (`sluice extract
+/// --input`), and a quote inside an unquoted field is kept as written (simd-csv, tried, turned
+/// `Bank "North"` into `ank "North`).
+fn scan_csv<S: Send>(
+    path: &DataFile,
+    opened: &Opened,
+    columns: &[&str],
+    parts: usize,
+    state: &mut S,
+    fold: &Fold<S>,
+) -> Result<usize, ExtractError> {
+    let io = |e: std::io::Error| file_err(path, e);
+    let csv_err = |e: csv::Error| file_err(path, e);
+    let open = |start: u64, headers: bool| -> Result<_, ExtractError> {
+        Ok(csv::ReaderBuilder::new()
+            .has_headers(headers)
+            .buffer_capacity(64 * 1024)
+            .from_reader(opened.reader_at(start).map_err(io)?))
+    };
+    let mut rdr = open(0, true)?;
+    let headers = rdr.byte_headers().map_err(csv_err)?.clone();
+    let header_text = |h: &[u8]| {
+        String::from_utf8_lossy(h)
+            .trim_start_matches('\u{feff}')
+            .to_owned()
+    };
+    let mut indices = Vec::new();
+    for c in columns {
+        let i = headers
+            .iter()
+            .position(|h| header_text(h) == *c)
+            .ok_or_else(|| file_err(path, format!("no column {c:?}")))?;
+        indices.push(i);
+    }
+    let indices = &indices[..];
+    let cuts = if parts > 1 {
+        guess_cuts(opened, parts).map_err(io)?
+    } else {
+        Vec::new()
+    };
+    if !cuts.is_empty() {
+        let ends: Vec<u64> = cuts.iter().copied().chain([u64::MAX]).collect();
+        let width = headers.len();
+        let (first, rest) = std::thread::scope(|scope| {
+            let others: Vec<_> = cuts
+                .iter()
+                .zip(&ends[1..])
+                .map(|(&start, &end)| {
+                    scope.spawn(move || -> Option<S> {
+                        let mut rdr = open(start, false).ok()?;
+                        let part = Part {
+                            start,
+                            end,
+                            width: Some(width),
+                        };
+                        part.read(&mut rdr, indices, fold, path).ok()?
+                    })
+                })
+                .collect();
+            let part = Part {
+                start: 0,
+                end: ends[0],
+                width: None,
+            };
+            let first = part.read(&mut rdr, indices, fold, path);
+            let rest: Vec<Option<S>> = others
+                .into_iter()
+                .map(|h| h.join().ok().flatten())
+                .collect();
+            (first, rest)
+        });
+        // The first part's error is the file's first.
+        if let (Some(first), true) = (first?, rest.iter().all(Option::is_some)) {
+            (fold.merge)(state, first);
+            for part in rest.into_iter().flatten() {
+                (fold.merge)(state, part);
+            }
+            return Ok(ends.len());
+        }
+        rdr = open(0, true)?;
+        rdr.byte_headers().map_err(csv_err)?;
+    }
+    // One part: records are parsed a batch ahead, on a thread of their own (`run_ahead`).
+    let name = path.name();
+    run_ahead(
+        |ahead: &mut Ahead<csv::ByteRecord>| loop {
+            let rec = ahead.next();
+            let more = rdr.read_byte_record(rec).map_err(|e| ExtractError::File {
+                path: name.clone(),
+                message: e.to_string(),
+            })?;
+            let bytes = rec.as_slice().len();
+            if !more {
+                ahead.drop_last();
+                return Ok(());
+            }
+            ahead.keep(bytes)?;
+        },
+        |rec| (fold.row)(state, &cells(rec, indices)[..indices.len()], 0, path),
+    )?;
+    Ok(1)
+}
+
+/// The named columns of a CSV record (an empty field is NULL), in the first `indices.len()`.
+fn cells<'r>(rec: &'r csv::ByteRecord, indices: &[usize]) -> [Col<'r>; 4] {
+    let mut cells = [Col::Cell(None); 4];
+    for (slot, &i) in cells.iter_mut().zip(indices) {
+        *slot = Col::Cell(
+            rec.get(i)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .filter(|s| !s.is_empty()),
+        );
+    }
+    cells
+}
+
+/// The records of a CSV file that start in `start..end`, read by a reader opened at `start`.
+struct Part {
+    start: u64,
+    end: u64,
+    /// After a cut, the header's width, which every record must have (else the part is in
+    /// doubt; the csv crate checks the first part itself).
+    width: Option<usize>,
+}
+
+impl Part {
+    /// The part's state, or `None` when the part is in doubt: its reader did not land on `end`
+    /// (the cut after it fell inside a record), or a record had the wrong width.
+    fn read<S, R: std::io::Read>(
+        &self,
+        rdr: &mut csv::Reader<R>,
+        indices: &[usize],
+        fold: &Fold<S>,
+        path: &DataFile,
+    ) -> Result<Option<S>, ExtractError> {
+        let mut state = (fold.fresh)();
+        let mut rec = csv::ByteRecord::new();
+        loop {
+            if !rdr
+                .read_byte_record(&mut rec)
+                .map_err(|e| file_err(path, e))?
+            {
+                return Ok((self.end == u64::MAX).then_some(state));
+            }
+            let at = self.start + rec.position().map_or(0, csv::Position::byte);
+            if at >= self.end {
+                return Ok((at == self.end).then_some(state));
+            }
+            if self.width.is_some_and(|w| w != rec.len()) {
+                return Ok(None);
+            }
+            (fold.row)(&mut state, &cells(&rec, indices)[..indices.len()], 0, path)?;
+        }
+    }
 }
 
 fn bad_row(path: &DataFile, what: &str) -> ExtractError {
@@ -487,13 +617,18 @@ pub fn add_flat(agg: &mut Aggregator, files: &[DataFile]) -> Result<(), ExtractE
     scan(
         &rest,
         &["bank_name", "branch_id", "amount", "loan_date"],
-        |c, i, p| {
-            let bank = c[0].text(i).ok_or_else(|| bad_row(p, "bank_name"))?;
-            let branch = c[1].int(i).ok_or_else(|| bad_row(p, "branch_id"))?;
-            let amount = c[2].micros(i).ok_or_else(|| bad_row(p, "amount"))?;
-            let month = c[3].month(i).ok_or_else(|| bad_row(p, "loan_date"))?;
-            agg.add_loan(bank, branch, amount, month);
-            Ok(())
+        agg,
+        &Fold {
+            fresh: &Aggregator::default,
+            merge: &Aggregator::merge,
+            row: &|agg, c, i, p| {
+                let bank = c[0].text(i).ok_or_else(|| bad_row(p, "bank_name"))?;
+                let branch = c[1].int(i).ok_or_else(|| bad_row(p, "branch_id"))?;
+                let amount = c[2].micros(i).ok_or_else(|| bad_row(p, "amount"))?;
+                let month = c[3].month(i).ok_or_else(|| bad_row(p, "loan_date"))?;
+                agg.add_loan(bank, branch, amount, month);
+                Ok(())
+            },
         },
     )
 }
@@ -504,26 +639,40 @@ pub fn add_model(
     agg: &mut Aggregator,
     files_of: &dyn Fn(&str) -> Vec<DataFile>,
 ) -> Result<(), ExtractError> {
+    // A key read twice keeps its last value, as when read from start to end.
+    fn later_wins<V>(m: &mut HashMap<i64, V>, later: HashMap<i64, V>) {
+        m.extend(later);
+    }
     let pairs =
         |dataset: &str, key: &str, value: &str| -> Result<HashMap<i64, i64>, ExtractError> {
             let mut m = HashMap::new();
-            scan(&files_of(dataset), &[key, value], |c, i, p| {
-                m.insert(
-                    c[0].int(i).ok_or_else(|| bad_row(p, key))?,
-                    c[1].int(i).ok_or_else(|| bad_row(p, value))?,
-                );
-                Ok(())
-            })?;
+            let fold = Fold {
+                fresh: &HashMap::new,
+                merge: &later_wins,
+                row: &|m: &mut HashMap<i64, i64>, c, i, p| {
+                    m.insert(
+                        c[0].int(i).ok_or_else(|| bad_row(p, key))?,
+                        c[1].int(i).ok_or_else(|| bad_row(p, value))?,
+                    );
+                    Ok(())
+                },
+            };
+            scan(&files_of(dataset), &[key, value], &mut m, &fold)?;
             Ok(m)
         };
     let mut banks: HashMap<i64, String> = HashMap::new();
-    scan(&files_of("bank"), &["id_bank", "name"], |c, i, p| {
-        banks.insert(
-            c[0].int(i).ok_or_else(|| bad_row(p, "id_bank"))?,
-            c[1].text(i).ok_or_else(|| bad_row(p, "name"))?.to_owned(),
-        );
-        Ok(())
-    })?;
+    let fold = Fold {
+        fresh: &HashMap::new,
+        merge: &later_wins,
+        row: &|banks: &mut HashMap<i64, String>, c, i, p| {
+            banks.insert(
+                c[0].int(i).ok_or_else(|| bad_row(p, "id_bank"))?,
+                c[1].text(i).ok_or_else(|| bad_row(p, "name"))?.to_owned(),
+            );
+            Ok(())
+        },
+    };
+    scan(&files_of("bank"), &["id_bank", "name"], &mut banks, &fold)?;
     let branch_bank = pairs("branch", "id_branch", "bank_id")?;
     let client_branch = pairs("client", "id_client", "branch_id")?;
     let account_client = pairs("account", "id_account", "client_id")?;
@@ -537,10 +686,10 @@ pub fn add_model(
         })?;
         agg.add_branch(name, *branch);
     }
-    scan(
-        &files_of("bank_loans"),
-        &["amount", "account_id", "loan_date"],
-        |c, i, p| {
+    let fold = Fold {
+        fresh: &Aggregator::default,
+        merge: &Aggregator::merge,
+        row: &|agg: &mut Aggregator, c, i, p| {
             let amount = c[0].micros(i).ok_or_else(|| bad_row(p, "amount"))?;
             let account = c[1].int(i).ok_or_else(|| bad_row(p, "account_id"))?;
             let month = c[2].month(i).ok_or_else(|| bad_row(p, "loan_date"))?;
@@ -560,6 +709,12 @@ pub fn add_model(
             agg.add_loan(name, *branch, amount, month);
             Ok(())
         },
+    };
+    scan(
+        &files_of("bank_loans"),
+        &["amount", "account_id", "loan_date"],
+        agg,
+        &fold,
     )
 }
 
@@ -671,5 +826,104 @@ mod tests {
                 row("Beta, Trust", "2023-02", 7, 1, 4_500_000),
             ]
         );
+    }
+
+    /// Reads `text` as a flat loans CSV in up to `parts` parts: how many it was read in, and
+    /// the output (or the error).
+    fn in_parts(
+        text: &str,
+        parts: usize,
+    ) -> (usize, Result<Vec<crate::extract::BankMonth>, String>) {
+        let path = DataFile::Local("loans.csv".into());
+        let opened = Opened::Bytes(bytes::Bytes::from(text.to_owned()));
+        let mut agg = Aggregator::default();
+        let fold = Fold {
+            fresh: &Aggregator::default,
+            merge: &Aggregator::merge,
+            row: &|agg: &mut Aggregator, c, i, p| {
+                let bank = c[0].text(i).ok_or_else(|| bad_row(p, "bank_name"))?;
+                let amount = c[1].micros(i).ok_or_else(|| bad_row(p, "amount"))?;
+                let month = c[2].month(i).ok_or_else(|| bad_row(p, "loan_date"))?;
+                agg.add_loan(bank, 1, amount, month);
+                Ok(())
+            },
+        };
+        let columns = ["bank_name", "amount", "loan_date"];
+        match scan_csv(&path, &opened, &columns, parts, &mut agg, &fold) {
+            Ok(n) => {
+                let (Some(first), Some(last)) = (agg.first_month(), agg.last_month()) else {
+                    return (n, Ok(Vec::new()));
+                };
+                (n, Ok(agg.files(first, last)))
+            }
+            Err(e) => (0, Err(e.to_string())),
+        }
+    }
+
+    /// `rows` loans, the bank names quoted (some over two lines), with `end` as line end and
+    /// now and then a blank line.
+    fn loans(rows: usize, end: &str, note_lines: usize) -> String {
+        let mut text = format!("\u{feff}bank_name,amount,loan_date,note{end}");
+        for r in 0..rows {
+            let bank = ["\"Beta, Trust\"", "Aurora", "\"Cobalt\nBank\""][r % 3];
+            let note = vec!["some words"; note_lines].join("\n");
+            text += &format!(
+                "{bank},{}.{:02},2023-{:02}-01,\"{note}\"{end}",
+                r % 97,
+                r % 100,
+                r % 12 + 1
+            );
+            if r % 17 == 0 {
+                text += end;
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn a_csv_read_in_parts_adds_up_to_the_same_as_read_from_start_to_end() {
+        for end in ["\n", "\r\n", "\r"] {
+            for note_lines in [0, 1, 20] {
+                let text = loans(500, end, note_lines);
+                let (n, whole) = in_parts(&text, 1);
+                assert_eq!(n, 1);
+                let whole = whole.unwrap();
+                assert_eq!(whole.iter().map(|f| f.rows[0].loan_count).sum::<u64>(), 500);
+                let mut used = Vec::new();
+                for parts in 2..=7 {
+                    let (n, got) = in_parts(&text, parts);
+                    assert_eq!(got.as_ref(), Ok(&whole), "{end:?} {note_lines} {parts}");
+                    used.push(n);
+                }
+                match (end, note_lines) {
+                    // Bare `\r` ends lines too: cut, but quoted `\n`s put some cuts in doubt.
+                    // Nearly every byte is inside a note: the cuts fall there and are refused.
+                    (_, 20) => assert!(used.contains(&1), "{end:?}: {used:?}"),
+                    // Few bytes are quoted: most cuts hold.
+                    _ => assert!(
+                        used.iter().filter(|&&n| n > 1).count() >= 4,
+                        "{end:?}: {used:?}"
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_csv_read_in_parts_fails_as_when_read_from_start_to_end() {
+        let good = loans(400, "\n", 0);
+        let bad_amount = good.clone() + "Aurora,12x,2023-01-01,\"\"\n";
+        let short_row = good.clone() + "Aurora,12\n" + &loans(50, "\n", 0)[34..];
+        let bad_quote = good.clone() + "Aurora,1,2023-01-01,\"never closed\n";
+        for text in [bad_amount, short_row, bad_quote] {
+            let (_, whole) = in_parts(&text, 1);
+            for parts in 2..=5 {
+                assert_eq!(in_parts(&text, parts).1, whole);
+            }
+            // Only the unclosed quote reads (as one last long field); the others are errors.
+            if !text.ends_with("closed\n") {
+                assert!(whole.is_err(), "{whole:?}");
+            }
+        }
     }
 }

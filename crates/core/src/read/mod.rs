@@ -9,6 +9,7 @@ pub(crate) mod ahead;
 pub mod csv;
 pub mod files;
 pub mod parquet;
+pub mod split;
 pub mod xlsx;
 
 use chrono::NaiveDateTime;
