@@ -465,15 +465,23 @@ pub fn decimal_text(v: i128, scale: u8) -> String {
 
 /// [`decimal_text`] appended to `out`, without allocating: CSV outputs write one per cell.
 pub fn push_decimal_text(out: &mut String, v: i128, scale: u8) {
-    use std::fmt::Write as _;
     let scale = usize::from(scale);
     if v < 0 {
         out.push('-');
     }
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{:0>w$}", v.unsigned_abs(), w = scale + 1);
-    if scale > 0 {
-        out.insert(out.len() - scale, '.');
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(v.unsigned_abs());
+    if scale == 0 {
+        out.push_str(digits);
+    } else if digits.len() > scale {
+        let (whole, frac) = digits.split_at(digits.len() - scale);
+        out.push_str(whole);
+        out.push('.');
+        out.push_str(frac);
+    } else {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', scale - digits.len()));
+        out.push_str(digits);
     }
 }
 

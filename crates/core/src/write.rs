@@ -14,7 +14,7 @@
 //! | timestamp | Timestamp(µs) | INT64 / TIMESTAMP(MICROS, not UTC-adjusted) |
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -549,38 +549,63 @@ impl ParquetPart {
 pub struct CsvPart {
     rel: String,
     types: Vec<ColumnType>,
-    writer: csv::Writer<BufWriter<File>>,
-    field: String,
+    out: BufWriter<File>,
+    /// The record being written.
+    line: String,
     rows: u64,
 }
 
 impl CsvPart {
     pub fn create(path: &Path, rel: String, columns: &[ColumnSpec]) -> Result<CsvPart, WriteError> {
-        let file = BufWriter::with_capacity(1 << 16, File::create(path)?);
-        let mut writer = csv::WriterBuilder::new().from_writer(file);
-        writer.write_record(columns.iter().map(|c| c.name.as_str()))?;
-        Ok(CsvPart {
+        let mut part = CsvPart {
             rel,
             types: columns.iter().map(|c| c.ty).collect(),
-            writer,
-            field: String::new(),
+            out: BufWriter::with_capacity(1 << 16, File::create(path)?),
+            line: String::new(),
             rows: 0,
-        })
+        };
+        for (i, c) in columns.iter().enumerate() {
+            if i > 0 {
+                part.line.push(',');
+            }
+            push_csv_field(&mut part.line, "", &c.name);
+        }
+        part.end_record()?;
+        Ok(part)
     }
 
     pub fn push(&mut self, values: &[Value<'_>]) -> Result<(), WriteError> {
-        for (v, t) in values.iter().zip(&self.types) {
-            self.field.clear();
-            // A text cell a spreadsheet would run as a formula is written with a leading `'`
-            // (OWASP's CSV injection advice), as the extract writes its files.
-            if matches!(v, Value::Str(s) if starts_like_formula(s)) {
-                self.field.push('\'');
+        self.line.clear();
+        for (i, (v, t)) in values.iter().zip(&self.types).enumerate() {
+            if i > 0 {
+                self.line.push(',');
             }
-            push_value_text(&mut self.field, v, *t);
-            self.writer.write_field(&self.field)?;
+            match v {
+                // A text cell a spreadsheet would run as a formula is written with a leading
+                // `'` (OWASP's CSV injection advice), as the extract writes its files.
+                Value::Str(s) => {
+                    let prefix = if starts_like_formula(s) { "'" } else { "" };
+                    push_csv_field(&mut self.line, prefix, s);
+                }
+                // Numbers, dates, timestamps and booleans never hold a comma, a quote or a
+                // line end.
+                _ => push_value_text(&mut self.line, v, *t),
+            }
         }
-        self.writer.write_record(None::<&[u8]>)?;
+        self.end_record()?;
         self.rows += 1;
+        Ok(())
+    }
+
+    /// Ends the record in `line` and writes it. A record of one empty field is written `""`,
+    /// not as an empty line (which readers skip), as the csv crate writes it.
+    fn end_record(&mut self) -> Result<(), WriteError> {
+        if self.line.is_empty() {
+            self.line.push_str("\"\"");
+        }
+        self.line.push('\n');
+        self.out.write_all(self.line.as_bytes())?;
+        self.line.clear();
         Ok(())
     }
 
@@ -589,9 +614,34 @@ impl CsvPart {
     }
 
     pub fn finish(mut self) -> Result<String, WriteError> {
-        self.writer.flush()?;
+        self.out.flush()?;
         Ok(self.rel)
     }
+}
+
+/// `prefix` and `text` as one CSV field, quoted only when it must be (a comma, a quote or a
+/// line end inside; quotes doubled): the csv crate's `QuoteStyle::Necessary`, byte for byte.
+pub fn push_csv_field(line: &mut String, prefix: &str, text: &str) {
+    let special = |b: &u8| matches!(b, b',' | b'"' | b'\r' | b'\n');
+    if !prefix.bytes().chain(text.bytes()).any(|b| special(&b)) {
+        line.push_str(prefix);
+        line.push_str(text);
+        return;
+    }
+    line.push('"');
+    for (i, piece) in prefix.split('"').enumerate() {
+        if i > 0 {
+            line.push_str("\"\"");
+        }
+        line.push_str(piece);
+    }
+    for (i, piece) in text.split('"').enumerate() {
+        if i > 0 {
+            line.push_str("\"\"");
+        }
+        line.push_str(piece);
+    }
+    line.push('"');
 }
 
 /// A lake value as Sluice writes it as text (CSV outputs, profiles): NULL as nothing, dates
@@ -605,8 +655,14 @@ pub fn push_value_text(f: &mut String, v: &Value<'_>, t: ColumnType) {
             f.push_str(s);
             Ok(())
         }
-        Value::Int(x) => write!(f, "{x}"),
-        Value::BigInt(x) => write!(f, "{x}"),
+        Value::Int(x) => {
+            f.push_str(itoa::Buffer::new().format(*x));
+            Ok(())
+        }
+        Value::BigInt(x) => {
+            f.push_str(itoa::Buffer::new().format(*x));
+            Ok(())
+        }
         Value::Double(x) => write!(f, "{x}"),
         Value::Decimal(x) => {
             let scale = match t {
@@ -637,4 +693,86 @@ pub fn starts_like_formula(cell: &str) -> bool {
         cell.as_bytes().first(),
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_and_numbers_are_written_as_the_csv_crate_and_fmt_write_them() {
+        let texts = [
+            "",
+            "plain",
+            "a,b",
+            "say \"hi\"",
+            "\"",
+            "line\nend",
+            "cr\r",
+            "=SUM(A1)",
+            "ñandú 日本",
+            " spaced ",
+            "''",
+            "tab\tin",
+        ];
+        for prefix in ["", "'"] {
+            for t in texts {
+                let mut ours = String::new();
+                push_csv_field(&mut ours, prefix, t);
+                let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+                w.write_field(format!("{prefix}{t}")).unwrap();
+                w.write_field("x").unwrap();
+                w.write_record(None::<&[u8]>).unwrap();
+                let theirs = String::from_utf8(w.into_inner().unwrap()).unwrap();
+                assert_eq!(format!("{ours},x\n"), theirs, "{prefix:?} {t:?}");
+            }
+        }
+        for v in [
+            0i128,
+            5,
+            -5,
+            99,
+            100,
+            12_345,
+            -12_345,
+            i128::from(i64::MAX),
+            i128::MIN + 1,
+        ] {
+            for scale in [0u8, 1, 2, 6, 30] {
+                let mut ours = String::new();
+                crate::coerce::push_decimal_text(&mut ours, v, scale);
+                let w = usize::from(scale) + 1;
+                let mut want = format!("{:0>w$}", v.unsigned_abs());
+                if scale > 0 {
+                    want.insert(want.len() - usize::from(scale), '.');
+                }
+                if v < 0 {
+                    want.insert(0, '-');
+                }
+                assert_eq!(ours, want, "{v} at scale {scale}");
+            }
+        }
+        for v in [0i64, -1, 7, i64::MIN, i64::MAX] {
+            let mut ours = String::new();
+            push_value_text(&mut ours, &Value::BigInt(v), ColumnType::BigInt);
+            assert_eq!(ours, v.to_string());
+        }
+    }
+
+    #[test]
+    fn a_csv_part_of_one_column_writes_an_empty_value_as_two_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("one.csv");
+        let columns: Vec<ColumnSpec> =
+            serde_json::from_str(r#"[{"name": "note", "type": "string"}]"#).unwrap();
+        let mut part = CsvPart::create(&path, "one.csv".into(), &columns).unwrap();
+        part.push(&[Value::Null]).unwrap();
+        part.push(&[Value::Str("a,b".into())]).unwrap();
+        part.push(&[Value::Str("-1".into())]).unwrap();
+        part.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "note\n\"\"\n\"a,b\"\n'-1\n"
+        );
+    }
 }
