@@ -505,15 +505,12 @@ impl RowVisitor for Ingestor<'_> {
                 Some(p) => row.get(p),
                 None => crate::coerce::RawCell::Empty,
             };
-            match rule.coerce(raw) {
-                Ok(v) => values.push(v),
-                Err(rej) => {
-                    let col = rule.name.clone();
-                    let ty = rule.ty.to_string();
-                    let shown = raw.display().into_owned();
-                    self.quarantine_row(line, row, &col, &shown, rej.reason, &ty, &rej.message);
-                    return Ok(());
-                }
+            if let Err(rej) = rule.coerce_then(raw, |v| values.push(v)) {
+                let col = rule.name.clone();
+                let ty = rule.ty.to_string();
+                let shown = raw.display().into_owned();
+                self.quarantine_row(line, row, &col, &shown, rej.reason, &ty, &rej.message);
+                return Ok(());
             }
         }
         let written = self.write_row(&values);

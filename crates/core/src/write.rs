@@ -619,28 +619,30 @@ impl CsvPart {
     }
 }
 
-/// `prefix` and `text` as one CSV field, quoted only when it must be (a comma, a quote or a
-/// line end inside; quotes doubled): the csv crate's `QuoteStyle::Necessary`, byte for byte.
+/// `prefix` (plain text: no comma, quote or line end) and `text` as one CSV field, quoted only
+/// when it must be (a comma, a quote or a line end inside; quotes doubled): the csv crate's
+/// `QuoteStyle::Necessary`, byte for byte.
 pub fn push_csv_field(line: &mut String, prefix: &str, text: &str) {
-    let special = |b: &u8| matches!(b, b',' | b'"' | b'\r' | b'\n');
-    if !prefix.bytes().chain(text.bytes()).any(|b| special(&b)) {
+    let bytes = text.as_bytes();
+    let special = memchr::memchr3(b',', b'"', b'\n', bytes).is_some()
+        || memchr::memchr(b'\r', bytes).is_some();
+    debug_assert!(memchr::memchr3(b',', b'"', b'\n', prefix.as_bytes()).is_none());
+    if !special {
         line.push_str(prefix);
         line.push_str(text);
         return;
     }
     line.push('"');
-    for (i, piece) in prefix.split('"').enumerate() {
-        if i > 0 {
-            line.push_str("\"\"");
-        }
-        line.push_str(piece);
+    line.push_str(prefix);
+    let mut from = 0;
+    for q in memchr::memchr_iter(b'"', bytes) {
+        // Up to and with the quote, then the quote again (indices of an ASCII byte are char
+        // boundaries).
+        line.push_str(&text[from..=q]);
+        line.push('"');
+        from = q + 1;
     }
-    for (i, piece) in text.split('"').enumerate() {
-        if i > 0 {
-            line.push_str("\"\"");
-        }
-        line.push_str(piece);
-    }
+    line.push_str(&text[from..]);
     line.push('"');
 }
 
@@ -715,7 +717,7 @@ mod tests {
             "''",
             "tab\tin",
         ];
-        for prefix in ["", "'"] {
+        for prefix in ["", "'", "'x"] {
             for t in texts {
                 let mut ours = String::new();
                 push_csv_field(&mut ours, prefix, t);
