@@ -475,7 +475,9 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
 }
 
 pub fn date_from_days(days: i32) -> Option<NaiveDate> {
-    NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_FROM_CE)
+    // Checked: a Date32 read from someone else's Parquet file can be any i32.
+    days.checked_add(EPOCH_DAYS_FROM_CE)
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
 }
 
 pub fn micros_since_epoch(dt: &NaiveDateTime) -> i64 {
@@ -569,6 +571,18 @@ mod tests {
 
     fn reason(r: &ColumnRule, raw: RawCell<'_>) -> RejectReason {
         r.coerce(raw).unwrap_err().reason
+    }
+
+    #[test]
+    fn any_day_number_a_parquet_file_holds_is_a_date_or_none_without_overflow() {
+        assert_eq!(date_from_days(0), NaiveDate::from_ymd_opt(1970, 1, 1));
+        assert_eq!(date_from_days(-1), NaiveDate::from_ymd_opt(1969, 12, 31));
+        for days in [i32::MAX, i32::MAX - 719_162, i32::MIN, i32::MIN + 1] {
+            assert_eq!(date_from_days(days), None, "{days}");
+        }
+        let far = days_since_epoch(NaiveDate::MAX);
+        assert_eq!(date_from_days(far), Some(NaiveDate::MAX));
+        assert_eq!(date_from_days(far + 1), None);
     }
 
     #[test]
