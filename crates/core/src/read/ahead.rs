@@ -67,13 +67,22 @@ impl From<Stopped> for ReadError {
 }
 
 /// The reader's end: items go in here.
-pub struct Ahead<T> {
+pub struct Ahead<'c, T> {
     batch: Batch<T>,
-    full: SyncSender<Batch<T>>,
-    empty: Receiver<Batch<T>>,
+    out: Out<'c, T>,
 }
 
-impl<T: Item> Ahead<T> {
+/// Where a full batch goes: over a channel to the consumer's thread, or, with one core, to the
+/// consumer itself on the reader's thread.
+enum Out<'c, T> {
+    Thread {
+        full: SyncSender<Batch<T>>,
+        empty: Receiver<Batch<T>>,
+    },
+    Inline(&'c mut dyn FnMut(&mut Batch<T>) -> Result<(), Stopped>),
+}
+
+impl<T: Item> Ahead<'_, T> {
     /// The next item to fill (a reused one: clear what it held); [`Ahead::keep`] or
     /// [`Ahead::drop_last`] it.
     pub fn next(&mut self) -> &mut T {
@@ -100,17 +109,31 @@ impl<T: Item> Ahead<T> {
     pub fn keep(&mut self, bytes: usize) -> Result<(), Stopped> {
         self.batch.bytes += bytes;
         if self.batch.used >= BATCH_ITEMS || self.batch.bytes >= BATCH_BYTES {
-            let next = self.empty.try_recv().unwrap_or_else(|_| Batch::new());
-            self.full
-                .send(std::mem::replace(&mut self.batch, next))
-                .map_err(|_| Stopped)?;
+            self.hand_over()?;
         }
         Ok(())
+    }
+
+    fn hand_over(&mut self) -> Result<(), Stopped> {
+        match &mut self.out {
+            Out::Thread { full, empty } => {
+                let next = empty.try_recv().unwrap_or_else(|_| Batch::new());
+                full.send(std::mem::replace(&mut self.batch, next))
+                    .map_err(|_| Stopped)
+            }
+            Out::Inline(take) => {
+                let taken = take(&mut self.batch);
+                self.batch = std::mem::replace(&mut self.batch, Batch::new()).recycled();
+                taken
+            }
+        }
     }
 }
 
 /// Runs `read` on a thread of its own, handing its items to `take` on this one, in order.
-/// The first error wins: `take`'s (which stops the reader), or else `read`'s.
+/// The first error wins: `take`'s (which stops the reader), or else `read`'s. With one core
+/// (`taskset`, a cgroup's CPU quota) both run on this thread, batch by batch: a second thread
+/// would only add its hand-overs and context switches.
 pub fn run_ahead<T, E, R, C>(read: R, take: C) -> Result<(), E>
 where
     T: Item,
@@ -118,10 +141,13 @@ where
     R: FnOnce(&mut Ahead<T>) -> Result<(), E> + Send,
     C: FnMut(&mut T) -> Result<(), E>,
 {
-    run_ahead_by(BATCHES_IN_FLIGHT, read, take)
+    let one_core = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
+    run_ahead_by(if one_core { 0 } else { BATCHES_IN_FLIGHT }, read, take)
 }
 
-/// [`run_ahead`] with up to `in_flight` full batches waiting for the consumer (at least one).
+/// [`run_ahead`] with up to `in_flight` full batches waiting for the consumer; 0 runs the
+/// reader and the consumer on this thread, one batch at a time, with the same items, order
+/// and errors.
 pub fn run_ahead_by<T, E, R, C>(in_flight: usize, read: R, mut take: C) -> Result<(), E>
 where
     T: Item,
@@ -129,19 +155,21 @@ where
     R: FnOnce(&mut Ahead<T>) -> Result<(), E> + Send,
     C: FnMut(&mut T) -> Result<(), E>,
 {
+    if in_flight == 0 {
+        return run_inline(read, take);
+    }
     let (full, batches) = std::sync::mpsc::sync_channel(in_flight.max(1));
     let (spent, empty) = std::sync::mpsc::channel::<Batch<T>>();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut ahead = Ahead {
                 batch: Batch::new(),
-                full,
-                empty,
+                out: Out::Thread { full, empty },
             };
             let read = read(&mut ahead);
             // The items before an error are the consumer's too.
             if ahead.batch.used > 0 {
-                let _ = ahead.full.send(ahead.batch);
+                let _ = ahead.hand_over();
             }
             read
         });
@@ -163,6 +191,43 @@ where
     })
 }
 
+/// [`run_ahead_by`] on one thread: each full batch goes to `take` as the reader fills it.
+fn run_inline<T, E, R, C>(read: R, mut take: C) -> Result<(), E>
+where
+    T: Item,
+    R: FnOnce(&mut Ahead<T>) -> Result<(), E>,
+    C: FnMut(&mut T) -> Result<(), E>,
+{
+    let mut refused = None;
+    let mut deliver = |batch: &mut Batch<T>| -> Result<(), Stopped> {
+        // As on two threads: once the consumer has refused, it takes nothing more.
+        if refused.is_some() {
+            return Err(Stopped);
+        }
+        for item in &mut batch.items[..batch.used] {
+            if let Err(e) = take(item) {
+                refused = Some(e);
+                return Err(Stopped);
+            }
+        }
+        Ok(())
+    };
+    let mut ahead = Ahead {
+        batch: Batch::new(),
+        out: Out::Inline(&mut deliver),
+    };
+    let read = read(&mut ahead);
+    // The items before an error are the consumer's too.
+    if ahead.batch.used > 0 {
+        let _ = ahead.hand_over();
+    }
+    drop(ahead);
+    match refused {
+        Some(e) => Err(e),
+        None => read,
+    }
+}
+
 /// A row for a [`RowVisitor`]: a data row at its line, or the header.
 #[derive(Default)]
 pub struct Entry {
@@ -178,7 +243,7 @@ impl Item for Entry {
     }
 }
 
-impl Ahead<Entry> {
+impl Ahead<'_, Entry> {
     /// A new, empty data row at `line`, to fill; [`Ahead::keep`] or [`Ahead::drop_last`] it.
     pub fn row(&mut self, line: u64) -> &mut Row {
         let e = self.next();
@@ -211,4 +276,65 @@ where
             visitor.row(e.line, &e.row)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `n` one-field records ("0", "1", ...), then fails if `fail` says so; the
+    /// consumer refuses the record `refuse`. Returns what the consumer saw and the result.
+    fn run(
+        in_flight: usize,
+        n: usize,
+        fail: bool,
+        refuse: Option<usize>,
+    ) -> (Vec<String>, Result<(), String>) {
+        let mut seen = Vec::new();
+        let result = run_ahead_by(
+            in_flight,
+            |ahead: &mut Ahead<::csv::ByteRecord>| {
+                for i in 0..n {
+                    let r = ahead.next();
+                    r.clear();
+                    r.push_field(i.to_string().as_bytes());
+                    ahead.keep(8).map_err(|_| "reader stopped".to_string())?;
+                }
+                if fail {
+                    return Err("reader failed".to_string());
+                }
+                Ok(())
+            },
+            |r: &mut ::csv::ByteRecord| {
+                let text = String::from_utf8_lossy(&r[0]).into_owned();
+                if refuse == Some(seen.len()) {
+                    return Err(format!("refused {text}"));
+                }
+                seen.push(text);
+                Ok(())
+            },
+        );
+        (seen, result)
+    }
+
+    #[test]
+    fn one_thread_or_two_the_consumer_sees_the_same_items_and_errors() {
+        let all: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        for in_flight in [0, 1, 16] {
+            let (seen, result) = run(in_flight, 1000, false, None);
+            assert_eq!(
+                (seen, result),
+                (all.clone(), Ok(())),
+                "in_flight {in_flight}"
+            );
+            // A reading error reaches the caller after every item read before it.
+            let (seen, result) = run(in_flight, 700, true, None);
+            assert_eq!(seen, all[..700].to_vec(), "in_flight {in_flight}");
+            assert_eq!(result, Err("reader failed".to_string()));
+            // The consumer's refusal wins and it is handed nothing after it.
+            let (seen, result) = run(in_flight, 1000, false, Some(500));
+            assert_eq!(seen, all[..500].to_vec(), "in_flight {in_flight}");
+            assert_eq!(result, Err("refused 500".to_string()));
+        }
+    }
 }
