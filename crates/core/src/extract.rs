@@ -167,25 +167,6 @@ pub fn fraction_text(micros: i128, divisor: i128) -> String {
     format!("{sign}{}.{:02}", a / 100, a % 100)
 }
 
-/// A spreadsheet would run a text cell starting with one of these as a formula.
-pub fn neutralise(cell: &str) -> String {
-    if crate::write::starts_like_formula(cell) {
-        format!("'{cell}")
-    } else {
-        cell.to_owned()
-    }
-}
-
-fn csv_cell(out: &mut String, cell: &str) {
-    if cell.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&cell.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(cell);
-    }
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Cell {
     count: u64,
@@ -263,7 +244,7 @@ impl BankMonth {
         out.push_str(HEADER);
         out.push('\n');
         for r in &self.rows {
-            csv_cell(&mut out, &neutralise(&r.bank_name));
+            crate::write::push_text_field(&mut out, &r.bank_name);
             let _ = writeln!(
                 out,
                 ",{},{},{},{},{},{},{},{},{}",

@@ -581,12 +581,7 @@ impl CsvPart {
                 self.line.push(',');
             }
             match v {
-                // A text cell a spreadsheet would run as a formula is written with a leading
-                // `'` (OWASP's CSV injection advice), as the extract writes its files.
-                Value::Str(s) => {
-                    let prefix = if starts_like_formula(s) { "'" } else { "" };
-                    push_csv_field(&mut self.line, prefix, s);
-                }
+                Value::Str(s) => push_text_field(&mut self.line, s),
                 // Numbers, dates, timestamps and booleans never hold a comma, a quote or a
                 // line end.
                 _ => push_value_text(&mut self.line, v, *t),
@@ -617,6 +612,13 @@ impl CsvPart {
         self.out.flush()?;
         Ok(self.rel)
     }
+}
+
+/// A text cell as one CSV field, with a leading `'` when a spreadsheet opening it would run it
+/// as a formula (OWASP's CSV injection advice): the ingest's CSV outputs and the extract's files.
+pub fn push_text_field(line: &mut String, text: &str) {
+    let prefix = if starts_like_formula(text) { "'" } else { "" };
+    push_csv_field(line, prefix, text);
 }
 
 /// `prefix` (plain text: no comma, quote or line end) and `text` as one CSV field, quoted only
