@@ -317,19 +317,6 @@ impl ColumnRule {
         raw: RawCell<'a>,
         put: impl FnOnce(Value<'a>) -> T,
     ) -> Result<T, Reject> {
-        // Text as it is (the common case), made where it is returned.
-        if let RawCell::Text(t) = raw {
-            let t = if self.trim { trim(t) } else { t };
-            let padded = self.pad_width.is_some_and(|w| {
-                t.len() < w && !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
-            });
-            let fits = self
-                .max_length
-                .is_none_or(|max| t.len() <= max || t.chars().count() <= max);
-            if fits && !padded {
-                return Ok(put(Value::Str(Cow::Borrowed(t))));
-            }
-        }
         let mut s: Cow<'a, str> = match raw {
             RawCell::Text(t) => Cow::Borrowed(if self.trim { trim(t) } else { t }),
             RawCell::Int(i) => Cow::Owned(i.to_string()),
