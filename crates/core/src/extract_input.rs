@@ -249,7 +249,7 @@ fn scan<S: Send>(
     fold: &Fold<S>,
 ) -> Result<(), ExtractError> {
     debug_assert!(columns.len() <= 4, "scan reads at most 4 columns");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::cores();
     for path in files {
         let opened = path.open().map_err(|e| file_err(path, e))?;
         if path.is_parquet() {

@@ -24,6 +24,14 @@ pub mod write;
 pub use ingest::{ingest, IngestError, IngestOptions, IngestReport, Source};
 pub use spec::{SpecError, TableSpec};
 
+/// The cores this process may use (its CPU affinity and cgroup quota, as the standard library
+/// reads them), looked up once: the readers, the extract's CSV parts and normalize size their
+/// threads by it, and the lookup reads cgroup files, which the standard library advises caching.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// `e` and its causes, outermost first, joined by `": "`: what a person reads (a function's
 /// error message, the CLI's). A cause whose text the one before already ends with (a library
 /// error that interpolates its source) is not said twice.

@@ -247,7 +247,7 @@ impl NormalizeOptions {
             batch_rows: 8192,
             row_group_rows: 1 << 20,
             memory_budget_bytes: 64 << 20,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::cores(),
         }
     }
 }

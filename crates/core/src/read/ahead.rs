@@ -114,6 +114,14 @@ impl<T: Item> Ahead<'_, T> {
         Ok(())
     }
 
+    /// The last, partly filled batch, once the reader is done: the items before a reading
+    /// error are the consumer's too.
+    fn hand_over_rest(&mut self) {
+        if self.batch.used > 0 {
+            let _ = self.hand_over();
+        }
+    }
+
     fn hand_over(&mut self) -> Result<(), Stopped> {
         match &mut self.out {
             Out::Thread { full, empty } => {
@@ -141,8 +149,12 @@ where
     R: FnOnce(&mut Ahead<T>) -> Result<(), E> + Send,
     C: FnMut(&mut T) -> Result<(), E>,
 {
-    let one_core = std::thread::available_parallelism().map_or(true, |n| n.get() == 1);
-    run_ahead_by(if one_core { 0 } else { BATCHES_IN_FLIGHT }, read, take)
+    let in_flight = if crate::cores() == 1 {
+        0
+    } else {
+        BATCHES_IN_FLIGHT
+    };
+    run_ahead_by(in_flight, read, take)
 }
 
 /// [`run_ahead`] with up to `in_flight` full batches waiting for the consumer; 0 runs the
@@ -158,7 +170,7 @@ where
     if in_flight == 0 {
         return run_inline(read, take);
     }
-    let (full, batches) = std::sync::mpsc::sync_channel(in_flight.max(1));
+    let (full, batches) = std::sync::mpsc::sync_channel(in_flight);
     let (spent, empty) = std::sync::mpsc::channel::<Batch<T>>();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
@@ -167,10 +179,7 @@ where
                 out: Out::Thread { full, empty },
             };
             let read = read(&mut ahead);
-            // The items before an error are the consumer's too.
-            if ahead.batch.used > 0 {
-                let _ = ahead.hand_over();
-            }
+            ahead.hand_over_rest();
             read
         });
         // Returns early when `take` refuses: the reader, its next batch unwanted, stops.
@@ -217,10 +226,7 @@ where
         out: Out::Inline(&mut deliver),
     };
     let read = read(&mut ahead);
-    // The items before an error are the consumer's too.
-    if ahead.batch.used > 0 {
-        let _ = ahead.hand_over();
-    }
+    ahead.hand_over_rest();
     drop(ahead);
     match refused {
         Some(e) => Err(e),
